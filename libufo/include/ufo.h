@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libufo — userfault objects.
+ *
+ * A UFO is a region of memory whose contents are produced on demand, chunk by
+ * chunk, the first time a thread touches them.  Resident memory is bounded by
+ * the context's budget; dirty chunks are handed to the object's writeback
+ * callback before their memory is dropped, so no write is lost.
+ *
+ * Conventions for every call in this header:
+ *  - functions returning int return 0 (or a count) on success and a negative
+ *    errno on failure; nothing here calls exit() or abort();
+ *  - handles are opaque and owned by the caller that created them, until the
+ *    matching destroy/free call;
+ *  - all calls are thread-safe unless stated otherwise.
+ */
+#ifndef UFO_H
+#define UFO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UFO_VERSION_MAJOR 0
+#define UFO_VERSION_MINOR 1
+
+struct ufo_ctx;
+struct ufo_obj;
+
+/* ---------------------------------------------------------------- logging */
+
+enum ufo_log_level {
+	UFO_LOG_ERROR = 0,
+	UFO_LOG_WARN = 1,
+	UFO_LOG_INFO = 2,
+	UFO_LOG_DEBUG = 3,
+};
+
+/* Called from any library thread, possibly concurrently; msg has no trailing
+ * newline and is valid only during the call. */
+typedef void (*ufo_log_fn)(void *user, enum ufo_log_level level,
+			   const char *msg);
+
+/* ---------------------------------------------------------------- context */
+
+/* How writes are detected. */
+enum ufo_dirty_mode {
+	UFO_DIRTY_AUTO = 0, /* write-protect if the kernel has it, else hash */
+	UFO_DIRTY_WP = 1,   /* userfaultfd write-protect: a fault on first write */
+	UFO_DIRTY_HASH = 2, /* compare a content hash when a chunk is dropped */
+};
+
+/* Which resident chunk the evictor drops first. */
+enum ufo_policy {
+	UFO_POLICY_DEFAULT = 0, /* = UFO_POLICY_2Q */
+	UFO_POLICY_2Q = 1,      /* scan-resistant: probation FIFO + protected
+				 * FIFO, promotion fed by refault history */
+	UFO_POLICY_FIFO = 2,    /* plain first-in first-out, for comparison */
+};
+
+struct ufo_config {
+	/* Resident bytes of all UFO bodies.  Above high the evictor runs until
+	 * resident is below low.  0 selects the default (1 GiB / 3/4 of high). */
+	size_t high_watermark;
+	size_t low_watermark;
+	/* Fault-handling threads; 0 selects the default (2).  More are started
+	 * on demand while callbacks touch other UFOs, up to UFO_MAX_THREADS. */
+	unsigned threads;
+	enum ufo_dirty_mode dirty_mode;
+	enum ufo_policy policy;
+	/* A failing populate or writeback is retried this many times, sleeping
+	 * retry_delay_ms, then doubling, between attempts. */
+	unsigned retries;
+	unsigned retry_delay_ms;
+	/* Log sink; NULL logs warnings and errors to stderr. */
+	ufo_log_fn log;
+	void *log_user;
+	enum ufo_log_level log_level;
+};
+
+#define UFO_MAX_THREADS 64
+
+/* Fills *cfg with the defaults.  Environment variables are applied later, by
+ * ufo_ctx_create, and override whatever the struct holds:
+ *   UFO_HIGH_WATERMARK, UFO_LOW_WATERMARK  bytes, suffix K/M/G/T allowed
+ *   UFO_THREADS                            number
+ *   UFO_DIRTY_MODE                         auto | wp | hash
+ *   UFO_POLICY                             2q | fifo
+ *   UFO_RETRIES, UFO_RETRY_DELAY_MS        number
+ *   UFO_LOG_LEVEL                          error | warn | info | debug */
+void ufo_config_init(struct ufo_config *cfg);
+
+/* Creates a context: opens userfaultfd and starts the handler and evictor
+ * threads.  cfg may be NULL (defaults).  On success *out owns the context.
+ * Errors: -EPERM/-EACCES when userfaultfd is refused (the log names
+ * vm.unprivileged_userfaultfd), -EINVAL for an invalid configuration
+ * (including a malformed UFO_* variable), -ENOSYS without userfaultfd,
+ * -ENOTSUP when UFO_DIRTY_WP is forced but unavailable, -ENOMEM. */
+int ufo_ctx_create(const struct ufo_config *cfg, struct ufo_ctx **out);
+
+/* Frees every object still alive (writing back dirty chunks), stops the
+ * threads and releases the context.  Returns 0 or the first writeback error;
+ * the context is released either way.  No other call on ctx or its objects
+ * may run concurrently or afterwards. */
+int ufo_ctx_destroy(struct ufo_ctx *ctx);
+
+/* The configuration in force, after defaults and environment overrides. */
+void ufo_ctx_config(const struct ufo_ctx *ctx, struct ufo_config *out);
+
+/* The dirty-tracking mode in use (never UFO_DIRTY_AUTO) and its name. */
+enum ufo_dirty_mode ufo_ctx_dirty_mode(const struct ufo_ctx *ctx);
+const char *ufo_dirty_mode_name(enum ufo_dirty_mode mode);
+
+/* ---------------------------------------------------------------- objects */
+
+/* Fill dst, (end - start) * elem_size bytes, with elements [start, end).
+ * Runs on a library thread; may read other UFOs.  Return 0 or a negative
+ * errno; a failure is retried, then the faulting thread gets SIGBUS. */
+typedef int (*ufo_populate_fn)(void *user, uint64_t start, uint64_t end,
+			       void *dst);
+
+/* Persist elements [start, end), whose bytes are at src.  Called for every
+ * dirty chunk before its memory is dropped, and by sync, reset and free;
+ * while it runs the range is write-protected (writers wait).  Return 0 once
+ * the data is safe; on failure the chunk stays dirty and resident. */
+typedef int (*ufo_writeback_fn)(void *user, uint64_t start, uint64_t end,
+				const void *src);
+
+enum ufo_obj_flags {
+	UFO_READ_ONLY = 1 << 0, /* a write raises SIGSEGV, as on PROT_READ */
+};
+
+struct ufo_params {
+	/* Bytes before the body: zero-filled, always resident, never evicted.
+	 * The header ends exactly where the body begins. */
+	size_t header_size;
+	size_t elem_size;   /* bytes per element, > 0 */
+	uint64_t elem_count; /* elements in the body, > 0 */
+	/* Minimum load in bytes.  0 selects 1 MiB.  Rounded up to a multiple
+	 * of both the page size and elem_size; see ufo_chunk_size(). */
+	size_t chunk_size;
+	unsigned flags;     /* enum ufo_obj_flags */
+	ufo_populate_fn populate;   /* required */
+	ufo_writeback_fn writeback; /* optional; NULL discards writes on drop */
+	void *user;                 /* passed to both callbacks */
+};
+
+#define UFO_DEFAULT_CHUNK_SIZE ((size_t)1 << 20)
+
+void ufo_params_init(struct ufo_params *p);
+
+/* Creates an object in ctx.  On success *out owns it until ufo_free.
+ * Errors: -EINVAL (zero sizes, no populate, size overflow), -ENOMEM,
+ * or the -errno of mmap/userfaultfd registration. */
+int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+	       struct ufo_obj **out);
+
+/* Writes back every dirty chunk, unmaps the object and frees it.  Returns 0
+ * or the first writeback error (the object is freed either way, and the
+ * error has been logged).  No thread may touch the object concurrently. */
+int ufo_free(struct ufo_obj *obj);
+
+void *ufo_header(const struct ufo_obj *obj); /* NULL when header_size is 0 */
+void *ufo_body(const struct ufo_obj *obj);
+size_t ufo_header_size(const struct ufo_obj *obj);
+size_t ufo_elem_size(const struct ufo_obj *obj);
+uint64_t ufo_elem_count(const struct ufo_obj *obj);
+size_t ufo_chunk_size(const struct ufo_obj *obj); /* after rounding */
+
+/* Writes back every dirty chunk now (like msync); chunks stay resident and
+ * clean.  Returns 0 or the first writeback error (-EIO class); the failed
+ * chunks stay dirty. */
+int ufo_sync(struct ufo_obj *obj);
+
+/* Writes back dirty chunks, then drops every chunk: the next touch
+ * repopulates.  The header is kept.  Returns 0 or the first writeback error;
+ * chunks whose writeback failed stay resident and dirty. */
+int ufo_reset(struct ufo_obj *obj);
+
+/* The object whose header or body contains addr: 0 and *out, or -ENOENT. */
+int ufo_lookup(struct ufo_ctx *ctx, const void *addr, struct ufo_obj **out);
+
+enum ufo_advice {
+	UFO_ADV_NORMAL = 0,     /* default readahead and eviction */
+	UFO_ADV_SEQUENTIAL = 1, /* aggressive readahead; evict behind the scan */
+	UFO_ADV_RANDOM = 2,     /* no readahead */
+	UFO_ADV_WILLNEED = 3,   /* load [start, end) in the background */
+	UFO_ADV_DONTNEED = 4,   /* write back and drop [start, end) now */
+};
+
+/* Applies a hint.  NORMAL, SEQUENTIAL and RANDOM apply to the whole object
+ * (start and end are ignored); WILLNEED and DONTNEED to the chunks that
+ * overlap elements [start, end).  Errors: -EINVAL (bad advice or range),
+ * and for DONTNEED the first writeback error. */
+int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
+	       enum ufo_advice advice);
+
+/* ------------------------------------------------------------- statistics */
+
+#define UFO_HIST_BUCKETS 24
+
+struct ufo_stats {
+	uint64_t faults;          /* missing-page faults handled */
+	uint64_t wp_faults;       /* first writes to clean chunks */
+	uint64_t populate_calls;
+	uint64_t populate_ns;     /* total time inside populate */
+	uint64_t populate_errors; /* failed attempts, before retries */
+	uint64_t bytes_loaded;
+	uint64_t prefetches;      /* chunks loaded by readahead or WILLNEED */
+	uint64_t evictions;       /* chunks dropped */
+	uint64_t writebacks;      /* writeback calls that succeeded */
+	uint64_t writeback_bytes;
+	uint64_t writeback_errors;
+	uint64_t sigbus;          /* faulting threads sent SIGBUS */
+	uint64_t resident_bytes;  /* now */
+	uint64_t dirty_bytes;     /* now; 0 in hash mode (unknown until drop) */
+	uint64_t high_watermark;  /* context values, repeated for objects */
+	uint64_t low_watermark;
+	/* Time from reading a fault to waking the thread.  Bucket 0 counts
+	 * faults under 1 µs, bucket i >= 1 those in [2^(i-1), 2^i) µs; the
+	 * last bucket also holds everything slower. */
+	uint64_t fault_latency_us[UFO_HIST_BUCKETS];
+};
+
+/* Snapshot of one object's counters (resident/dirty are the object's). */
+int ufo_obj_stats(const struct ufo_obj *obj, struct ufo_stats *out);
+/* Snapshot of the whole context: every object ever created in it. */
+int ufo_ctx_stats(const struct ufo_ctx *ctx, struct ufo_stats *out);
+/* Upper bound in µs of the bucket holding the p-th percentile (0 < p <= 100)
+ * of fault latency; 0 when no fault was recorded. */
+uint64_t ufo_stats_latency_percentile(const struct ufo_stats *s, double p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UFO_H */

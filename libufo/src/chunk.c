@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* The chunk state machine: the one table of legal transitions. */
+#include <errno.h>
+
+#include "internal.h"
+
+static const char *const state_names[CHUNK_NSTATES] = {
+	[CHUNK_ABSENT] = "ABSENT",       [CHUNK_FETCHING] = "FETCHING",
+	[CHUNK_CLEAN] = "CLEAN",         [CHUNK_DIRTY] = "DIRTY",
+	[CHUNK_WRITEBACK] = "WRITEBACK", [CHUNK_EVICTING] = "EVICTING",
+};
+
+#define BIT(s) (1u << (s))
+
+/* allowed[from] is the set of states `from` may move to. */
+static const unsigned allowed[CHUNK_NSTATES] = {
+	[CHUNK_ABSENT] = BIT(CHUNK_FETCHING),
+	/* fetched (clean, or dirty when a write was waiting), or failed */
+	[CHUNK_FETCHING] = BIT(CHUNK_CLEAN) | BIT(CHUNK_DIRTY) |
+			   BIT(CHUNK_ABSENT),
+	/* WRITEBACK from CLEAN: hash mode, where writes leave no trace */
+	[CHUNK_CLEAN] = BIT(CHUNK_DIRTY) | BIT(CHUNK_EVICTING) |
+			BIT(CHUNK_WRITEBACK),
+	[CHUNK_DIRTY] = BIT(CHUNK_WRITEBACK) | BIT(CHUNK_EVICTING),
+	/* written back (clean, or dirty again for a waiting writer), or the
+	 * writeback failed (dirty) */
+	[CHUNK_WRITEBACK] = BIT(CHUNK_CLEAN) | BIT(CHUNK_DIRTY),
+	/* dropped, or the writeback failed and the chunk stays */
+	[CHUNK_EVICTING] = BIT(CHUNK_ABSENT) | BIT(CHUNK_DIRTY) |
+			   BIT(CHUNK_CLEAN),
+};
+
+const char *chunk_state_name(enum chunk_state s)
+{
+	return s < CHUNK_NSTATES ? state_names[s] : "?";
+}
+
+int chunk_set_state(struct ufo_obj *obj, struct ufo_chunk *c,
+		    enum chunk_state next)
+{
+	if (!(allowed[c->state] & BIT(next))) {
+		log_err(obj->ctx, "object %llu chunk %llu: illegal transition %s -> %s",
+			(unsigned long long)obj->id,
+			(unsigned long long)chunk_index(obj, c),
+			chunk_state_name(c->state), chunk_state_name(next));
+		return -EINVAL;
+	}
+	c->state = (uint8_t)next;
+	return 0;
+}
+
+void chunk_wait_idle(struct ufo_obj *obj, struct ufo_chunk *c)
+{
+	while (c->state == CHUNK_FETCHING || c->state == CHUNK_WRITEBACK ||
+	       c->state == CHUNK_EVICTING)
+		pthread_cond_wait(&obj->cond, &obj->lock);
+}

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Budget, eviction and writeback.
+ *
+ * A dirty chunk leaves memory only after its writeback returned success:
+ *   DIRTY ─► EVICTING, write-protect, store (writers now park in the
+ *   kernel), MADV_DONTNEED, ABSENT, wake the parked writers, who refault
+ *   and reload the chunk with their write applied after the reload.
+ * So a write racing with eviction is never lost (DESIGN invariant 1).  In
+ * hash mode there is no write protection and that race is not covered.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+/* Chunks claimed and dropped together: MADV_DONTNEED costs a TLB flush
+ * (a hypercall on a VM), so contiguous victims are dropped in one call. */
+#define EVICT_BATCH 64
+
+uint64_t chunk_hash(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+/* ---- budget. */
+
+static int64_t charged(struct ufo_ctx *ctx)
+{
+	return atomic_load(&ctx->stats.resident_bytes) +
+	       atomic_load(&ctx->inflight);
+}
+
+static void evictor_kick(struct ufo_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->budget_lock);
+	pthread_cond_signal(&ctx->evict_cond);
+	pthread_mutex_unlock(&ctx->budget_lock);
+}
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += ms * 1000000L;
+	ts->tv_sec += ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
+int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
+{
+	int64_t high = (int64_t)ctx->cfg.high_watermark;
+	struct timespec ts;
+
+	atomic_fetch_add(&ctx->inflight, (int64_t)len);
+	if (charged(ctx) <= high)
+		return 0;
+	if (!wait) {
+		atomic_fetch_sub(&ctx->inflight, (int64_t)len);
+		evictor_kick(ctx);
+		return -ENOSPC;
+	}
+	pthread_mutex_lock(&ctx->budget_lock);
+	ctx->budget_waiters++;
+	/* When nothing is left to evict (everything in flight, or writebacks
+	 * failing) the evictor says it is stuck and we go over budget rather
+	 * than deadlock: losing no data comes before the bound. */
+	while (charged(ctx) > high && !ctx->evictor_stuck &&
+	       !atomic_load(&ctx->stopping)) {
+		pthread_cond_signal(&ctx->evict_cond);
+		deadline_in(&ts, 100);
+		pthread_cond_timedwait(&ctx->budget_cond, &ctx->budget_lock, &ts);
+	}
+	ctx->budget_waiters--;
+	pthread_mutex_unlock(&ctx->budget_lock);
+	return 0;
+}
+
+void budget_release(struct ufo_ctx *ctx, size_t len)
+{
+	atomic_fetch_sub(&ctx->inflight, (int64_t)len);
+}
+
+void budget_commit(struct ufo_obj *obj, size_t len)
+{
+	/* Resident first, then inflight down: charged() may briefly count the
+	 * chunk twice, never zero times, so the bound is never undercounted. */
+	STAT_ADD(obj, resident_bytes, (int64_t)len);
+	atomic_fetch_sub(&obj->ctx->inflight, (int64_t)len);
+}
+
+void budget_uncharge(struct ufo_obj *obj, size_t len)
+{
+	STAT_ADD(obj, resident_bytes, -(int64_t)len);
+}
+
+/* ---- writing back one chunk. */
+
+/*
+ * Persists chunk idx if it holds unsaved writes; the chunk is in WRITEBACK
+ * or EVICTING and `was` is its state before.  In WP mode the range is
+ * write-protected first, so the bytes handed to the backend cannot change
+ * while it runs.  Returns 0 (saved or nothing to save) or -errno.
+ */
+static int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was)
+{
+	struct ufo_ctx *ctx = obj->ctx;
+	char *addr = chunk_addr(obj, idx);
+	size_t len = chunk_len(obj, idx);
+	uint64_t start, end, h = 0;
+	int rc;
+
+	if (obj->flags & UFO_READ_ONLY)
+		return 0;
+	if (obj->wp) {
+		if (was != CHUNK_DIRTY)
+			return 0;
+		rc = uffd_write_protect(ctx->uffd.fd, addr, len, true);
+		if (rc)
+			return rc;
+	} else {
+		h = chunk_hash(addr, len);
+		if (h == obj->hashes[idx])
+			return 0;
+	}
+	chunk_elems(obj, idx, &start, &end);
+	rc = obj->backend->store(obj, start, end, addr);
+	if (rc)
+		return rc;
+	if (!obj->wp)
+		obj->hashes[idx] = h;
+	STAT_ADD(obj, writebacks, 1);
+	STAT_ADD(obj, writeback_bytes, (end - start) * obj->elem_size);
+	return 0;
+}
+
+/* After a failed store the chunk goes back to `was`, writable again if it
+ * was dirty (which also wakes writers parked meanwhile).  obj->lock held;
+ * returns whether the caller must unprotect the range after unlocking. */
+static bool chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
+			       enum chunk_state was)
+{
+	chunk_set_state(obj, c, was);
+	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
+	policy_insert(obj, c);
+	pthread_cond_broadcast(&obj->cond);
+	return obj->wp && was == CHUNK_DIRTY;
+}
+
+/* ---- eviction. */
+
+struct victim {
+	struct ufo_obj *obj;
+	struct ufo_chunk *c;
+	enum chunk_state was;
+};
+
+/* Moves a resident chunk to EVICTING and writes it back.  Returns 0 when it
+ * is ready to drop, -EBUSY when it is not resident, or the store error (the
+ * chunk then stays, dirty). */
+static int victim_prepare(struct victim *v)
+{
+	struct ufo_obj *obj = v->obj;
+	uint64_t idx = chunk_index(obj, v->c);
+	bool unprotect;
+	int rc;
+
+	pthread_mutex_lock(&obj->lock);
+	if (!chunk_is_resident(v->c)) {
+		/* The evictor may have claimed (unqueued) a chunk that sync is
+		 * writing back: requeue it, or it would never be evicted. */
+		if (v->c->state == CHUNK_WRITEBACK)
+			policy_insert(obj, v->c);
+		pthread_mutex_unlock(&obj->lock);
+		return -EBUSY;
+	}
+	v->was = (enum chunk_state)v->c->state;
+	policy_remove(obj, v->c);
+	chunk_set_state(obj, v->c, CHUNK_EVICTING);
+	pthread_mutex_unlock(&obj->lock);
+
+	rc = chunk_store(obj, idx, v->was);
+	if (!rc)
+		return 0;
+	pthread_mutex_lock(&obj->lock);
+	unprotect = chunk_store_failed(obj, v->c, v->was);
+	pthread_mutex_unlock(&obj->lock);
+	if (unprotect)
+		uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
+				   chunk_len(obj, idx), false);
+	return rc;
+}
+
+static void victim_finish(struct victim *v)
+{
+	struct ufo_obj *obj = v->obj;
+	struct ufo_ctx *ctx = obj->ctx;
+	uint64_t idx = chunk_index(obj, v->c);
+	size_t len = chunk_len(obj, idx);
+	bool wake;
+
+	pthread_mutex_lock(&obj->lock);
+	chunk_set_state(obj, v->c, CHUNK_ABSENT);
+	wake = v->c->flags & CHUNK_F_WAKE_WAITING;
+	v->c->flags = CHUNK_F_EVICTED;
+	pthread_mutex_lock(&ctx->policy_lock);
+	v->c->evicted_at = ++ctx->evict_seq;
+	pthread_mutex_unlock(&ctx->policy_lock);
+	pthread_cond_broadcast(&obj->cond);
+	pthread_mutex_unlock(&obj->lock);
+
+	budget_uncharge(obj, len);
+	if (v->was == CHUNK_DIRTY)
+		STAT_ADD(obj, dirty_bytes, -(int64_t)len);
+	STAT_ADD(obj, evictions, 1);
+	/* Threads that faulted while we were EVICTING refault and reload. */
+	if (wake)
+		uffd_wake(ctx->uffd.fd, chunk_addr(obj, idx), len);
+}
+
+static int victim_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)chunk_addr(((const struct victim *)a)->obj,
+					    chunk_index(((const struct victim *)a)->obj,
+							((const struct victim *)a)->c));
+	uintptr_t y = (uintptr_t)chunk_addr(((const struct victim *)b)->obj,
+					    chunk_index(((const struct victim *)b)->obj,
+							((const struct victim *)b)->c));
+
+	return x < y ? -1 : x > y;
+}
+
+/* Drops the memory of ready victims, merging adjacent ranges. */
+static void drop_batch(struct victim *v, unsigned n)
+{
+	char *run = NULL;
+	size_t run_len = 0;
+
+	qsort(v, n, sizeof(*v), victim_cmp);
+	for (unsigned i = 0; i <= n; i++) {
+		char *a = i < n ? chunk_addr(v[i].obj, chunk_index(v[i].obj, v[i].c)) : NULL;
+		size_t len = i < n ? chunk_len(v[i].obj, chunk_index(v[i].obj, v[i].c)) : 0;
+
+		if (run && a == run + run_len) {
+			run_len += len;
+			continue;
+		}
+		if (run && madvise(run, run_len, MADV_DONTNEED))
+			log_err(v[0].obj->ctx, "madvise(DONTNEED): %s",
+				strerror(errno));
+		run = a;
+		run_len = len;
+	}
+	for (unsigned i = 0; i < n; i++)
+		victim_finish(&v[i]);
+}
+
+/* Writes back and drops the victims; returns how many were dropped and
+ * stores the first store error in *err and the number of victims someone
+ * else was busy with in *busy. */
+static unsigned evict_batch(struct victim *v, unsigned n, int *err,
+			    unsigned *busy)
+{
+	unsigned ready = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int rc = victim_prepare(&v[i]);
+		if (!rc)
+			v[ready++] = v[i];
+		else if (rc == -EBUSY)
+			(*busy)++;
+		else if (!*err)
+			*err = rc;
+	}
+	if (ready)
+		drop_batch(v, ready);
+	return ready;
+}
+
+/* One pass over [first, last]; returns how many chunks another thread was
+ * busy with (the evictor claimed them between our check and our claim). */
+static unsigned evict_range_pass(struct ufo_obj *obj, uint64_t first,
+				 uint64_t last, int *err)
+{
+	struct victim v[EVICT_BATCH];
+	unsigned n = 0, busy = 0;
+
+	for (uint64_t idx = first; idx <= last; idx++) {
+		struct ufo_chunk *c = &obj->chunks[idx];
+
+		pthread_mutex_lock(&obj->lock);
+		chunk_wait_idle(obj, c);
+		if (chunk_is_resident(c))
+			v[n++] = (struct victim){ .obj = obj, .c = c };
+		pthread_mutex_unlock(&obj->lock);
+		if (n == EVICT_BATCH || (n && idx == last)) {
+			evict_batch(v, n, err, &busy);
+			n = 0;
+		}
+	}
+	return busy;
+}
+
+int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
+{
+	int err = 0;
+
+	/* Repeat while we lost races, so that on return every chunk of the
+	 * range is dropped unless its writeback failed or a thread touched it
+	 * again meanwhile. */
+	while (evict_range_pass(obj, first, last, &err) && !err)
+		;
+	return err;
+}
+
+/* ---- sync. */
+
+static bool needs_sync(const struct ufo_obj *obj, const struct ufo_chunk *c)
+{
+	if (obj->flags & UFO_READ_ONLY)
+		return false;
+	/* Hash mode cannot tell clean from dirty without hashing. */
+	return c->state == CHUNK_DIRTY || (!obj->wp && c->state == CHUNK_CLEAN);
+}
+
+static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
+{
+	struct ufo_chunk *c = &obj->chunks[idx];
+	enum chunk_state was;
+	bool unprotect = false;
+	int rc;
+
+	pthread_mutex_lock(&obj->lock);
+	chunk_wait_idle(obj, c); /* an eviction may be writing it back now */
+	if (!needs_sync(obj, c)) {
+		pthread_mutex_unlock(&obj->lock);
+		return 0;
+	}
+	was = (enum chunk_state)c->state;
+	chunk_set_state(obj, c, CHUNK_WRITEBACK);
+	pthread_mutex_unlock(&obj->lock);
+
+	rc = chunk_store(obj, idx, was);
+
+	pthread_mutex_lock(&obj->lock);
+	if (rc) {
+		chunk_set_state(obj, c, was);
+		unprotect = obj->wp;
+	} else if (c->flags & CHUNK_F_WRITE_WAITING) {
+		/* A write arrived during the store: it is a new write. */
+		chunk_set_state(obj, c, CHUNK_DIRTY);
+		unprotect = true;
+	} else {
+		chunk_set_state(obj, c, CHUNK_CLEAN);
+		if (was == CHUNK_DIRTY)
+			STAT_ADD(obj, dirty_bytes, -(int64_t)chunk_len(obj, idx));
+	}
+	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
+	pthread_cond_broadcast(&obj->cond);
+	pthread_mutex_unlock(&obj->lock);
+	if (unprotect)
+		uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
+				   chunk_len(obj, idx), false);
+	return rc;
+}
+
+int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
+{
+	int err = 0;
+
+	for (uint64_t idx = first; idx <= last; idx++) {
+		int rc = chunk_sync(obj, idx);
+		if (rc && !err)
+			err = rc;
+	}
+	return err;
+}
+
+/* ---- the evictor thread. */
+
+/* Claims up to EVICT_BATCH victims, enough to bring charged() to low. */
+static unsigned claim_victims(struct ufo_ctx *ctx, struct victim *v)
+{
+	int64_t excess = charged(ctx) - (int64_t)ctx->cfg.low_watermark;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&ctx->policy_lock);
+	while (n < EVICT_BATCH && excess > 0) {
+		struct ufo_chunk *c = ctx->policy->pick(ctx);
+		if (!c)
+			break;
+		/* Queued chunks keep their object alive (ufo_free unqueues
+		 * before its last wait), so taking a reference is safe. */
+		obj_get(c->obj);
+		v[n++] = (struct victim){ .obj = c->obj, .c = c };
+		excess -= (int64_t)chunk_len(c->obj, chunk_index(c->obj, c));
+	}
+	pthread_mutex_unlock(&ctx->policy_lock);
+	return n;
+}
+
+/* One pass down to the low watermark.  Returns chunks dropped. */
+static unsigned evict_to_low(struct ufo_ctx *ctx)
+{
+	struct victim v[EVICT_BATCH], held[EVICT_BATCH];
+	unsigned total = 0, n;
+
+	while (!atomic_load(&ctx->stopping) &&
+	       charged(ctx) > (int64_t)ctx->cfg.low_watermark &&
+	       (n = claim_victims(ctx, v)) > 0) {
+		int err = 0;
+		unsigned dropped, busy = 0;
+
+		memcpy(held, v, n * sizeof(*v));
+		dropped = evict_batch(v, n, &err, &busy);
+		for (unsigned i = 0; i < n; i++)
+			obj_put(held[i].obj);
+		total += dropped;
+		if (!dropped)
+			break;
+		pthread_mutex_lock(&ctx->budget_lock);
+		pthread_cond_broadcast(&ctx->budget_cond);
+		pthread_mutex_unlock(&ctx->budget_lock);
+	}
+	return total;
+}
+
+static bool evictor_has_work(struct ufo_ctx *ctx)
+{
+	return charged(ctx) > (int64_t)ctx->cfg.high_watermark ||
+	       (ctx->budget_waiters &&
+		charged(ctx) > (int64_t)ctx->cfg.low_watermark);
+}
+
+static void *evictor_main(void *arg)
+{
+	struct ufo_ctx *ctx = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&ctx->budget_lock);
+	while (!atomic_load(&ctx->stopping)) {
+		bool stuck;
+
+		if (!evictor_has_work(ctx)) {
+			deadline_in(&ts, 200);
+			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&ctx->budget_lock);
+		stuck = evict_to_low(ctx) == 0;
+		pthread_mutex_lock(&ctx->budget_lock);
+		if (stuck != ctx->evictor_stuck && stuck)
+			log_warn(ctx, "over budget with nothing evictable (chunks in flight or writebacks failing)");
+		ctx->evictor_stuck = stuck && evictor_has_work(ctx);
+		pthread_cond_broadcast(&ctx->budget_cond);
+		if (ctx->evictor_stuck) { /* back off instead of spinning */
+			deadline_in(&ts, 10);
+			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&ctx->budget_lock);
+	return NULL;
+}
+
+int evictor_start(struct ufo_ctx *ctx)
+{
+	int rc = spawn_masked(&ctx->evictor, evictor_main, ctx);
+
+	ctx->evictor_started = rc == 0;
+	return rc;
+}
+
+void evictor_stop(struct ufo_ctx *ctx)
+{
+	if (!ctx->evictor_started)
+		return;
+	atomic_store(&ctx->stopping, true);
+	evictor_kick(ctx);
+	pthread_join(ctx->evictor, NULL);
+	ctx->evictor_started = false;
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/* Objects: creation, the ordered registry, accessors, free. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+void ufo_params_init(struct ufo_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->elem_size = 1;
+}
+
+void obj_get(struct ufo_obj *obj)
+{
+	atomic_fetch_add(&obj->refs, 1);
+}
+
+void obj_put(struct ufo_obj *obj)
+{
+	/* ufo_free waits on obj->cond for the last user to leave. */
+	if (atomic_fetch_sub(&obj->refs, 1) == 2) {
+		pthread_mutex_lock(&obj->lock);
+		pthread_cond_broadcast(&obj->cond);
+		pthread_mutex_unlock(&obj->lock);
+	}
+}
+
+/* ---- registry: objects sorted by address, binary search. */
+
+/* Index of the first object whose mapping starts above addr. */
+static size_t registry_upper(const struct ufo_ctx *ctx, uintptr_t addr)
+{
+	size_t lo = 0, hi = ctx->nobjs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uintptr_t)ctx->objs[mid]->map <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct ufo_obj *registry_find(struct ufo_ctx *ctx, uintptr_t addr)
+{
+	struct ufo_obj *obj = NULL;
+	size_t i;
+
+	pthread_rwlock_rdlock(&ctx->reg_lock);
+	i = registry_upper(ctx, addr);
+	if (i > 0) {
+		struct ufo_obj *o = ctx->objs[i - 1];
+		if (addr < (uintptr_t)o->map + o->map_len) {
+			obj = o;
+			obj_get(obj);
+		}
+	}
+	pthread_rwlock_unlock(&ctx->reg_lock);
+	return obj;
+}
+
+static int registry_add(struct ufo_ctx *ctx, struct ufo_obj *obj)
+{
+	size_t i;
+
+	pthread_rwlock_wrlock(&ctx->reg_lock);
+	if (ctx->nobjs == ctx->objs_cap) {
+		size_t cap = ctx->objs_cap ? ctx->objs_cap * 2 : 16;
+		void *n = realloc(ctx->objs, cap * sizeof(*ctx->objs));
+		if (!n) {
+			pthread_rwlock_unlock(&ctx->reg_lock);
+			return -ENOMEM;
+		}
+		ctx->objs = n;
+		ctx->objs_cap = cap;
+	}
+	i = registry_upper(ctx, (uintptr_t)obj->map);
+	memmove(&ctx->objs[i + 1], &ctx->objs[i],
+		(ctx->nobjs - i) * sizeof(*ctx->objs));
+	ctx->objs[i] = obj;
+	ctx->nobjs++;
+	pthread_rwlock_unlock(&ctx->reg_lock);
+	return 0;
+}
+
+static void registry_del(struct ufo_ctx *ctx, struct ufo_obj *obj)
+{
+	pthread_rwlock_wrlock(&ctx->reg_lock);
+	for (size_t i = 0; i < ctx->nobjs; i++) {
+		if (ctx->objs[i] == obj) {
+			memmove(&ctx->objs[i], &ctx->objs[i + 1],
+				(ctx->nobjs - i - 1) * sizeof(*ctx->objs));
+			ctx->nobjs--;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&ctx->reg_lock);
+}
+
+int ufo_lookup(struct ufo_ctx *ctx, const void *addr, struct ufo_obj **out)
+{
+	struct ufo_obj *obj;
+
+	if (!ctx || !out)
+		return -EINVAL;
+	obj = registry_find(ctx, (uintptr_t)addr);
+	if (!obj)
+		return -ENOENT;
+	/* The header page may start before the header itself. */
+	if ((const char *)addr < obj->body - obj->header_size) {
+		obj_put(obj);
+		return -ENOENT;
+	}
+	*out = obj;
+	obj_put(obj);
+	return 0;
+}
+
+/* ---- creation. */
+
+static size_t gcd_size(size_t a, size_t b)
+{
+	while (b) {
+		size_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Chunk size: a multiple of the page size and of elem_size, at least the
+ * request.  Returns 0 on overflow. */
+static size_t round_chunk(size_t want, size_t elem, size_t page)
+{
+	size_t unit = page / gcd_size(page, elem), l;
+
+	if (__builtin_mul_overflow(unit, elem, &l))
+		return 0;
+	if (!want)
+		want = UFO_DEFAULT_CHUNK_SIZE;
+	if (want > SIZE_MAX - l)
+		return 0;
+	return (want + l - 1) / l * l;
+}
+
+static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
+		      size_t page)
+{
+	size_t body, hdr_pages;
+
+	if (!p->elem_size || !p->elem_count || !p->populate ||
+	    (p->flags & ~UFO_READ_ONLY))
+		return -EINVAL;
+	if (__builtin_mul_overflow(p->elem_size, p->elem_count, &body) ||
+	    body > SIZE_MAX / 2 || p->header_size > SIZE_MAX / 4)
+		return -EINVAL;
+	obj->chunk_size = round_chunk(p->chunk_size, p->elem_size, page);
+	if (!obj->chunk_size)
+		return -EINVAL;
+	obj->elem_size = p->elem_size;
+	obj->elem_count = p->elem_count;
+	obj->elems_per_chunk = obj->chunk_size / p->elem_size;
+	obj->nchunks = (p->elem_count + obj->elems_per_chunk - 1) /
+		       obj->elems_per_chunk;
+	obj->body_len = (body + page - 1) / page * page;
+	obj->header_size = p->header_size;
+	hdr_pages = (p->header_size + page - 1) / page * page;
+	obj->map_len = hdr_pages + obj->body_len;
+	return (int)(hdr_pages / page); /* ≥ 0: success */
+}
+
+static int obj_map(struct ufo_obj *obj, size_t hdr_len)
+{
+	struct ufo_ctx *ctx = obj->ctx;
+	int prot = PROT_READ | (obj->flags & UFO_READ_ONLY ? 0 : PROT_WRITE);
+	int rc;
+
+	obj->map = mmap(NULL, obj->map_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (obj->map == MAP_FAILED)
+		return -errno;
+	obj->body = obj->map + hdr_len;
+	obj->header = obj->body - obj->header_size;
+	/* The body is installed 4 KiB at a time by UFFDIO_COPY: keep
+	 * khugepaged away from it. */
+	madvise(obj->body, obj->body_len, MADV_NOHUGEPAGE);
+	if (!(prot & PROT_WRITE) &&
+	    mprotect(obj->body, obj->body_len, prot))
+		return -errno;
+	rc = uffd_register(ctx->uffd.fd, obj->body, obj->body_len, obj->wp);
+	if (rc)
+		log_err(ctx, "registering %zu bytes with userfaultfd: %s",
+			obj->body_len, strerror(-rc));
+	return rc;
+}
+
+static void obj_destroy(struct ufo_obj *obj)
+{
+	if (obj->map && obj->map != MAP_FAILED)
+		munmap(obj->map, obj->map_len);
+	free(obj->chunks);
+	free(obj->hashes);
+	pthread_mutex_destroy(&obj->lock);
+	pthread_cond_destroy(&obj->cond);
+	free(obj);
+}
+
+static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
+		    struct ufo_obj *obj)
+{
+	int hdr_pages = obj_layout(obj, p, ctx->page_size), rc;
+
+	if (hdr_pages < 0)
+		return hdr_pages;
+	obj->flags = p->flags;
+	obj->wp = ctx->mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
+	obj->populate = p->populate;
+	obj->writeback = p->writeback;
+	obj->user = p->user;
+	obj->backend = &ufo_callback_backend;
+	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
+	if (!obj->chunks)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < obj->nchunks; i++)
+		obj->chunks[i].obj = obj;
+	if (ctx->mode == UFO_DIRTY_HASH && !(p->flags & UFO_READ_ONLY)) {
+		obj->hashes = calloc(obj->nchunks, sizeof(*obj->hashes));
+		if (!obj->hashes)
+			return -ENOMEM;
+	}
+	rc = obj_map(obj, (size_t)hdr_pages * ctx->page_size);
+	if (rc)
+		return rc;
+	return registry_add(ctx, obj);
+}
+
+int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+	       struct ufo_obj **out)
+{
+	struct ufo_obj *obj;
+	int rc;
+
+	if (!ctx || !p || !out)
+		return -EINVAL;
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return -ENOMEM;
+	obj->ctx = ctx;
+	obj->id = atomic_fetch_add(&ctx->next_obj_id, 1);
+	obj->refs = 1; /* the registry's */
+	pthread_mutex_init(&obj->lock, NULL);
+	pthread_cond_init(&obj->cond, NULL);
+	rc = obj_init(ctx, p, obj);
+	if (rc) {
+		obj_destroy(obj);
+		return rc;
+	}
+	log_debug(ctx, "object %llu: %llu x %zu bytes, chunk %zu, header %zu%s",
+		  (unsigned long long)obj->id,
+		  (unsigned long long)obj->elem_count, obj->elem_size,
+		  obj->chunk_size, obj->header_size,
+		  obj->flags & UFO_READ_ONLY ? ", read-only" : "");
+	*out = obj;
+	return 0;
+}
+
+/* Stops new background work on obj and waits until only the registry's
+ * reference remains (handlers and the evictor have let go). */
+static void obj_quiesce(struct ufo_obj *obj)
+{
+	pthread_mutex_lock(&obj->lock);
+	obj->dying = true;
+	while (atomic_load(&obj->refs) > 1)
+		pthread_cond_wait(&obj->cond, &obj->lock);
+	pthread_mutex_unlock(&obj->lock);
+}
+
+int ufo_free(struct ufo_obj *obj)
+{
+	struct ufo_ctx *ctx;
+	int rc;
+
+	if (!obj)
+		return -EINVAL;
+	ctx = obj->ctx;
+	obj_quiesce(obj);
+	rc = evict_range(obj, 0, obj->nchunks - 1);
+	if (rc)
+		log_err(ctx, "object %llu freed with unsaved writes: %s",
+			(unsigned long long)obj->id, strerror(-rc));
+	registry_del(ctx, obj);
+	/* Chunks whose writeback failed are still queued: unqueue them before
+	 * the last wait, so the evictor cannot claim one afterwards. */
+	for (uint64_t i = 0; i < obj->nchunks; i++)
+		policy_remove(obj, &obj->chunks[i]);
+	obj_quiesce(obj);
+	uffd_unregister(ctx->uffd.fd, obj->body, obj->body_len);
+	/* Chunks whose writeback failed are still charged to the budget. */
+	budget_uncharge(obj, (size_t)atomic_load(&obj->stats.resident_bytes));
+	STAT_ADD(obj, dirty_bytes, -atomic_load(&obj->stats.dirty_bytes));
+	obj_destroy(obj);
+	return rc;
+}
+
+/* ---- accessors. */
+
+void *ufo_header(const struct ufo_obj *obj)
+{
+	return obj && obj->header_size ? obj->header : NULL;
+}
+
+void *ufo_body(const struct ufo_obj *obj)
+{
+	return obj ? obj->body : NULL;
+}
+
+size_t ufo_header_size(const struct ufo_obj *obj)
+{
+	return obj ? obj->header_size : 0;
+}
+
+size_t ufo_elem_size(const struct ufo_obj *obj)
+{
+	return obj ? obj->elem_size : 0;
+}
+
+uint64_t ufo_elem_count(const struct ufo_obj *obj)
+{
+	return obj ? obj->elem_count : 0;
+}
+
+size_t ufo_chunk_size(const struct ufo_obj *obj)
+{
+	return obj ? obj->chunk_size : 0;
+}
+
+/* ---- whole-object operations. */
+
+int ufo_sync(struct ufo_obj *obj)
+{
+	return obj ? sync_range(obj, 0, obj->nchunks - 1) : -EINVAL;
+}
+
+int ufo_reset(struct ufo_obj *obj)
+{
+	return obj ? evict_range(obj, 0, obj->nchunks - 1) : -EINVAL;
+}
+
+/* Chunks overlapping elements [start, end), or -EINVAL. */
+static int elem_chunks(const struct ufo_obj *obj, uint64_t start,
+		       uint64_t end, uint64_t *first, uint64_t *last)
+{
+	if (start >= end || end > obj->elem_count)
+		return -EINVAL;
+	*first = start / obj->elems_per_chunk;
+	*last = (end - 1) / obj->elems_per_chunk;
+	return 0;
+}
+
+int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
+	       enum ufo_advice advice)
+{
+	uint64_t first, last;
+	int rc;
+
+	if (!obj)
+		return -EINVAL;
+	switch (advice) {
+	case UFO_ADV_NORMAL:
+	case UFO_ADV_SEQUENTIAL:
+	case UFO_ADV_RANDOM:
+		atomic_store(&obj->advice, (int)advice);
+		atomic_store(&obj->ra_window, 0);
+		return 0;
+	case UFO_ADV_WILLNEED:
+		rc = elem_chunks(obj, start, end, &first, &last);
+		if (!rc)
+			prefetch_queue(obj, first, last);
+		return rc;
+	case UFO_ADV_DONTNEED:
+		rc = elem_chunks(obj, start, end, &first, &last);
+		return rc ? rc : evict_range(obj, first, last);
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* Statistics: relaxed atomic counters, summed per object and per context. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned latency_bucket(uint64_t us)
+{
+	unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+
+	return b < UFO_HIST_BUCKETS ? b : UFO_HIST_BUCKETS - 1;
+}
+
+void stats_record_latency(struct ufo_obj *obj, uint64_t ns)
+{
+	STAT_ADD(obj, lat[latency_bucket(ns / 1000)], 1);
+}
+
+#define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
+
+void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
+{
+	int64_t resident = LOAD(resident_bytes), dirty = LOAD(dirty_bytes);
+
+	memset(out, 0, sizeof(*out));
+	out->faults = LOAD(faults);
+	out->wp_faults = LOAD(wp_faults);
+	out->populate_calls = LOAD(populate_calls);
+	out->populate_ns = LOAD(populate_ns);
+	out->populate_errors = LOAD(populate_errors);
+	out->bytes_loaded = LOAD(bytes_loaded);
+	out->prefetches = LOAD(prefetches);
+	out->evictions = LOAD(evictions);
+	out->writebacks = LOAD(writebacks);
+	out->writeback_bytes = LOAD(writeback_bytes);
+	out->writeback_errors = LOAD(writeback_errors);
+	out->sigbus = LOAD(sigbus);
+	/* The two gauges are updated separately from the events that move
+	 * them, so a snapshot may catch one side of a move: clamp at 0. */
+	out->resident_bytes = resident > 0 ? (uint64_t)resident : 0;
+	out->dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0;
+	for (unsigned i = 0; i < UFO_HIST_BUCKETS; i++)
+		out->fault_latency_us[i] = LOAD(lat[i]);
+}
+
+int ufo_obj_stats(const struct ufo_obj *obj, struct ufo_stats *out)
+{
+	if (!obj || !out)
+		return -EINVAL;
+	stats_snapshot(&obj->stats, out);
+	out->high_watermark = obj->ctx->cfg.high_watermark;
+	out->low_watermark = obj->ctx->cfg.low_watermark;
+	return 0;
+}
+
+int ufo_ctx_stats(const struct ufo_ctx *ctx, struct ufo_stats *out)
+{
+	if (!ctx || !out)
+		return -EINVAL;
+	stats_snapshot(&ctx->stats, out);
+	out->high_watermark = ctx->cfg.high_watermark;
+	out->low_watermark = ctx->cfg.low_watermark;
+	return 0;
+}
+
+uint64_t ufo_stats_latency_percentile(const struct ufo_stats *s, double p)
+{
+	uint64_t total = 0, seen = 0, want;
+
+	if (!s || p <= 0 || p > 100)
+		return 0;
+	for (unsigned i = 0; i < UFO_HIST_BUCKETS; i++)
+		total += s->fault_latency_us[i];
+	if (!total)
+		return 0;
+	want = (uint64_t)((double)total * p / 100.0 + 0.999999);
+	for (unsigned i = 0; i < UFO_HIST_BUCKETS; i++) {
+		seen += s->fault_latency_us[i];
+		if (seen >= want)
+			return (uint64_t)1 << i; /* bucket upper bound */
+	}
+	return (uint64_t)1 << (UFO_HIST_BUCKETS - 1);
+}

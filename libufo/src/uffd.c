@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * userfaultfd wrappers.  Every ioctl is converted to 0 / -errno here, once;
+ * which errnos are recoverable (EAGAIN: retry the rest, EEXIST: already
+ * there) is decided here and nowhere else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+static int sys_userfaultfd(int flags)
+{
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int dev_userfaultfd(int flags)
+{
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC), fd;
+
+	if (dev < 0)
+		return -errno;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	fd = fd < 0 ? -errno : fd;
+	close(dev);
+	return fd;
+}
+
+/*
+ * Opens a userfaultfd that can also resolve faults taken inside the kernel
+ * (read(2) into a UFO) when allowed: the syscall, then /dev/userfaultfd,
+ * then the syscall limited to user-mode faults.
+ */
+static int open_raw(const struct ufo_ctx *ctx, bool *user_only)
+{
+	const int flags = O_CLOEXEC | O_NONBLOCK;
+	int fd = sys_userfaultfd(flags), first = fd;
+
+	*user_only = false;
+	if (fd >= 0 || fd == -ENOSYS)
+		return fd;
+	fd = dev_userfaultfd(flags);
+	if (fd >= 0)
+		return fd;
+	fd = sys_userfaultfd(flags | UFFD_USER_MODE_ONLY);
+	if (fd >= 0) {
+		*user_only = true;
+		log_info(ctx, "userfaultfd limited to user-mode faults: a system call writing into a UFO fails with EFAULT");
+		return fd;
+	}
+	if (first == -EPERM || first == -EACCES)
+		log_err(ctx, "userfaultfd refused (%s): set sysctl vm.unprivileged_userfaultfd=1, grant CAP_SYS_PTRACE, or give access to /dev/userfaultfd",
+			strerror(-first));
+	return first;
+}
+
+static int api_handshake(int fd, uint64_t want, uint64_t *got)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+
+	if (ioctl(fd, UFFDIO_API, &api))
+		return -errno;
+	*got = api.features;
+	return 0;
+}
+
+/* Write-protect works on anonymous memory if a one-page registration in WP
+ * mode offers the UFFDIO_WRITEPROTECT ioctl. */
+static bool probe_wp(int fd, size_t page)
+{
+	void *p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = page },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	bool ok;
+
+	if (p == MAP_FAILED)
+		return false;
+	ok = !ioctl(fd, UFFDIO_REGISTER, &reg) &&
+	     (reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT));
+	if (ok)
+		uffd_unregister(fd, p, page);
+	munmap(p, page);
+	return ok;
+}
+
+int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
+{
+	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID;
+	int fd, rc;
+
+	/* UFFDIO_API may be called once per descriptor: probe on a throwaway
+	 * one which features this kernel offers, then ask for ours. */
+	fd = open_raw(ctx, &out->user_only);
+	if (fd < 0)
+		return fd;
+	rc = api_handshake(fd, 0, &avail);
+	close(fd);
+	if (rc)
+		return rc;
+	if (!(avail & UFFD_FEATURE_THREAD_ID))
+		log_warn(ctx, "kernel lacks UFFD_FEATURE_THREAD_ID: failed fetches cannot be signalled to the faulting thread");
+	want &= avail;
+	if (avail & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+		want |= UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	fd = open_raw(ctx, &out->user_only);
+	if (fd < 0)
+		return fd;
+	rc = api_handshake(fd, want, &out->features);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	out->fd = fd;
+	out->wp = (want & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+		  probe_wp(fd, ctx->page_size);
+	return 0;
+}
+
+int uffd_register(int fd, void *addr, size_t len, bool wp)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+	};
+
+	return ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+int uffd_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+int uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp)
+{
+	size_t done = 0;
+
+	/* EAGAIN: the address space changed under us (another thread's
+	 * mmap/munmap); the kernel reports how much it copied and we continue
+	 * from there. */
+	while (done < len) {
+		struct uffdio_copy c = {
+			.dst = (uintptr_t)dst + done,
+			.src = (uintptr_t)src + done,
+			.len = len - done,
+			.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
+		};
+		if (!ioctl(fd, UFFDIO_COPY, &c))
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		if (c.copy > 0)
+			done += (size_t)c.copy;
+	}
+	return 0;
+}
+
+int uffd_write_protect(int fd, void *addr, size_t len, bool protect)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	/* Removing protection also wakes threads parked on write faults. */
+	return ioctl(fd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+int uffd_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}
+
+int page_present(int pagemap_fd, const void *addr)
+{
+	uint64_t entry;
+	off_t off = (off_t)((uintptr_t)addr / (uintptr_t)sysconf(_SC_PAGESIZE)) * 8;
+
+	if (pread(pagemap_fd, &entry, sizeof(entry), off) != sizeof(entry))
+		return -EIO;
+	return (int)(entry >> 63);
+}
