@@ -59,9 +59,6 @@ static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
 	}
 	ctx->policy = ctx->cfg.policy == UFO_POLICY_FIFO ? &ufo_policy_fifo
 							 : &ufo_policy_2q;
-	/* Remember a refault for as many evictions as chunks of the smallest
-	 * size fit twice in the budget. */
-	ctx->ghost_span = (uint32_t)(2 * ctx->cfg.high_watermark / ctx->page_size);
 	ctx->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (ctx->pagemap_fd < 0)
 		return -errno;

@@ -63,6 +63,10 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 		evictor_kick(ctx);
 		return -ENOSPC;
 	}
+	/* Waiting counts as busy for the starvation watchdog: if a writeback
+	 * the evictor runs touches a UFO, some handler must be free for it. */
+	if (atomic_fetch_add(&ctx->busy, 1) + 1 >= atomic_load(&ctx->nthreads))
+		watchdog_all_busy(ctx);
 	pthread_mutex_lock(&ctx->budget_lock);
 	ctx->budget_waiters++;
 	/* When nothing is left to evict (everything in flight, or writebacks
@@ -76,6 +80,7 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 	}
 	ctx->budget_waiters--;
 	pthread_mutex_unlock(&ctx->budget_lock);
+	atomic_fetch_sub(&ctx->busy, 1);
 	return 0;
 }
 
@@ -90,6 +95,12 @@ void budget_commit(struct ufo_obj *obj, size_t len)
 	 * chunk twice, never zero times, so the bound is never undercounted. */
 	STAT_ADD(obj, resident_bytes, (int64_t)len);
 	atomic_fetch_sub(&obj->ctx->inflight, (int64_t)len);
+}
+
+void budget_uncommit(struct ufo_obj *obj, size_t len)
+{
+	atomic_fetch_add(&obj->ctx->inflight, (int64_t)len);
+	STAT_ADD(obj, resident_bytes, -(int64_t)len);
 }
 
 void budget_uncharge(struct ufo_obj *obj, size_t len)

@@ -176,15 +176,26 @@ static int fetch_into(struct ufo_obj *obj, uint64_t idx, void *buf,
 	return rc;
 }
 
+/* Counts a load (sign +1) before UFFDIO_COPY wakes anyone, so a thread that
+ * resumes sees statistics and budget that include its chunk; sign -1 takes
+ * it back when the copy fails. */
+static void account_load(struct ufo_obj *obj, size_t len, bool prefetch,
+			 int sign)
+{
+	if (sign > 0)
+		budget_commit(obj, len);
+	else
+		budget_uncommit(obj, len);
+	STAT_ADD(obj, bytes_loaded, sign * (int64_t)len);
+	if (prefetch)
+		STAT_ADD(obj, prefetches, sign);
+}
+
 static void fetch_done(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
 		       bool prefetch)
 {
 	bool writer_waiting;
 
-	budget_commit(obj, len);
-	STAT_ADD(obj, bytes_loaded, len);
-	if (prefetch)
-		STAT_ADD(obj, prefetches, 1);
 	pthread_mutex_lock(&obj->lock);
 	/* UFFDIO_COPY woke the readers; a writer among them may already have
 	 * hit the write protection and been parked while we were FETCHING. */
@@ -313,8 +324,12 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, pid_t tid, bool prefetch)
 	rc = buf ? fetch_into(obj, idx, buf, len) : -ENOMEM;
 	if (!rc && obj->hashes)
 		obj->hashes[idx] = chunk_hash(buf, len);
-	if (!rc)
+	if (!rc) {
+		account_load(obj, len, prefetch, +1);
 		rc = install(obj, idx, buf, len);
+		if (rc)
+			account_load(obj, len, prefetch, -1);
+	}
 	if (rc)
 		fetch_failed(obj, c, len, prefetch ? 0 : tid, rc);
 	else
@@ -344,27 +359,34 @@ static void readahead(struct ufo_obj *obj, uint64_t idx)
 {
 	int adv = atomic_load_explicit(&obj->advice, memory_order_relaxed);
 	unsigned w = atomic_load_explicit(&obj->ra_window, memory_order_relaxed);
+	uint64_t next = atomic_load_explicit(&obj->ra_next, memory_order_relaxed);
 	unsigned max = readahead_max(obj);
-	uint64_t last;
+	uint64_t first, last;
 
+	atomic_store_explicit(&obj->ra_pos, idx, memory_order_relaxed);
 	if (adv == UFO_ADV_RANDOM)
 		return;
 	if (adv == UFO_ADV_SEQUENTIAL)
 		w = max;
-	else if (idx == atomic_load_explicit(&obj->ra_next, memory_order_relaxed))
+	else if (idx == next)
 		w = w ? (w * 2 < max ? w * 2 : max) : 1;
 	else
 		w = 0;
 	atomic_store_explicit(&obj->ra_window, w, memory_order_relaxed);
 	last = idx + w < obj->nchunks ? idx + w : obj->nchunks - 1;
+	/* A fault inside the window already queued (the scan caught up with
+	 * loads in progress) queues only what lies beyond it. */
+	first = next > idx && next <= idx + w ? next : idx + 1;
+	if (!w || first > last)
+		return;
 	atomic_store_explicit(&obj->ra_next, last + 1, memory_order_relaxed);
-	if (w && last > idx)
-		prefetch_queue(obj, idx + 1, last);
+	prefetch_queue(obj, first, last, true);
 }
 
 /* ---- background work queue. */
 
-void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last)
+void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
+		    bool readahead)
 {
 	struct ufo_ctx *ctx = obj->ctx;
 	struct work_item *w = malloc(sizeof(*w));
@@ -376,6 +398,7 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last)
 	w->obj = obj;
 	w->first = first;
 	w->last = last;
+	w->readahead = readahead;
 	w->next = NULL;
 	pthread_mutex_lock(&ctx->work_lock);
 	if (ctx->work_tail)
@@ -391,7 +414,7 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last)
 /* Takes the first chunk of the head item; the rest stays queued at the
  * head so that several handlers load one window in parallel, in order. */
 static bool work_take(struct ufo_ctx *ctx, struct ufo_obj **obj,
-		      uint64_t *idx)
+		      uint64_t *idx, bool *readahead)
 {
 	struct work_item *w;
 	uint64_t one = 1;
@@ -402,6 +425,7 @@ static bool work_take(struct ufo_ctx *ctx, struct ufo_obj **obj,
 	if (w) {
 		*obj = w->obj;
 		*idx = w->first++;
+		*readahead = w->readahead;
 		if (w->first > w->last) {
 			ctx->work_head = w->next;
 			if (!ctx->work_head)
@@ -423,10 +447,14 @@ static void work_run_one(struct ufo_ctx *ctx)
 {
 	struct ufo_obj *obj = NULL;
 	uint64_t idx;
+	bool ra;
 
-	if (!work_take(ctx, &obj, &idx))
+	if (!work_take(ctx, &obj, &idx, &ra))
 		return;
-	if (!atomic_load(&ctx->stopping))
+	/* Readahead the scan has already passed (it faulted beyond) would
+	 * only reload evicted chunks: skip it. */
+	if (!atomic_load(&ctx->stopping) &&
+	    !(ra && idx < atomic_load_explicit(&obj->ra_pos, memory_order_relaxed)))
 		chunk_fetch(obj, idx, 0, true);
 	obj_put(obj);
 }

@@ -150,6 +150,7 @@ struct ufo_obj {
 	 * only makes readahead less useful, never incorrect. */
 	_Atomic uint64_t ra_next;
 	_Atomic unsigned ra_window;
+	_Atomic uint64_t ra_pos; /* chunk of the latest demand fault */
 
 	struct ufo_counters stats;
 };
@@ -257,6 +258,7 @@ struct work_item {
 	struct work_item *next;
 	struct ufo_obj *obj; /* holds a reference */
 	uint64_t first, last; /* chunks to prefetch, inclusive */
+	bool readahead;       /* skipped once the scan has passed it */
 };
 
 struct ufo_ctx {
@@ -305,7 +307,6 @@ struct ufo_ctx {
 	const struct ufo_policy_ops *policy;
 	struct chunk_list probation, protected_;
 	uint32_t evict_seq;   /* chunks evicted so far (wraps) */
-	uint32_t ghost_span;  /* evictions a refault is remembered for */
 
 	struct ufo_counters stats;
 };
@@ -329,7 +330,8 @@ void watchdog_all_busy(struct ufo_ctx *ctx);
 /* pthread_create with every signal blocked in the new thread. */
 int spawn_masked(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Queues a background load of chunks [first, last] of obj. */
-void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last);
+void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
+		    bool readahead);
 /* Loads chunk idx if ABSENT, on the calling thread (tid 0: nobody to signal
  * on failure).  Returns 0 when loaded or already present, or -errno. */
 int chunk_fetch(struct ufo_obj *obj, uint64_t idx, pid_t tid, bool prefetch);
@@ -341,8 +343,9 @@ void evictor_stop(struct ufo_ctx *ctx);
  * returns -ENOSPC instead.  Release with budget_release(len) on failure. */
 int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait);
 void budget_release(struct ufo_ctx *ctx, size_t len);
-/* A reserved fetch of obj became resident. */
+/* A reserved fetch of obj became resident / is taken back (copy failed). */
 void budget_commit(struct ufo_obj *obj, size_t len);
+void budget_uncommit(struct ufo_obj *obj, size_t len);
 /* Resident bytes of obj dropped. */
 void budget_uncharge(struct ufo_obj *obj, size_t len);
 

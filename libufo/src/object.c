@@ -379,7 +379,7 @@ int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 	case UFO_ADV_WILLNEED:
 		rc = elem_chunks(obj, start, end, &first, &last);
 		if (!rc)
-			prefetch_queue(obj, first, last);
+			prefetch_queue(obj, first, last, false);
 		return rc;
 	case UFO_ADV_DONTNEED:
 		rc = elem_chunks(obj, start, end, &first, &last);

@@ -120,9 +120,14 @@ const struct ufo_policy_ops ufo_policy_2q = {
 static bool recently_evicted(const struct ufo_ctx *ctx,
 			     const struct ufo_chunk *c)
 {
-	/* Unsigned difference is correct across the wrap of evict_seq. */
+	/* A refault counts when it comes within as many evictions as there
+	 * are chunks resident: the chunk would have been a hit in a cache
+	 * twice the size (2Q's "Kout" of one buffer).  Unsigned difference is
+	 * correct across the wrap of evict_seq. */
+	uint64_t span = ctx->probation.count + ctx->protected_.count;
+
 	return (c->flags & CHUNK_F_EVICTED) &&
-	       (uint32_t)(ctx->evict_seq - c->evicted_at) <= ctx->ghost_span;
+	       (uint32_t)(ctx->evict_seq - c->evicted_at) <= span;
 }
 
 void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c)

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small helpers shared by the benchmarks: size parsing, a monotonic clock,
+ * the data generator every case fills chunks with, and a median.
+ * Header-only so each benchmark stays one translation unit.
+ */
+#ifndef UFO_BENCH_UTIL_H
+#define UFO_BENCH_UTIL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+/* Parses "123", "64K", "1M", "2G", "1T" (binary units) into *out.
+ * Returns 0, or -EINVAL for anything else (including 0 and overflow). */
+static inline int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned shift = 0;
+
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift && strcmp(end, "iB") == 0)
+		end += 2;
+	else if (strcmp(end, "B") == 0)
+		end++;
+	if (*end || v == 0 || v > (SIZE_MAX >> shift))
+		return -EINVAL;
+	*out = (size_t)v << shift;
+	return 0;
+}
+
+/* "64K", "1M", "1.5G": a short human form of a byte count. */
+static inline const char *fmt_size(size_t v, char buf[32])
+{
+	static const char units[] = "BKMGT";
+	unsigned u = 0;
+	double d = (double)v;
+
+	while (d >= 1024 && u < sizeof(units) - 2) {
+		d /= 1024;
+		u++;
+	}
+	if (d == (double)(uint64_t)d)
+		snprintf(buf, 32, "%llu%c", (unsigned long long)d, units[u]);
+	else
+		snprintf(buf, 32, "%.1f%c", d, units[u]);
+	if (u == 0)
+		buf[strlen(buf) - 1] = '\0';
+	return buf;
+}
+
+static inline double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The generated object: element i is i * GEN_MUL (mod 2^64).  Cheap enough
+ * that every case is bound by how it gets memory in place, not by the
+ * generator, and wide enough that a misplaced chunk changes the sum. */
+#define GEN_MUL UINT64_C(0x9E3779B97F4A7C15)
+
+static inline void gen_fill(uint64_t *dst, uint64_t start, uint64_t end)
+{
+	for (uint64_t i = start; i < end; i++)
+		dst[i - start] = i * GEN_MUL;
+}
+
+/* Sum of gen(i) for i < n, mod 2^64: GEN_MUL * n(n-1)/2. */
+static inline uint64_t gen_sum(uint64_t n)
+{
+	unsigned __int128 tri = (unsigned __int128)n * (n - 1) / 2;
+
+	return (uint64_t)tri * GEN_MUL;
+}
+
+/* Sum of n words; the scan every case times. */
+static inline uint64_t scan_sum(const uint64_t *a, uint64_t n)
+{
+	uint64_t s = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		s += a[i];
+	return s;
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of v[0..n); sorts v. */
+static inline double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#endif /* UFO_BENCH_UTIL_H */

@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-seqscan: one sequential scan of a generated object much larger than
+ * the budget, timed three ways with the same generator and chunk size:
+ *
+ *   ufo           libufo with default settings (and once more advised
+ *                 SEQUENTIAL), budget = high watermark;
+ *   uffd-minimal  the smallest correct userfaultfd pager: one mapping
+ *                 registered MISSING, one handler thread that reads a
+ *                 message, fills a chunk buffer and UFFDIO_COPYs it, and
+ *                 drops the oldest chunks with MADV_DONTNEED to stay within
+ *                 the same budget (high/low watermarks as libufo's default);
+ *   malloc        the same data generated into malloc'd memory on first
+ *                 touch, then scanned: a reference only, it ignores the budget.
+ *
+ * Target: ufo (default) >= 0.9 x uffd-minimal at every chunk size.
+ * Every case checks the sum of the scan against the closed form.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "ufo.h"
+
+#define MAX_CHUNK_SIZES 8
+#define TARGET_RATIO 0.9
+
+struct opts {
+	size_t budget;  /* high watermark; low is 3/4 of it, like libufo */
+	size_t size;    /* object bytes */
+	size_t chunks[MAX_CHUNK_SIZES];
+	int nchunks;
+	int reps;
+};
+
+/* One timed run: seconds for the scan (first touch to last byte), or a
+ * negative errno when the case could not run. */
+typedef double (*case_fn)(const struct opts *o, size_t chunk);
+
+static bool sum_ok(const char *name, uint64_t got, uint64_t n)
+{
+	if (got == gen_sum(n))
+		return true;
+	fprintf(stderr, "%s: WRONG SUM %#llx, expected %#llx\n", name,
+		(unsigned long long)got, (unsigned long long)gen_sum(n));
+	return false;
+}
+
+/* ------------------------------------------------------------------ ufo */
+
+static int ufo_gen_populate(void *user, uint64_t start, uint64_t end,
+			    void *dst)
+{
+	gen_fill(dst, start, end);
+	return 0;
+}
+
+static double run_ufo(const struct opts *o, size_t chunk, bool sequential)
+{
+	struct ufo_config cfg;
+	struct ufo_params p;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	uint64_t n = o->size / sizeof(uint64_t);
+	int err;
+
+	ufo_config_init(&cfg);
+	cfg.high_watermark = o->budget;
+	err = ufo_ctx_create(&cfg, &ctx);
+	if (err) {
+		fprintf(stderr, "ufo_ctx_create: %s\n", strerror(-err));
+		return err;
+	}
+	ufo_params_init(&p);
+	p.elem_size = sizeof(uint64_t);
+	p.elem_count = n;
+	p.chunk_size = chunk;
+	p.populate = ufo_gen_populate;
+	err = ufo_create(ctx, &p, &obj);
+	if (err) {
+		fprintf(stderr, "ufo_create: %s\n", strerror(-err));
+		ufo_ctx_destroy(ctx);
+		return err;
+	}
+	if (sequential)
+		ufo_advise(obj, 0, n, UFO_ADV_SEQUENTIAL);
+
+	double t0 = now_sec();
+	uint64_t sum = scan_sum(ufo_body(obj), n);
+	double t = now_sec() - t0;
+
+	ufo_free(obj);
+	ufo_ctx_destroy(ctx);
+	return sum_ok("ufo", sum, n) ? t : -EIO;
+}
+
+static double case_ufo(const struct opts *o, size_t chunk)
+{
+	return run_ufo(o, chunk, false);
+}
+
+static double case_ufo_seq(const struct opts *o, size_t chunk)
+{
+	return run_ufo(o, chunk, true);
+}
+
+/* --------------------------------------------------------- uffd-minimal */
+
+struct mini {
+	int uffd, stop_fd;
+	char *base;
+	size_t size, chunk, high, low, resident;
+	uint64_t *fifo;     /* resident chunk indexes, oldest at head */
+	size_t fifo_cap, head, count;
+	void *buf;          /* one chunk, filled then copied */
+	int err;            /* first fatal handler error, -errno */
+};
+
+/* Drops the oldest chunks until resident + need <= low.  A sequential scan
+ * evicts contiguous runs, so each run is one madvise (one TLB flush). */
+static int mini_evict(struct mini *m, size_t need)
+{
+	while (m->count && m->resident + need > m->low) {
+		uint64_t first = m->fifo[m->head], last = first;
+		size_t bytes = 0;
+
+		do {
+			size_t off = last * m->chunk;
+			size_t len = m->size - off < m->chunk ? m->size - off
+							      : m->chunk;
+			bytes += len;
+			m->head = (m->head + 1) % m->fifo_cap;
+			m->count--;
+			if (m->resident - bytes + need <= m->low || !m->count ||
+			    m->fifo[m->head] != last + 1)
+				break;
+			last++;
+		} while (1);
+		if (madvise(m->base + first * m->chunk, bytes, MADV_DONTNEED))
+			return -errno;
+		m->resident -= bytes;
+	}
+	return 0;
+}
+
+static int mini_fault(struct mini *m, uint64_t addr)
+{
+	uint64_t idx = (addr - (uint64_t)m->base) / m->chunk;
+	size_t off = idx * m->chunk;
+	size_t len = m->size - off < m->chunk ? m->size - off : m->chunk;
+	int err;
+
+	if (m->resident + len > m->high && (err = mini_evict(m, len)))
+		return err;
+	gen_fill(m->buf, off / sizeof(uint64_t), (off + len) / sizeof(uint64_t));
+
+	struct uffdio_copy cp = {
+		.dst = (uint64_t)m->base + off, .src = (uint64_t)m->buf,
+		.len = len, .mode = 0,
+	};
+	if (ioctl(m->uffd, UFFDIO_COPY, &cp)) {
+		/* Another thread faulted the same chunk and its message was
+		 * already served: the pages are there, only wake it. */
+		if (errno != EEXIST)
+			return -errno;
+		struct uffdio_range r = { .start = cp.dst, .len = len };
+		return ioctl(m->uffd, UFFDIO_WAKE, &r) ? -errno : 0;
+	}
+	m->fifo[(m->head + m->count++) % m->fifo_cap] = idx;
+	m->resident += len;
+	return 0;
+}
+
+static void *mini_handler(void *arg)
+{
+	struct mini *m = arg;
+	struct pollfd pfd[2] = { { m->uffd, POLLIN, 0 },
+				 { m->stop_fd, POLLIN, 0 } };
+	struct uffd_msg msg;
+
+	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if (read(m->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		int err = mini_fault(m, msg.arg.pagefault.address);
+		if (err) {
+			/* The faulting thread stays parked; say why and stop. */
+			fprintf(stderr, "uffd-minimal: %s\n", strerror(-err));
+			m->err = err;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int mini_open(struct mini *m, const struct opts *o, size_t chunk)
+{
+	*m = (struct mini){ .uffd = -1, .stop_fd = -1, .size = o->size,
+			    .chunk = chunk, .high = o->budget,
+			    .low = o->budget / 4 * 3 };
+	m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (m->uffd < 0)
+		return -errno;
+	struct uffdio_api api = { .api = UFFD_API };
+	if (ioctl(m->uffd, UFFDIO_API, &api))
+		return -errno;
+	m->stop_fd = eventfd(0, EFD_CLOEXEC);
+	m->base = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	m->buf = aligned_alloc(4096, chunk);
+	m->fifo_cap = o->budget / chunk + 2;
+	m->fifo = calloc(m->fifo_cap, sizeof(*m->fifo));
+	if (m->stop_fd < 0 || m->base == MAP_FAILED || !m->buf || !m->fifo)
+		return -ENOMEM;
+	struct uffdio_register reg = {
+		.range = { (uint64_t)m->base, m->size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	return ioctl(m->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+static void mini_close(struct mini *m)
+{
+	if (m->base && m->base != MAP_FAILED)
+		munmap(m->base, m->size);
+	if (m->stop_fd >= 0)
+		close(m->stop_fd);
+	if (m->uffd >= 0)
+		close(m->uffd);
+	free(m->buf);
+	free(m->fifo);
+}
+
+static double case_uffd(const struct opts *o, size_t chunk)
+{
+	struct mini m;
+	pthread_t thr;
+	uint64_t n = o->size / sizeof(uint64_t);
+	int err = mini_open(&m, o, chunk);
+
+	if (err || (err = -pthread_create(&thr, NULL, mini_handler, &m))) {
+		fprintf(stderr, "uffd-minimal: setup: %s\n", strerror(-err));
+		mini_close(&m);
+		return err;
+	}
+
+	double t0 = now_sec();
+	uint64_t sum = scan_sum((const uint64_t *)m.base, n);
+	double t = now_sec() - t0;
+
+	eventfd_write(m.stop_fd, 1);
+	pthread_join(thr, NULL);
+	mini_close(&m);
+	return sum_ok("uffd-minimal", sum, n) ? t : -EIO;
+}
+
+/* --------------------------------------------------------------- malloc */
+
+static double case_malloc(const struct opts *o, size_t chunk)
+{
+	uint64_t n = o->size / sizeof(uint64_t);
+	uint64_t per = chunk / sizeof(uint64_t);
+	uint64_t *a = malloc(o->size);
+
+	if (!a)
+		return -ENOMEM;
+	double t0 = now_sec();
+	for (uint64_t i = 0; i < n; i += per)
+		gen_fill(a + i, i, i + per < n ? i + per : n);
+	uint64_t sum = scan_sum(a, n);
+	double t = now_sec() - t0;
+
+	free(a);
+	return sum_ok("malloc", sum, n) ? t : -EIO;
+}
+
+/* ---------------------------------------------------------------- table */
+
+struct bench_case {
+	const char *name;
+	case_fn run;
+	bool ours;
+	bool gated;  /* ours, held to TARGET_RATIO of uffd-minimal */
+};
+
+/* Peers first: our rows print their ratios against them. */
+enum { PEER_UFFD, PEER_MALLOC };
+static const struct bench_case cases[] = {
+	[PEER_UFFD] = { "uffd-minimal", case_uffd, false, false },
+	[PEER_MALLOC] = { "malloc first-touch", case_malloc, false, false },
+	{ "ufo (default)", case_ufo, true, true },
+	{ "ufo (SEQUENTIAL)", case_ufo_seq, true, false },
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+/* Median GB/s of each case over o->reps rounds, or a negative errno.  The
+ * cases alternate within a round so that drift on a shared machine hits
+ * them all alike. */
+static void measure_all(const struct opts *o, size_t chunk, double *gbs)
+{
+	double runs[NCASES][o->reps];
+
+	for (size_t i = 0; i < NCASES; i++)
+		gbs[i] = 0;
+	for (int r = 0; r < o->reps; r++) {
+		for (size_t i = 0; i < NCASES; i++) {
+			if (gbs[i] < 0)
+				continue;
+			double t = cases[i].run(o, chunk);
+			if (t < 0)
+				gbs[i] = t;
+			else
+				runs[i][r] = (double)o->size / t / 1e9;
+		}
+	}
+	for (size_t i = 0; i < NCASES; i++)
+		if (gbs[i] == 0)
+			gbs[i] = median(runs[i], o->reps);
+}
+
+static void print_ratio(double ours, double peer, int width)
+{
+	if (ours > 0 && peer > 0)
+		printf(" %*.2f", width, ours / peer);
+	else
+		printf(" %*s", width, "-");
+}
+
+/* Prints one chunk size's rows; returns false when a case failed or the
+ * target was missed. */
+static bool run_chunk(const struct opts *o, size_t chunk)
+{
+	double gbs[NCASES];
+	char cbuf[32];
+	bool ok = true;
+
+	measure_all(o, chunk, gbs);
+	for (size_t i = 0; i < NCASES; i++) {
+		const struct bench_case *c = &cases[i];
+
+		printf("%-6s %-20s", fmt_size(chunk, cbuf), c->name);
+		if (gbs[i] < 0) {
+			printf(" %8s\n", "FAILED");
+			ok = false;
+			continue;
+		}
+		printf(" %8.3f", gbs[i]);
+		if (!c->ours) {
+			printf(" %10s %11s  %s\n", "", "",
+			       i == PEER_MALLOC ? "(peer; ignores the budget)"
+						: "(peer)");
+			continue;
+		}
+		print_ratio(gbs[i], gbs[PEER_UFFD], 10);
+		print_ratio(gbs[i], gbs[PEER_MALLOC], 11);
+		if (c->gated && gbs[PEER_UFFD] > 0) {
+			bool met = gbs[i] >= TARGET_RATIO * gbs[PEER_UFFD];
+			printf("  >= %.2f x uffd-minimal: %s\n", TARGET_RATIO,
+			       met ? "met" : "MISSED");
+			ok &= met;
+		} else {
+			printf("  (info)\n");
+		}
+		fflush(stdout);
+	}
+	return ok;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench-seqscan [--budget BYTES] [--size BYTES] "
+		"[--chunk BYTES]... [--reps N]\n"
+		"  --budget  high watermark for ufo and uffd-minimal "
+		"(default 64M)\n"
+		"  --size    object size (default 16 x budget)\n"
+		"  --chunk   chunk size, repeatable (default 64K and 1M)\n"
+		"  --reps    runs per case, the median is shown (default 5)\n");
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "budget", required_argument, NULL, 'b' },
+		{ "size", required_argument, NULL, 's' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct opts){ .budget = 64 * MiB, .reps = 5 };
+	while ((c = getopt_long(argc, argv, "b:s:c:r:h", lo, NULL)) != -1) {
+		int err = 0;
+		switch (c) {
+		case 'b': err = parse_size(optarg, &o->budget); break;
+		case 's': err = parse_size(optarg, &o->size); break;
+		case 'c':
+			if (o->nchunks == MAX_CHUNK_SIZES)
+				err = -EINVAL;
+			else
+				err = parse_size(optarg,
+						 &o->chunks[o->nchunks++]);
+			break;
+		case 'r': o->reps = atoi(optarg); err = o->reps > 0 ? 0 : -EINVAL; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+		if (err) {
+			fprintf(stderr, "bench-seqscan: bad value '%s'\n",
+				optarg);
+			return err;
+		}
+	}
+	if (!o->size)
+		o->size = 16 * o->budget;
+	if (!o->nchunks) {
+		o->chunks[o->nchunks++] = 64 * KiB;
+		o->chunks[o->nchunks++] = 1 * MiB;
+	}
+	for (int i = 0; i < o->nchunks; i++) {
+		if (o->chunks[i] % 4096 || o->size % o->chunks[i] ||
+		    o->chunks[i] * 4 > o->budget) {
+			fprintf(stderr, "bench-seqscan: chunk %zu must be a "
+				"multiple of 4K dividing --size and at most "
+				"budget/4\n", o->chunks[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	char b1[32], b2[32];
+	bool ok = true;
+
+	if (parse_opts(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	printf("bench-seqscan: object %s, budget %s (low 3/4), %d rep(s), "
+	       "median GB/s\n", fmt_size(o.size, b1), fmt_size(o.budget, b2),
+	       o.reps);
+	printf("%-6s %-20s %8s %10s %11s  %s\n", "chunk", "case", "GB/s",
+	       "ours/uffd", "ours/malloc", "target");
+	for (int i = 0; i < o.nchunks; i++)
+		ok &= run_chunk(&o, o.chunks[i]);
+	return ok ? 0 : 1;
+}
