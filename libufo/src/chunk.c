@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The chunk state machine: the one table of legal transitions. */
 #include <errno.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -54,4 +55,23 @@ void chunk_wait_idle(struct ufo_obj *obj, struct ufo_chunk *c)
 	while (c->state == CHUNK_FETCHING || c->state == CHUNK_WRITEBACK ||
 	       c->state == CHUNK_EVICTING)
 		pthread_cond_wait(&obj->cond, &obj->lock);
+}
+
+/*
+ * Write protection is removed only here, under obj->lock, with the chunk
+ * DIRTY.  Done after unlocking, it could land after the evictor moved the
+ * chunk to EVICTING and protected it: the woken writer would then write into
+ * memory that is about to be dropped, and the write would be lost (the race
+ * tests/t_model.c caught).  The evictor protects after its own transition,
+ * so protection it sets is never undone behind its back.
+ */
+void chunk_unprotect_locked(struct ufo_obj *obj, uint64_t idx)
+{
+	int rc = uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
+				    chunk_len(obj, idx), false);
+
+	if (rc)
+		log_err(obj->ctx, "object %llu chunk %llu: removing write protection: %s",
+			(unsigned long long)obj->id, (unsigned long long)idx,
+			strerror(-rc));
 }

@@ -35,7 +35,7 @@ static int64_t charged(struct ufo_ctx *ctx)
 	       atomic_load(&ctx->inflight);
 }
 
-static void evictor_kick(struct ufo_ctx *ctx)
+void evictor_kick(struct ufo_ctx *ctx)
 {
 	pthread_mutex_lock(&ctx->budget_lock);
 	pthread_cond_signal(&ctx->evict_cond);
@@ -50,16 +50,35 @@ static void deadline_in(struct timespec *ts, long ms)
 	ts->tv_nsec %= 1000000000L;
 }
 
-int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
+/* Admits len bytes if they fit under the high watermark.  Add-then-check:
+ * two racing callers may both be refused, never both wrongly admitted. */
+static bool budget_try_admit(struct ufo_ctx *ctx, size_t len)
 {
 	int64_t high = (int64_t)ctx->cfg.high_watermark;
+	int64_t prev = atomic_fetch_add(&ctx->inflight, (int64_t)len);
+
+	if (atomic_load(&ctx->stats.resident_bytes) + prev + (int64_t)len <= high)
+		return true;
+	atomic_fetch_sub(&ctx->inflight, (int64_t)len);
+	return false;
+}
+
+/* Nothing will ever make room: no chunk resident or on its way (a chunk
+ * larger than the budget), or the evictor found nothing it can drop. */
+static bool budget_hopeless(struct ufo_ctx *ctx)
+{
+	return ctx->evictor_stuck ||
+	       (atomic_load(&ctx->stats.resident_bytes) <= 0 &&
+		atomic_load(&ctx->inflight) <= 0);
+}
+
+int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
+{
 	struct timespec ts;
 
-	atomic_fetch_add(&ctx->inflight, (int64_t)len);
-	if (charged(ctx) <= high)
+	if (budget_try_admit(ctx, len))
 		return 0;
 	if (!wait) {
-		atomic_fetch_sub(&ctx->inflight, (int64_t)len);
 		evictor_kick(ctx);
 		return -ENOSPC;
 	}
@@ -69,11 +88,14 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 		watchdog_all_busy(ctx);
 	pthread_mutex_lock(&ctx->budget_lock);
 	ctx->budget_waiters++;
-	/* When nothing is left to evict (everything in flight, or writebacks
-	 * failing) the evictor says it is stuck and we go over budget rather
-	 * than deadlock: losing no data comes before the bound. */
-	while (charged(ctx) > high && !ctx->evictor_stuck &&
-	       !atomic_load(&ctx->stopping)) {
+	while (!budget_try_admit(ctx, len)) {
+		/* Losing no data comes before the bound: when the evictor can
+		 * drop nothing (writebacks failing), go over budget rather
+		 * than wait forever. */
+		if (budget_hopeless(ctx) || atomic_load(&ctx->stopping)) {
+			atomic_fetch_add(&ctx->inflight, (int64_t)len);
+			break;
+		}
 		pthread_cond_signal(&ctx->evict_cond);
 		deadline_in(&ts, 100);
 		pthread_cond_timedwait(&ctx->budget_cond, &ctx->budget_lock, &ts);
@@ -149,16 +171,16 @@ static int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was)
 }
 
 /* After a failed store the chunk goes back to `was`, writable again if it
- * was dirty (which also wakes writers parked meanwhile).  obj->lock held;
- * returns whether the caller must unprotect the range after unlocking. */
-static bool chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
+ * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
+static void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
 			       enum chunk_state was)
 {
 	chunk_set_state(obj, c, was);
 	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
+	if (obj->wp && was == CHUNK_DIRTY)
+		chunk_unprotect_locked(obj, chunk_index(obj, c));
 	policy_insert(obj, c);
 	pthread_cond_broadcast(&obj->cond);
-	return obj->wp && was == CHUNK_DIRTY;
 }
 
 /* ---- eviction. */
@@ -176,7 +198,6 @@ static int victim_prepare(struct victim *v)
 {
 	struct ufo_obj *obj = v->obj;
 	uint64_t idx = chunk_index(obj, v->c);
-	bool unprotect;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
@@ -197,11 +218,8 @@ static int victim_prepare(struct victim *v)
 	if (!rc)
 		return 0;
 	pthread_mutex_lock(&obj->lock);
-	unprotect = chunk_store_failed(obj, v->c, v->was);
+	chunk_store_failed(obj, v->c, v->was);
 	pthread_mutex_unlock(&obj->lock);
-	if (unprotect)
-		uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
-				   chunk_len(obj, idx), false);
 	return rc;
 }
 
@@ -341,7 +359,6 @@ static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
 	enum chunk_state was;
-	bool unprotect = false;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
@@ -359,11 +376,12 @@ static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
 	pthread_mutex_lock(&obj->lock);
 	if (rc) {
 		chunk_set_state(obj, c, was);
-		unprotect = obj->wp;
+		if (obj->wp)
+			chunk_unprotect_locked(obj, idx);
 	} else if (c->flags & CHUNK_F_WRITE_WAITING) {
 		/* A write arrived during the store: it is a new write. */
 		chunk_set_state(obj, c, CHUNK_DIRTY);
-		unprotect = true;
+		chunk_unprotect_locked(obj, idx);
 	} else {
 		chunk_set_state(obj, c, CHUNK_CLEAN);
 		if (was == CHUNK_DIRTY)
@@ -372,9 +390,6 @@ static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
 	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
 	pthread_cond_broadcast(&obj->cond);
 	pthread_mutex_unlock(&obj->lock);
-	if (unprotect)
-		uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
-				   chunk_len(obj, idx), false);
 	return rc;
 }
 
@@ -413,12 +428,14 @@ static unsigned claim_victims(struct ufo_ctx *ctx, struct victim *v)
 	return n;
 }
 
-/* One pass down to the low watermark.  Returns chunks dropped. */
-static unsigned evict_to_low(struct ufo_ctx *ctx)
+/* One pass down to the low watermark.  Returns chunks dropped; *failed
+ * tells whether a writeback failed. */
+static unsigned evict_to_low(struct ufo_ctx *ctx, bool *failed)
 {
 	struct victim v[EVICT_BATCH], held[EVICT_BATCH];
 	unsigned total = 0, n;
 
+	*failed = false;
 	while (!atomic_load(&ctx->stopping) &&
 	       charged(ctx) > (int64_t)ctx->cfg.low_watermark &&
 	       (n = claim_victims(ctx, v)) > 0) {
@@ -430,6 +447,7 @@ static unsigned evict_to_low(struct ufo_ctx *ctx)
 		for (unsigned i = 0; i < n; i++)
 			obj_put(held[i].obj);
 		total += dropped;
+		*failed |= err != 0;
 		if (!dropped)
 			break;
 		pthread_mutex_lock(&ctx->budget_lock);
@@ -439,11 +457,51 @@ static unsigned evict_to_low(struct ufo_ctx *ctx)
 	return total;
 }
 
+/* budget_lock held. */
 static bool evictor_has_work(struct ufo_ctx *ctx)
 {
 	return charged(ctx) > (int64_t)ctx->cfg.high_watermark ||
 	       (ctx->budget_waiters &&
 		charged(ctx) > (int64_t)ctx->cfg.low_watermark);
+}
+
+static bool queues_empty(struct ufo_ctx *ctx)
+{
+	bool empty;
+
+	pthread_mutex_lock(&ctx->policy_lock);
+	empty = !ctx->probation.count && !ctx->protected_.count;
+	pthread_mutex_unlock(&ctx->policy_lock);
+	return empty;
+}
+
+/*
+ * After a pass that dropped nothing: stuck (waiters may exceed the budget)
+ * only if nothing will become evictable soon.  Victims someone else was
+ * busy with are transient, and loads in flight become evictable when they
+ * land, so with an empty queue we wait STUCK_GRACE_MS for them.  They may
+ * never land: a populate that reads another UFO holds its reservation while
+ * the inner load waits for budget.  Past the grace period the inner load
+ * goes over budget by that chunk, within "high + chunks in flight".
+ * Writebacks that keep failing make the evictor stuck at once.
+ */
+#define STUCK_GRACE_MS 20
+
+static bool evictor_is_stuck(struct ufo_ctx *ctx, bool failed)
+{
+	uint64_t now = now_ns();
+
+	if (failed)
+		return true;
+	if (!queues_empty(ctx)) {
+		ctx->queues_empty_since = 0;
+		return false;
+	}
+	if (atomic_load(&ctx->inflight) <= 0)
+		return true;
+	if (!ctx->queues_empty_since)
+		ctx->queues_empty_since = now;
+	return now - ctx->queues_empty_since >= STUCK_GRACE_MS * 1000000ull;
 }
 
 static void *evictor_main(void *arg)
@@ -453,21 +511,28 @@ static void *evictor_main(void *arg)
 
 	pthread_mutex_lock(&ctx->budget_lock);
 	while (!atomic_load(&ctx->stopping)) {
-		bool stuck;
+		bool stuck = false, failed;
 
 		if (!evictor_has_work(ctx)) {
+			ctx->evictor_stuck = false;
 			deadline_in(&ts, 200);
 			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
 			continue;
 		}
 		pthread_mutex_unlock(&ctx->budget_lock);
-		stuck = evict_to_low(ctx) == 0;
+		if (evict_to_low(ctx, &failed) == 0)
+			stuck = evictor_is_stuck(ctx, failed);
 		pthread_mutex_lock(&ctx->budget_lock);
-		if (stuck != ctx->evictor_stuck && stuck)
-			log_warn(ctx, "over budget with nothing evictable (chunks in flight or writebacks failing)");
-		ctx->evictor_stuck = stuck && evictor_has_work(ctx);
+		if (stuck && !ctx->evictor_stuck)
+			log_warn(ctx, "over budget with nothing evictable (writebacks failing or chunks held): exceeding the budget");
+		ctx->evictor_stuck = stuck;
 		pthread_cond_broadcast(&ctx->budget_cond);
-		if (ctx->evictor_stuck) { /* back off instead of spinning */
+		if (!stuck && evictor_has_work(ctx) && charged(ctx) >
+		    (int64_t)ctx->cfg.low_watermark) {
+			/* Waiting for loads in flight to land: don't spin. */
+			deadline_in(&ts, 1);
+			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
+		} else if (stuck) {
 			deadline_in(&ts, 10);
 			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
 		}

@@ -194,23 +194,24 @@ static void account_load(struct ufo_obj *obj, size_t len, bool prefetch,
 static void fetch_done(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
 		       bool prefetch)
 {
-	bool writer_waiting;
-
 	pthread_mutex_lock(&obj->lock);
 	/* UFFDIO_COPY woke the readers; a writer among them may already have
 	 * hit the write protection and been parked while we were FETCHING. */
-	writer_waiting = c->flags & CHUNK_F_WRITE_WAITING;
-	c->flags &= (uint8_t)~CHUNK_F_WRITE_WAITING;
-	chunk_set_state(obj, c, writer_waiting ? CHUNK_DIRTY : CHUNK_CLEAN);
-	if (writer_waiting)
+	if (c->flags & CHUNK_F_WRITE_WAITING) {
+		c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
+		chunk_set_state(obj, c, CHUNK_DIRTY);
 		STAT_ADD(obj, dirty_bytes, (int64_t)len);
+		chunk_unprotect_locked(obj, chunk_index(obj, c));
+	} else {
+		chunk_set_state(obj, c, CHUNK_CLEAN);
+	}
 	policy_insert(obj, c);
 	pthread_cond_broadcast(&obj->cond);
 	pthread_mutex_unlock(&obj->lock);
-	if (writer_waiting)
-		uffd_write_protect(obj->ctx->uffd.fd,
-				   chunk_addr(obj, chunk_index(obj, c)), len,
-				   false);
+	/* Loads waiting for budget may be waiting for this chunk to become
+	 * evictable. */
+	if (atomic_load_explicit(&obj->ctx->budget_waiters, memory_order_relaxed))
+		evictor_kick(obj->ctx);
 }
 
 static void fetch_failed(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
@@ -238,43 +239,43 @@ static void fetch_failed(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
 	uffd_wake(ctx->uffd.fd, chunk_addr(obj, idx), chunk_len(obj, idx));
 }
 
-/* A missing-page fault on a chunk that is resident: either a stale message
- * (the chunk was installed, and the thread woken, after the kernel queued
- * it) or pages the application discarded behind our back.  The pagemap
- * tells which; holes are refilled from the backend. */
-static void fill_hole(struct ufo_obj *obj, uint64_t idx, uintptr_t addr)
+/*
+ * A missing-page fault on a chunk that is resident; obj->lock held, which
+ * keeps the evictor from dropping the chunk meanwhile.  Either the message
+ * is stale (the chunk was installed, and the thread woken, after the kernel
+ * queued it) or the application discarded pages behind our back with
+ * madvise.  The pagemap tells which.  A discarded page reads back as zeros,
+ * as discarded anonymous memory does; ufo_advise(UFO_ADV_DONTNEED) is the
+ * way to drop UFO memory and keep its contents.
+ */
+static void fault_on_resident(struct ufo_obj *obj, struct ufo_chunk *c,
+			      uintptr_t addr)
 {
+	static const char zero_page[65536] __attribute__((aligned(4096)));
 	struct ufo_ctx *ctx = obj->ctx;
-	size_t len = chunk_len(obj, idx);
 	void *page = (void *)(addr & ~(uintptr_t)(ctx->page_size - 1));
-	void *buf;
 	int rc;
 
-	if (page_present(ctx->pagemap_fd, page) != 0) {
-		uffd_wake(ctx->uffd.fd, page, ctx->page_size);
-		return;
+	if (page_present(ctx->pagemap_fd, page) == 0 &&
+	    ctx->page_size <= sizeof(zero_page)) {
+		log_warn(ctx, "object %llu: page %p was discarded outside libufo; it reads as zeros",
+			 (unsigned long long)obj->id, page);
+		rc = uffd_copy(ctx->uffd.fd, page, zero_page, ctx->page_size,
+			       obj->wp && c->state != CHUNK_DIRTY);
+		if (rc && rc != -EEXIST)
+			log_err(ctx, "refilling a discarded page: %s", strerror(-rc));
 	}
-	buf = staging_get(len);
-	rc = buf ? fetch_into(obj, idx, buf, len) : -ENOMEM;
-	if (!rc)
-		rc = copy_missing_pages(ctx, chunk_addr(obj, idx), buf, len,
-					obj->wp);
-	if (rc)
-		log_err(ctx, "object %llu chunk %llu: refilling a discarded page failed: %s",
-			(unsigned long long)obj->id, (unsigned long long)idx,
-			strerror(-rc));
 	uffd_wake(ctx->uffd.fd, page, ctx->page_size);
 }
 
 /* Decides, under obj->lock, what a load request for chunk c does.  Returns
- * true when the caller now owns the load (the chunk went FETCHING). */
-static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, bool prefetch,
-		       bool *hole)
+ * true when the caller now owns the load (the chunk went FETCHING).  addr is
+ * the faulting address of a demand fault, 0 for a prefetch. */
+static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr)
 {
-	*hole = false;
 	switch ((enum chunk_state)c->state) {
 	case CHUNK_ABSENT:
-		if (prefetch && obj->dying)
+		if (!addr && obj->dying)
 			return false;
 		return chunk_set_state(obj, c, CHUNK_FETCHING) == 0;
 	case CHUNK_FETCHING:
@@ -286,28 +287,27 @@ static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, bool prefetch,
 	case CHUNK_EVICTING:
 		/* Being dropped: the evictor wakes the range once it is
 		 * ABSENT and our thread's refault loads it again. */
-		if (!prefetch)
+		if (addr)
 			c->flags |= CHUNK_F_WAKE_WAITING;
 		return false;
 	default:
-		*hole = !prefetch;
+		if (addr)
+			fault_on_resident(obj, c, addr);
 		return false;
 	}
 }
 
-int chunk_fetch(struct ufo_obj *obj, uint64_t idx, pid_t tid, bool prefetch)
+int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
 	size_t len = chunk_len(obj, idx);
-	bool owner, hole;
+	bool owner, prefetch = !addr;
 	void *buf;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
-	owner = claim_load(obj, c, prefetch, &hole);
+	owner = claim_load(obj, c, addr);
 	pthread_mutex_unlock(&obj->lock);
-	if (hole)
-		fill_hole(obj, idx, (uintptr_t)chunk_addr(obj, idx));
 	if (!owner)
 		return 0;
 	rc = budget_reserve(obj->ctx, len, !prefetch);
@@ -455,7 +455,7 @@ static void work_run_one(struct ufo_ctx *ctx)
 	 * only reload evicted chunks: skip it. */
 	if (!atomic_load(&ctx->stopping) &&
 	    !(ra && idx < atomic_load_explicit(&obj->ra_pos, memory_order_relaxed)))
-		chunk_fetch(obj, idx, 0, true);
+		chunk_fetch(obj, idx, 0, 0);
 	obj_put(obj);
 }
 
@@ -476,7 +476,7 @@ static void work_drain(struct ufo_ctx *ctx)
 static void handle_write_fault(struct ufo_obj *obj, uint64_t idx)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
-	bool unprotect = false, wake = false;
+	bool wake = false;
 
 	STAT_ADD(obj, wp_faults, 1);
 	pthread_mutex_lock(&obj->lock);
@@ -484,12 +484,12 @@ static void handle_write_fault(struct ufo_obj *obj, uint64_t idx)
 	case CHUNK_CLEAN:
 		chunk_set_state(obj, c, CHUNK_DIRTY);
 		STAT_ADD(obj, dirty_bytes, (int64_t)chunk_len(obj, idx));
-		unprotect = true;
+		chunk_unprotect_locked(obj, idx);
 		break;
 	case CHUNK_DIRTY:
 		/* A second writer parked before the first fault was handled:
 		 * unprotecting again is harmless and wakes it. */
-		unprotect = true;
+		chunk_unprotect_locked(obj, idx);
 		break;
 	case CHUNK_FETCHING:
 	case CHUNK_WRITEBACK:
@@ -506,10 +506,7 @@ static void handle_write_fault(struct ufo_obj *obj, uint64_t idx)
 		break;
 	}
 	pthread_mutex_unlock(&obj->lock);
-	if (unprotect)
-		uffd_write_protect(obj->ctx->uffd.fd, chunk_addr(obj, idx),
-				   chunk_len(obj, idx), false);
-	else if (wake)
+	if (wake)
 		uffd_wake(obj->ctx->uffd.fd, chunk_addr(obj, idx),
 			  chunk_len(obj, idx));
 }
@@ -532,7 +529,7 @@ static void handle_pagefault(struct ufo_ctx *ctx, const struct uffd_msg *msg)
 	} else {
 		STAT_ADD(obj, faults, 1);
 		readahead(obj, idx);
-		chunk_fetch(obj, idx, (pid_t)msg->arg.pagefault.feat.ptid, false);
+		chunk_fetch(obj, idx, addr, (pid_t)msg->arg.pagefault.feat.ptid);
 		stats_record_latency(obj, now_ns() - t0);
 	}
 	obj_put(obj);

@@ -200,6 +200,8 @@ int chunk_set_state(struct ufo_obj *obj, struct ufo_chunk *c,
 /* Waits on obj->cond until c is in none of the busy states (FETCHING,
  * WRITEBACK, EVICTING); obj->lock held. */
 void chunk_wait_idle(struct ufo_obj *obj, struct ufo_chunk *c);
+/* Lets writers in (and wakes parked ones); obj->lock held, chunk DIRTY. */
+void chunk_unprotect_locked(struct ufo_obj *obj, uint64_t idx);
 static inline bool chunk_is_resident(const struct ufo_chunk *c)
 {
 	return c->state == CHUNK_CLEAN || c->state == CHUNK_DIRTY;
@@ -297,8 +299,9 @@ struct ufo_ctx {
 	pthread_mutex_t budget_lock;
 	pthread_cond_t budget_cond;  /* room was made */
 	pthread_cond_t evict_cond;   /* the evictor has work */
-	unsigned budget_waiters;
+	_Atomic unsigned budget_waiters; /* changed under budget_lock */
 	bool evictor_stuck;          /* nothing evictable: waiters proceed */
+	uint64_t queues_empty_since; /* evictor only: ns, 0 when not empty */
 	pthread_t evictor;
 	bool evictor_started;
 
@@ -332,9 +335,10 @@ int spawn_masked(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Queues a background load of chunks [first, last] of obj. */
 void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 		    bool readahead);
-/* Loads chunk idx if ABSENT, on the calling thread (tid 0: nobody to signal
- * on failure).  Returns 0 when loaded or already present, or -errno. */
-int chunk_fetch(struct ufo_obj *obj, uint64_t idx, pid_t tid, bool prefetch);
+/* Loads chunk idx if ABSENT, on the calling thread.  addr is the faulting
+ * address and tid the thread to send SIGBUS on failure; both 0 for a
+ * background load.  Returns 0 when loaded or already present, or -errno. */
+int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid);
 
 int evictor_start(struct ufo_ctx *ctx);
 void evictor_stop(struct ufo_ctx *ctx);
@@ -343,6 +347,7 @@ void evictor_stop(struct ufo_ctx *ctx);
  * returns -ENOSPC instead.  Release with budget_release(len) on failure. */
 int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait);
 void budget_release(struct ufo_ctx *ctx, size_t len);
+void evictor_kick(struct ufo_ctx *ctx);
 /* A reserved fetch of obj became resident / is taken back (copy failed). */
 void budget_commit(struct ufo_obj *obj, size_t len);
 void budget_uncommit(struct ufo_obj *obj, size_t len);
