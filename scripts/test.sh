@@ -1,27 +1,52 @@
 #!/usr/bin/env bash
-# Builds libufo and runs every test: the suite in a normal build, then again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Usage: scripts/test.sh [--no-sanitizers]
+# Builds libufo and runs every test: the cmocka suite in a normal build, the
+# install check, then the suite again under ASan+UBSan and with the library
+# under ThreadSanitizer.
+# Usage: scripts/test.sh [--quick]   (--quick: the normal build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 
+dirs=()
 run_suite() { # build-dir [meson options...]
 	local dir=$1; shift
-	if [ ! -d "$dir" ]; then
-		meson setup "$dir" "$@" >/dev/null
-	fi
+	[ -d "$dir" ] || meson setup "$dir" "$@" >/dev/null
 	ninja -C "$dir" >/dev/null
+	dirs+=("$dir")
 	meson test -C "$dir" --print-errorlogs --num-processes 1
 }
 
-echo "== test suite (debugoptimized)"
-run_suite build
+# One closing line over every suite run: "N passed, N failed, N skipped".
+summary() {
+	python3 - "${dirs[@]}" <<'PY'
+import json, os, sys
+n = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for d in sys.argv[1:]:
+    if not os.path.exists(d + "/meson-logs/testlog.json"):
+        continue
+    for line in open(d + "/meson-logs/testlog.json"):
+        r = json.loads(line)["result"]
+        n["OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"] += 1
+print(f"{n['OK']} passed, {n['FAIL']} failed, {n['SKIP']} skipped")
+PY
+}
+trap summary EXIT
 
-if [ "${1:-}" != "--no-sanitizers" ]; then
-	echo "== test suite under ASan + UBSan"
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
-fi
+echo "== test suite"
+run_suite build
+echo "== install check"
+scripts/install-check.sh build
+
+[ "${1:-}" = "--quick" ] && exit 0
+
+echo "== test suite under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+# TSan cannot see the ordering userfaultfd gives to UFO memory, so only the
+# library is instrumented: its locks, queues and counters are what is judged.
+echo "== test suite with the library under ThreadSanitizer"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	run_suite build-tsan -Dtsan_library=true
