@@ -61,6 +61,8 @@ static void test_defaults(void **state)
 	assert_int_equal(got.threads, 2);
 	assert_int_equal(got.policy, UFO_POLICY_2Q); /* DEFAULT resolved */
 	assert_int_not_equal(ufo_ctx_dirty_mode(ctx), UFO_DIRTY_AUTO);
+	/* AUTO resolved too: the config reports the mode in force. */
+	assert_int_equal(got.dirty_mode, ufo_ctx_dirty_mode(ctx));
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 
 	/* NULL means the same defaults. */

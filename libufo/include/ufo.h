@@ -85,7 +85,8 @@ struct ufo_config {
 
 /* Fills *cfg with the defaults.  Environment variables are applied later, by
  * ufo_ctx_create, and override whatever the struct holds:
- *   UFO_HIGH_WATERMARK, UFO_LOW_WATERMARK  bytes, suffix K/M/G/T allowed
+ *   UFO_HIGH_WATERMARK, UFO_LOW_WATERMARK  bytes; suffix K/M/G/T (binary
+ *                                          multiples, "iB" or "B" may follow)
  *   UFO_THREADS                            number
  *   UFO_DIRTY_MODE                         auto | wp | hash
  *   UFO_POLICY                             2q | fifo
@@ -107,7 +108,8 @@ int ufo_ctx_create(const struct ufo_config *cfg, struct ufo_ctx **out);
  * may run concurrently or afterwards. */
 int ufo_ctx_destroy(struct ufo_ctx *ctx);
 
-/* The configuration in force, after defaults and environment overrides. */
+/* The configuration in force, after defaults and environment overrides:
+ * dirty_mode and policy are resolved (never AUTO or DEFAULT). */
 void ufo_ctx_config(const struct ufo_ctx *ctx, struct ufo_config *out);
 
 /* The dirty-tracking mode in use (never UFO_DIRTY_AUTO) and its name. */

@@ -66,6 +66,7 @@ static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
 	if (rc)
 		return rc;
 	rc = ctx_choose_mode(ctx);
+	ctx->cfg.dirty_mode = ctx->mode; /* report the mode in force */
 	if (!rc)
 		rc = handlers_start(ctx);
 	if (!rc)

@@ -233,8 +233,8 @@ static void fetch_failed(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
 	 * with SIGBUS pending instead of retrying first.  Any other thread
 	 * parked on this chunk refaults and tries a fresh load itself. */
 	if (tid) {
-		syscall(SYS_tgkill, getpid(), tid, SIGBUS);
 		STAT_ADD(obj, sigbus, 1);
+		syscall(SYS_tgkill, getpid(), tid, SIGBUS);
 	}
 	uffd_wake(ctx->uffd.fd, chunk_addr(obj, idx), chunk_len(obj, idx));
 }
