@@ -200,6 +200,84 @@ enum ufo_advice {
 int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 	       enum ufo_advice advice);
 
+/* --------------------------------------------------------- remote objects */
+
+/*
+ * Objects stored on ufo-server (docs/protocol.md).  URLs name a server and,
+ * for objects, a name: "ufo://host:port/name" (also tcp://; port defaults
+ * to 7070; IPv6 as [addr]:port).  Names are 1-255 bytes of [A-Za-z0-9._-].
+ * Every connection authenticates with the shared secret read from
+ * opts->secret_file, else $UFO_SECRET_FILE.
+ */
+struct ufo_client;
+
+enum ufo_remote_flags {
+	/* UFO_READ_ONLY (1 << 0) applies too */
+	UFO_REMOTE_CREATE = 1 << 8, /* ufo_remote_open: create if missing */
+};
+
+struct ufo_remote_opts {
+	const char *secret_file; /* NULL: $UFO_SECRET_FILE */
+	unsigned timeout_ms;     /* per request; 0: 5000 */
+	unsigned connections;    /* connections per client; 0: 2 */
+	unsigned flags;          /* UFO_READ_ONLY, UFO_REMOTE_CREATE */
+	uint64_t create_size;    /* bytes, with UFO_REMOTE_CREATE */
+	size_t chunk_size;       /* 0: the object's chunk size on the server
+				  * (when creating: UFO_DEFAULT_CHUNK_SIZE) */
+};
+
+void ufo_remote_opts_init(struct ufo_remote_opts *o);
+
+struct ufo_remote_info {
+	char name[256];
+	uint64_t id;         /* the server's id for the object */
+	uint64_t size;       /* bytes */
+	uint32_t chunk_size; /* the object's default chunk size */
+	uint64_t allocated;  /* bytes used on the server's disk */
+	uint64_t mtime_ns;
+};
+
+/* Connects and authenticates to the server of url (any name part is
+ * ignored).  Errors: -EINVAL (url, secret file), -EACCES (wrong secret),
+ * -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT, other -errno.  The client is
+ * thread-safe: requests from several threads are pipelined over its
+ * connections, which reconnect (with backoff) after failures. */
+int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
+		       struct ufo_client **out);
+void ufo_client_close(struct ufo_client *c);
+
+int ufo_client_create(struct ufo_client *c, const char *name, uint64_t size,
+		      uint32_t chunk_size, struct ufo_remote_info *out);
+int ufo_client_stat(struct ufo_client *c, const char *name,
+		    struct ufo_remote_info *out);
+int ufo_client_delete(struct ufo_client *c, const char *name);
+/* Calls fn for every object; a non-zero return from fn stops the listing
+ * and is returned. */
+int ufo_client_list(struct ufo_client *c,
+		    int (*fn)(void *user, const struct ufo_remote_info *info),
+		    void *user);
+/* Byte ranges of object id; len <= 16 MiB per call.  A write returns once
+ * the server has made it durable.  -ERANGE past the end. */
+int ufo_client_read(struct ufo_client *c, uint64_t id, uint64_t offset,
+		    void *buf, size_t len);
+int ufo_client_write(struct ufo_client *c, uint64_t id, uint64_t offset,
+		     const void *buf, size_t len);
+int ufo_client_sync(struct ufo_client *c, uint64_t id);
+
+/* Maps a server object as a UFO of bytes (elem_size 1, no header): faults
+ * read chunks from the server, evicted dirty chunks are written back and
+ * dropped only after the server acknowledged them durable.  Consistency is
+ * close-to-open: ufo_sync publishes this client's writes; ufo_refresh drops
+ * clean chunks so the next touch sees other clients' synced writes.  A
+ * fetch that still fails after the context's retries raises SIGBUS in the
+ * faulting thread.  Free with ufo_free. */
+int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
+		    const struct ufo_remote_opts *opts, struct ufo_obj **out);
+
+/* Drops every clean resident chunk of obj (dirty ones stay), so that later
+ * touches reload them.  0 or -errno. */
+int ufo_refresh(struct ufo_obj *obj);
+
 /* ------------------------------------------------------------- statistics */
 
 #define UFO_HIST_BUCKETS 24

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* Wire format helpers: byte order, checksums, validation, error codes. */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "wire.h"
+
+void wire_hdr_to_le(struct wire_hdr *h)
+{
+	h->magic = htole32(h->magic);
+	h->version = htole16(h->version);
+	h->op = htole16(h->op);
+	h->req_id = htole64(h->req_id);
+	h->status = htole32(h->status);
+	h->len = htole32(h->len);
+	h->csum = htole64(h->csum);
+}
+
+void wire_hdr_from_le(struct wire_hdr *h)
+{
+	h->magic = le32toh(h->magic);
+	h->version = le16toh(h->version);
+	h->op = le16toh(h->op);
+	h->req_id = le64toh(h->req_id);
+	h->status = le32toh(h->status);
+	h->len = le32toh(h->len);
+	h->csum = le64toh(h->csum);
+}
+
+uint64_t wire_csum(const void *payload, size_t len)
+{
+	return XXH3_64bits(payload, len);
+}
+
+void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
+		   uint64_t req_id, uint32_t status, const void *payload,
+		   uint32_t len)
+{
+	h->magic = WIRE_MAGIC;
+	h->version = version;
+	h->op = op;
+	h->req_id = req_id;
+	h->status = status;
+	h->len = len;
+	h->csum = wire_csum(payload, len);
+}
+
+int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload)
+{
+	uint16_t op = h->op & (uint16_t)~WIRE_RESPONSE;
+
+	if (h->magic != WIRE_MAGIC || op < WIRE_HELLO || op > WIRE_OP_MAX ||
+	    h->status > WIRE_STATUS_MAX)
+		return -EPROTO;
+	if (h->len > max_payload)
+		return -E2BIG;
+	return 0;
+}
+
+int wire_check_csum(const struct wire_hdr *h, const void *payload)
+{
+	return wire_csum(payload, h->len) == h->csum ? 0 : -EBADMSG;
+}
+
+int wire_check_name(const char *name, size_t len)
+{
+	if (!len || len > WIRE_MAX_NAME || name[0] == '.')
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int wire_parse_name(const void *payload, uint32_t len, const char **name,
+		    uint16_t *name_len)
+{
+	struct wire_name n;
+
+	if (len < sizeof(n))
+		return -EPROTO;
+	memcpy(&n, payload, sizeof(n));
+	n.name_len = le16toh(n.name_len);
+	if (len != sizeof(n) + n.name_len)
+		return -EPROTO;
+	*name = (const char *)payload + sizeof(n);
+	*name_len = n.name_len;
+	return wire_check_name(*name, n.name_len);
+}
+
+int wire_parse_create(const void *payload, uint32_t len,
+		      struct wire_create *out, const char **name)
+{
+	if (len < sizeof(*out))
+		return -EPROTO;
+	memcpy(out, payload, sizeof(*out));
+	out->size = le64toh(out->size);
+	out->chunk_size = le32toh(out->chunk_size);
+	out->name_len = le16toh(out->name_len);
+	out->flags = le16toh(out->flags);
+	if (len != sizeof(*out) + out->name_len)
+		return -EPROTO;
+	*name = (const char *)payload + sizeof(*out);
+	if (!out->size || out->size > WIRE_MAX_OBJECT_SIZE)
+		return out->size ? -E2BIG : -EINVAL;
+	if (out->chunk_size < WIRE_MIN_CHUNK || out->chunk_size > WIRE_MAX_CHUNK ||
+	    out->chunk_size % WIRE_MIN_CHUNK || out->flags)
+		return -EINVAL;
+	return wire_check_name(*name, out->name_len);
+}
+
+/* One table for both directions of the status ↔ errno mapping. */
+static const struct {
+	uint32_t status;
+	int err; /* positive errno */
+	const char *name;
+} status_map[] = {
+	{ WIRE_OK, 0, "ok" },
+	{ WIRE_EPROTO, EPROTO, "malformed frame" },
+	{ WIRE_EVERSION, EPROTONOSUPPORT, "no common protocol version" },
+	{ WIRE_EAUTH, EACCES, "authentication failed" },
+	{ WIRE_ENOENT, ENOENT, "no such object" },
+	{ WIRE_EEXIST, EEXIST, "object exists" },
+	{ WIRE_EINVAL, EINVAL, "invalid argument" },
+	{ WIRE_ERANGE, ERANGE, "outside the object" },
+	{ WIRE_E2BIG, E2BIG, "over a limit" },
+	{ WIRE_EIO, EIO, "storage error" },
+	{ WIRE_ENOSPC, ENOSPC, "storage full" },
+	{ WIRE_EBUSY, EBUSY, "server busy" },
+	{ WIRE_ECSUM, EBADMSG, "checksum mismatch" },
+	{ WIRE_ENOTAUTH, EPERM, "not authenticated" },
+	{ WIRE_ESHUTDOWN, ESHUTDOWN, "server shutting down" },
+};
+
+int wire_status_to_errno(uint32_t status)
+{
+	for (size_t i = 0; i < sizeof(status_map) / sizeof(status_map[0]); i++)
+		if (status_map[i].status == status)
+			return -status_map[i].err;
+	return -EPROTO;
+}
+
+uint32_t wire_errno_to_status(int neg_errno)
+{
+	if (!neg_errno)
+		return WIRE_OK;
+	for (size_t i = 1; i < sizeof(status_map) / sizeof(status_map[0]); i++)
+		if (status_map[i].err == -neg_errno)
+			return status_map[i].status;
+	if (neg_errno == -EDQUOT)
+		return WIRE_ENOSPC;
+	return WIRE_EIO;
+}
+
+const char *wire_status_name(uint32_t status)
+{
+	for (size_t i = 0; i < sizeof(status_map) / sizeof(status_map[0]); i++)
+		if (status_map[i].status == status)
+			return status_map[i].name;
+	return "unknown status";
+}
+
+const char *wire_op_name(uint16_t op)
+{
+	static const char *const names[] = {
+		[WIRE_HELLO] = "HELLO", [WIRE_AUTH] = "AUTH",
+		[WIRE_CREATE] = "CREATE", [WIRE_OPEN] = "OPEN",
+		[WIRE_STAT] = "STAT", [WIRE_LIST] = "LIST",
+		[WIRE_DELETE] = "DELETE", [WIRE_READ] = "READ",
+		[WIRE_WRITE] = "WRITE", [WIRE_SYNC] = "SYNC",
+		[WIRE_PING] = "PING",
+	};
+
+	op &= (uint16_t)~WIRE_RESPONSE;
+	return op <= WIRE_OP_MAX && names[op] ? names[op] : "?";
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libufo wire protocol, version 1 (docs/protocol.md is the prose).
+ *
+ * Every message is a 32-byte header followed by `len` payload bytes.  All
+ * integers are little-endian.  Requests carry an opcode; the response to a
+ * request has the same opcode with WIRE_RESPONSE set and the same req_id, so
+ * requests pipeline on one connection and responses may come out of order.
+ * `csum` is XXH3-64 of the payload (of zero bytes when len is 0).
+ *
+ * Every length and count read from the network is checked against the
+ * limits below before it is used (wire_check_hdr, wire_parse_*).
+ */
+#ifndef UFO_WIRE_H
+#define UFO_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_MAGIC 0x314f4655u /* "UFO1" */
+#define WIRE_VERSION_MIN 1
+#define WIRE_VERSION_MAX 1
+
+/* ---- limits */
+#define WIRE_MAX_IO ((uint32_t)16 << 20)           /* bytes per READ/WRITE */
+#define WIRE_MAX_PAYLOAD (WIRE_MAX_IO + 4096)      /* any frame */
+#define WIRE_MAX_PREAUTH 128                       /* frames before AUTH */
+#define WIRE_MAX_NAME 255                          /* object name bytes */
+#define WIRE_MAX_OBJECT_SIZE ((uint64_t)1 << 50)   /* 1 PiB */
+#define WIRE_MIN_CHUNK 4096u
+#define WIRE_MAX_CHUNK ((uint32_t)64 << 20)
+#define WIRE_LIST_MAX 256                          /* entries per LIST reply */
+#define WIRE_MAX_ERRMSG 256                        /* text in error replies */
+#define WIRE_NONCE 32
+#define WIRE_MAC 32                                /* HMAC-SHA256 */
+#define WIRE_MIN_SECRET 16                         /* bytes of shared secret */
+#define WIRE_MAX_SECRET 4096
+
+enum wire_op {
+	WIRE_HELLO = 1,  /* wire_hello → wire_hello (server's choice) */
+	WIRE_AUTH = 2,   /* wire_mac → wire_mac (server's proof) */
+	WIRE_CREATE = 3, /* wire_create + name → wire_objinfo */
+	WIRE_OPEN = 4,   /* wire_name + name → wire_objinfo */
+	WIRE_STAT = 5,   /* wire_name + name → wire_objinfo */
+	WIRE_LIST = 6,   /* wire_list → wire_list_reply + entries */
+	WIRE_DELETE = 7, /* wire_name + name → empty */
+	WIRE_READ = 8,   /* wire_io → data */
+	WIRE_WRITE = 9,  /* wire_io + data → empty, once durable */
+	WIRE_SYNC = 10,  /* wire_id → empty, once everything is durable */
+	WIRE_PING = 11,  /* empty → empty */
+	WIRE_OP_MAX = 11,
+	WIRE_RESPONSE = 0x8000,
+};
+
+/* Status in responses.  An error response may carry up to WIRE_MAX_ERRMSG
+ * bytes of UTF-8 text saying what was wrong. */
+enum wire_status {
+	WIRE_OK = 0,
+	WIRE_EPROTO = 1,    /* malformed frame: bad magic, sizes, fields */
+	WIRE_EVERSION = 2,  /* no common protocol version */
+	WIRE_EAUTH = 3,     /* wrong secret */
+	WIRE_ENOENT = 4,    /* no such object */
+	WIRE_EEXIST = 5,    /* object exists */
+	WIRE_EINVAL = 6,    /* bad argument (name, size, chunk size, op) */
+	WIRE_ERANGE = 7,    /* offset/length outside the object */
+	WIRE_E2BIG = 8,     /* over a limit (frame, I/O, object size) */
+	WIRE_EIO = 9,       /* storage error */
+	WIRE_ENOSPC = 10,   /* storage full */
+	WIRE_EBUSY = 11,    /* too many connections */
+	WIRE_ECSUM = 12,    /* payload checksum mismatch */
+	WIRE_ENOTAUTH = 13, /* request before authentication */
+	WIRE_ESHUTDOWN = 14,/* server stopping */
+	WIRE_STATUS_MAX = 14,
+};
+
+struct wire_hdr {
+	uint32_t magic;
+	uint16_t version; /* 0 in HELLO (not negotiated yet), else agreed */
+	uint16_t op;      /* enum wire_op, | WIRE_RESPONSE in replies */
+	uint64_t req_id;
+	uint32_t status;  /* enum wire_status; 0 in requests */
+	uint32_t len;     /* payload bytes */
+	uint64_t csum;    /* XXH3-64 of the payload */
+};
+_Static_assert(sizeof(struct wire_hdr) == 32, "wire header is 32 bytes");
+
+/* HELLO both ways: the client offers [min, max], the server answers with
+ * min = max = the version it picked, and its own nonce. */
+struct wire_hello {
+	uint16_t min_version;
+	uint16_t max_version;
+	uint32_t flags; /* 0 */
+	uint8_t nonce[WIRE_NONCE];
+};
+_Static_assert(sizeof(struct wire_hello) == 40, "hello is 40 bytes");
+
+/* AUTH: client mac = HMAC(secret, "ufo1 client" | server nonce | client
+ * nonce); the server answers HMAC(secret, "ufo1 server" | client nonce |
+ * server nonce), so each side proves it holds the secret. */
+struct wire_mac {
+	uint8_t mac[WIRE_MAC];
+};
+
+struct wire_create {
+	uint64_t size;
+	uint32_t chunk_size;
+	uint16_t name_len;
+	uint16_t flags; /* 0 */
+	/* name_len bytes of name follow */
+};
+_Static_assert(sizeof(struct wire_create) == 16, "create is 16 bytes");
+
+struct wire_name {
+	uint16_t name_len;
+	uint16_t pad[3];
+	/* name_len bytes of name follow */
+};
+_Static_assert(sizeof(struct wire_name) == 8, "name is 8 bytes");
+
+struct wire_objinfo {
+	uint64_t id;        /* stable for the object's life, across restarts */
+	uint64_t size;
+	uint32_t chunk_size;
+	uint32_t flags;     /* 0 */
+	uint64_t allocated; /* bytes on disk (sparse files use less) */
+	uint64_t mtime_ns;
+};
+_Static_assert(sizeof(struct wire_objinfo) == 40, "objinfo is 40 bytes");
+
+struct wire_list {
+	uint64_t cursor; /* 0 for the first page */
+	uint32_t max;    /* entries wanted, <= WIRE_LIST_MAX */
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct wire_list) == 16, "list is 16 bytes");
+
+struct wire_list_reply {
+	uint64_t next_cursor; /* 0: no more */
+	uint32_t count;
+	uint32_t pad;
+	/* count × (wire_list_entry, name_len bytes of name) follow */
+};
+_Static_assert(sizeof(struct wire_list_reply) == 16, "list reply is 16 bytes");
+
+struct wire_list_entry {
+	struct wire_objinfo info;
+	uint16_t name_len;
+	uint16_t pad[3];
+};
+_Static_assert(sizeof(struct wire_list_entry) == 48, "list entry is 48 bytes");
+
+struct wire_io {
+	uint64_t id;
+	uint64_t offset;
+	uint32_t len;   /* <= WIRE_MAX_IO; WRITE: the payload after this */
+	uint32_t flags; /* 0 */
+};
+_Static_assert(sizeof(struct wire_io) == 24, "io is 24 bytes");
+
+struct wire_id {
+	uint64_t id;
+};
+
+/* ---- helpers (wire.c); all return 0 or a negative errno */
+
+/* Header to/from little-endian in place (no-ops on little-endian hosts). */
+void wire_hdr_to_le(struct wire_hdr *h);
+void wire_hdr_from_le(struct wire_hdr *h);
+
+uint64_t wire_csum(const void *payload, size_t len);
+
+/* Fills a header for a request (status 0) or a response (op | RESPONSE). */
+void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
+		   uint64_t req_id, uint32_t status, const void *payload,
+		   uint32_t len);
+
+/* Checks a received (host-order) header: magic, opcode, status range and
+ * len <= max_payload.  -EPROTO or -E2BIG. */
+int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload);
+
+/* Checks a payload's checksum: 0 or -EBADMSG. */
+int wire_check_csum(const struct wire_hdr *h, const void *payload);
+
+/* Validates an object name: 1..WIRE_MAX_NAME bytes of [A-Za-z0-9._-],
+ * not starting with '.'.  0 or -EINVAL. */
+int wire_check_name(const char *name, size_t len);
+
+/* Parses a wire_name/wire_create payload; *name points into the payload
+ * (not NUL-terminated).  0, -EPROTO (sizes) or -EINVAL (name). */
+int wire_parse_name(const void *payload, uint32_t len, const char **name,
+		    uint16_t *name_len);
+int wire_parse_create(const void *payload, uint32_t len,
+		      struct wire_create *out, const char **name);
+
+/* Status ↔ errno. */
+int wire_status_to_errno(uint32_t status);
+uint32_t wire_errno_to_status(int neg_errno);
+const char *wire_op_name(uint16_t op);
+const char *wire_status_name(uint32_t status);
+
+/* HMAC-SHA256 of the AUTH exchange (auth.c).  role is "ufo1 client" or
+ * "ufo1 server"; first/second are the two nonces in that role's order. */
+void wire_auth_mac(const uint8_t *secret, size_t secret_len, const char *role,
+		   const uint8_t first[WIRE_NONCE],
+		   const uint8_t second[WIRE_NONCE], uint8_t out[WIRE_MAC]);
+bool wire_mac_equal(const uint8_t a[WIRE_MAC], const uint8_t b[WIRE_MAC]);
+void wire_random(void *buf, size_t len);
+/* Reads a shared secret from a file: trailing whitespace stripped, at
+ * least WIRE_MIN_SECRET bytes, the file not readable by others (a warning
+ * otherwise is the caller's business: *loose set).  Returns the length or a
+ * negative errno (-EINVAL: too short/long). */
+int wire_read_secret(const char *path, uint8_t *buf, size_t cap, bool *loose);
+int wire_crypto_init(void);
+
+#endif /* UFO_WIRE_H */
