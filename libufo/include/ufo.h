@@ -245,6 +245,9 @@ struct ufo_remote_info {
 int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
 		       struct ufo_client **out);
 void ufo_client_close(struct ufo_client *c);
+/* The server's text explaining this thread's last failed client request
+ * ("" if it sent none).  Valid until the thread's next request. */
+const char *ufo_client_last_error(void);
 
 int ufo_client_create(struct ufo_client *c, const char *name, uint64_t size,
 		      uint32_t chunk_size, struct ufo_remote_info *out);

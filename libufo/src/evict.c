@@ -312,7 +312,7 @@ static unsigned evict_batch(struct victim *v, unsigned n, int *err,
 /* One pass over [first, last]; returns how many chunks another thread was
  * busy with (the evictor claimed them between our check and our claim). */
 static unsigned evict_range_pass(struct ufo_obj *obj, uint64_t first,
-				 uint64_t last, int *err)
+				 uint64_t last, bool clean_only, int *err)
 {
 	struct victim v[EVICT_BATCH];
 	unsigned n = 0, busy = 0;
@@ -322,7 +322,8 @@ static unsigned evict_range_pass(struct ufo_obj *obj, uint64_t first,
 
 		pthread_mutex_lock(&obj->lock);
 		chunk_wait_idle(obj, c);
-		if (chunk_is_resident(c))
+		if (chunk_is_resident(c) &&
+		    !(clean_only && c->state == CHUNK_DIRTY))
 			v[n++] = (struct victim){ .obj = obj, .c = c };
 		pthread_mutex_unlock(&obj->lock);
 		if (n == EVICT_BATCH || (n && idx == last)) {
@@ -340,7 +341,18 @@ int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
 	/* Repeat while we lost races, so that on return every chunk of the
 	 * range is dropped unless its writeback failed or a thread touched it
 	 * again meanwhile. */
-	while (evict_range_pass(obj, first, last, &err) && !err)
+	while (evict_range_pass(obj, first, last, false, &err) && !err)
+		;
+	return err;
+}
+
+int evict_clean(struct ufo_obj *obj)
+{
+	int err = 0;
+
+	/* In hash mode "clean" is unknown until hashed: a changed chunk is
+	 * written back before it is dropped, as on any eviction. */
+	while (evict_range_pass(obj, 0, obj->nchunks - 1, true, &err) && !err)
 		;
 	return err;
 }

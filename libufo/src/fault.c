@@ -125,6 +125,7 @@ const struct ufo_backend_ops ufo_callback_backend = {
 	.name = "callback",
 	.fetch = cb_fetch,
 	.store = cb_store,
+	.close = NULL,
 };
 
 /* ---- installing a chunk. */

@@ -110,9 +110,24 @@ struct ufo_backend_ops {
 	/* Persist elements [start, end) from src; 0 only once durable. */
 	int (*store)(struct ufo_obj *obj, uint64_t start, uint64_t end,
 		     const void *src);
+	/* Releases obj->backend_data (may be NULL: nothing to release). */
+	void (*close)(struct ufo_obj *obj);
 };
 
-extern const struct ufo_backend_ops ufo_callback_backend;
+extern const struct ufo_backend_ops ufo_callback_backend, ufo_remote_backend;
+
+/* Creates an object served by backend (which owns backend_data from the
+ * moment this returns 0). */
+int obj_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+	       const struct ufo_backend_ops *backend, void *backend_data,
+	       struct ufo_obj **out);
+
+/* Client internals used by the remote backend (client.c). */
+struct ufo_client;
+struct ufo_remote_info;
+int client_open(struct ufo_client *cl, const char *name,
+		struct ufo_remote_info *out);
+int client_timeout_ms(const struct ufo_client *cl);
 
 /* ----------------------------------------------------------------- object */
 
@@ -133,6 +148,7 @@ struct ufo_obj {
 	unsigned flags;     /* UFO_READ_ONLY */
 	bool wp;            /* installed write-protected, dirty via WP faults */
 	const struct ufo_backend_ops *backend;
+	void *backend_data;
 	ufo_populate_fn populate;
 	ufo_writeback_fn writeback;
 	void *user;
@@ -357,6 +373,8 @@ void budget_uncharge(struct ufo_obj *obj, size_t len);
 /* Writes back (if dirty) and drops every chunk of obj overlapping chunks
  * [first, last]; waits for busy chunks.  Returns 0 or the first error. */
 int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last);
+/* Drops every clean resident chunk of obj (ufo_refresh). */
+int evict_clean(struct ufo_obj *obj);
 /* Writes back every dirty chunk in [first, last], keeping them resident. */
 int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last);
 

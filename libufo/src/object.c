@@ -152,8 +152,7 @@ static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
 {
 	size_t body, hdr_pages;
 
-	if (!p->elem_size || !p->elem_count || !p->populate ||
-	    (p->flags & ~UFO_READ_ONLY))
+	if (!p->elem_size || !p->elem_count || (p->flags & ~UFO_READ_ONLY))
 		return -EINVAL;
 	if (__builtin_mul_overflow(p->elem_size, p->elem_count, &body) ||
 	    body > SIZE_MAX / 2 || p->header_size > SIZE_MAX / 4)
@@ -200,6 +199,8 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 
 static void obj_destroy(struct ufo_obj *obj)
 {
+	if (obj->backend && obj->backend->close)
+		obj->backend->close(obj);
 	if (obj->map && obj->map != MAP_FAILED)
 		munmap(obj->map, obj->map_len);
 	free(obj->chunks);
@@ -221,7 +222,6 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 	obj->populate = p->populate;
 	obj->writeback = p->writeback;
 	obj->user = p->user;
-	obj->backend = &ufo_callback_backend;
 	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
 	if (!obj->chunks)
 		return -ENOMEM;
@@ -238,17 +238,20 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 	return registry_add(ctx, obj);
 }
 
-int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+int obj_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+	       const struct ufo_backend_ops *backend, void *backend_data,
 	       struct ufo_obj **out)
 {
-	struct ufo_obj *obj;
+	struct ufo_obj *obj = calloc(1, sizeof(*obj));
 	int rc;
 
-	if (!ctx || !p || !out)
-		return -EINVAL;
-	obj = calloc(1, sizeof(*obj));
-	if (!obj)
+	if (!obj) {
+		if (backend->close)
+			backend->close(&(struct ufo_obj){ .backend_data = backend_data });
 		return -ENOMEM;
+	}
+	obj->backend = backend;
+	obj->backend_data = backend_data;
 	obj->ctx = ctx;
 	obj->id = atomic_fetch_add(&ctx->next_obj_id, 1);
 	obj->refs = 1; /* the registry's */
@@ -266,6 +269,14 @@ int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
 		  obj->flags & UFO_READ_ONLY ? ", read-only" : "");
 	*out = obj;
 	return 0;
+}
+
+int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
+	       struct ufo_obj **out)
+{
+	if (!ctx || !p || !out || !p->populate)
+		return -EINVAL;
+	return obj_create(ctx, p, &ufo_callback_backend, NULL, out);
 }
 
 /* Stops new background work on obj and waits until only the registry's

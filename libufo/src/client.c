@@ -1,0 +1,699 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ufo-server client: a few connections, each with a reader thread that
+ * matches responses to waiting requests by req_id, so requests from many
+ * threads pipeline on one connection.  A broken connection fails its
+ * pending requests and is reconnected by the next request that picks it.
+ */
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "internal.h"
+#include "transport.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000
+#define CLIENT_DEFAULT_CONNECTIONS 2
+#define CLIENT_MAX_CONNECTIONS 16
+
+/* A request waiting for its response; lives on the caller's stack. */
+struct rreq {
+	struct rreq *next;
+	uint64_t id;
+	void *fixed;        /* response struct, fixed_len bytes */
+	size_t fixed_len;
+	void *data;         /* variable response bytes, up to data_cap */
+	size_t data_cap;
+	size_t data_len;    /* received */
+	int status;         /* 0 or -errno */
+	char errmsg[WIRE_MAX_ERRMSG + 1];
+	bool receiving;     /* the reader is filling our buffers */
+	bool done;
+};
+
+struct rconn {
+	struct ufo_client *cl;
+	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
+	pthread_cond_t cond;    /* a request completed */
+	pthread_mutex_t send_lock;
+	pthread_mutex_t connect_lock;
+	struct ufo_conn *conn;  /* NULL while down */
+	uint64_t gen;           /* bumped by every (re)connect */
+	uint16_t version;
+	struct rreq *pending;
+	bool reader_alive;      /* ufo_client_close waits for it to clear */
+};
+
+struct ufo_client {
+	struct net_addr addr;
+	const struct ufo_transport_ops *tops;
+	uint8_t secret[WIRE_MAX_SECRET];
+	size_t secret_len;
+	int timeout_ms;
+	unsigned nconns;
+	_Atomic uint64_t next_id;
+	_Atomic unsigned rr;
+	struct rconn conns[CLIENT_MAX_CONNECTIONS];
+};
+
+void ufo_remote_opts_init(struct ufo_remote_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+}
+
+/* The server's message for this thread's last failed request. */
+static __thread char last_error[WIRE_MAX_ERRMSG + 1];
+
+const char *ufo_client_last_error(void)
+{
+	return last_error;
+}
+
+/* ---- the reader side */
+
+/* Unlinks and returns the pending request with id, or NULL.  rc->lock. */
+static struct rreq *pending_take(struct rconn *rc, uint64_t id)
+{
+	for (struct rreq **p = &rc->pending; *p; p = &(*p)->next) {
+		if ((*p)->id == id) {
+			struct rreq *r = *p;
+			*p = r->next;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static int discard(struct ufo_conn *c, size_t len, int timeout_ms)
+{
+	char scratch[4096];
+
+	while (len) {
+		size_t n = len < sizeof(scratch) ? len : sizeof(scratch);
+		int rc = conn_recv(c, scratch, n, timeout_ms);
+		if (rc)
+			return rc;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Receives the payload of a successful response into r.  A payload that
+ * does not fit r's buffers is read and dropped (-EPROTO): framing holds. */
+static int recv_payload(struct ufo_conn *c, const struct wire_hdr *h,
+			struct rreq *r, int timeout_ms)
+{
+	XXH3_state_t st;
+	int rc;
+
+	if (h->len < r->fixed_len || h->len - r->fixed_len > r->data_cap) {
+		rc = discard(c, h->len, timeout_ms);
+		return rc ? rc : -EPROTO;
+	}
+	r->data_len = h->len - r->fixed_len;
+	if ((rc = conn_recv(c, r->fixed, r->fixed_len, timeout_ms)) ||
+	    (rc = conn_recv(c, r->data, r->data_len, timeout_ms)))
+		return rc;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, r->fixed, r->fixed_len);
+	XXH3_64bits_update(&st, r->data, r->data_len);
+	return XXH3_64bits_digest(&st) == h->csum ? 0 : -EBADMSG;
+}
+
+/* An error response: its payload is a message. */
+static int recv_error(struct ufo_conn *c, const struct wire_hdr *h,
+		      struct rreq *r, int timeout_ms)
+{
+	size_t keep = h->len < WIRE_MAX_ERRMSG ? h->len : WIRE_MAX_ERRMSG;
+	int rc = conn_recv(c, r->errmsg, keep, timeout_ms);
+
+	if (!rc)
+		rc = discard(c, h->len - keep, timeout_ms);
+	r->errmsg[rc ? 0 : keep] = '\0';
+	return rc;
+}
+
+static void complete(struct rconn *rc, struct rreq *r, int status)
+{
+	pthread_mutex_lock(&rc->lock);
+	r->status = status;
+	r->done = true;
+	pthread_cond_broadcast(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+}
+
+/* Handles one response; returns a transport error that breaks the
+ * connection, or 0. */
+static int read_one(struct rconn *rc, struct ufo_conn *c)
+{
+	int tmo = rc->cl->timeout_ms, err;
+	struct wire_hdr h;
+	struct rreq *r;
+
+	err = frame_recv_hdr(c, &h, WIRE_MAX_PAYLOAD, -1);
+	if (err)
+		return err;
+	if (!(h.op & WIRE_RESPONSE))
+		return -EPROTO;
+	pthread_mutex_lock(&rc->lock);
+	r = pending_take(rc, h.req_id);
+	if (r)
+		r->receiving = true;
+	pthread_mutex_unlock(&rc->lock);
+	if (!r) /* its requester timed out and left */
+		return discard(c, h.len, tmo);
+	if (h.status) {
+		err = recv_error(c, &h, r, tmo);
+		complete(rc, r, wire_status_to_errno(h.status));
+		return err;
+	}
+	err = recv_payload(c, &h, r, tmo);
+	/* A short read broke framing; a bad checksum or size did not. */
+	complete(rc, r, err);
+	return err == -EPROTO || err == -EBADMSG ? 0 : err;
+}
+
+/* Tears a connection down: fails every pending request, then closes once
+ * no sender is using it. */
+static void conn_fail(struct rconn *rc, struct ufo_conn *c, int err)
+{
+	struct rreq *r;
+
+	pthread_mutex_lock(&rc->lock);
+	if (rc->conn == c) {
+		rc->conn = NULL;
+		rc->gen++;
+	}
+	while ((r = rc->pending)) {
+		rc->pending = r->next;
+		r->status = err;
+		r->done = true;
+	}
+	pthread_cond_broadcast(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+	pthread_mutex_lock(&rc->send_lock); /* wait out a sender on c */
+	conn_close(c);
+	pthread_mutex_unlock(&rc->send_lock);
+}
+
+struct reader_arg {
+	struct rconn *rc;
+	struct ufo_conn *c;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader_arg a = *(struct reader_arg *)arg;
+	int err;
+
+	free(arg);
+	while (!(err = read_one(a.rc, a.c)))
+		;
+	conn_fail(a.rc, a.c, err);
+	/* Last touch of rc: ufo_client_close may free it right after. */
+	pthread_mutex_lock(&a.rc->lock);
+	a.rc->reader_alive = false;
+	pthread_cond_broadcast(&a.rc->cond);
+	pthread_mutex_unlock(&a.rc->lock);
+	return NULL;
+}
+
+/* ---- connecting */
+
+static int conn_open(struct ufo_client *cl, struct ufo_conn **out,
+		     uint16_t *version)
+{
+	int rc = cl->tops->connect(&cl->addr, cl->timeout_ms, out);
+
+	if (rc)
+		return rc;
+	rc = client_handshake(*out, cl->secret, cl->secret_len, cl->timeout_ms,
+			      version);
+	if (rc) {
+		conn_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int reader_start(struct rconn *rc, struct ufo_conn *c)
+{
+	struct reader_arg *a = malloc(sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+	int err;
+
+	if (!a)
+		return -ENOMEM;
+	a->rc = rc;
+	a->c = c;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = -pthread_create(&t, &attr, reader_main, a);
+	pthread_attr_destroy(&attr);
+	if (err)
+		free(a);
+	return err;
+}
+
+/* Makes sure rc is connected.  Only one thread connects a given slot at a
+ * time; the others find it up when they get the lock. */
+static int conn_ensure(struct rconn *rc)
+{
+	struct ufo_conn *c;
+	uint16_t v;
+	int err = 0;
+
+	pthread_mutex_lock(&rc->connect_lock);
+	pthread_mutex_lock(&rc->lock);
+	c = rc->conn;
+	pthread_mutex_unlock(&rc->lock);
+	if (!c && !(err = conn_open(rc->cl, &c, &v))) {
+		pthread_mutex_lock(&rc->lock);
+		/* The previous reader may still be closing its connection. */
+		while (rc->reader_alive)
+			pthread_cond_wait(&rc->cond, &rc->lock);
+		rc->conn = c;
+		rc->version = v;
+		rc->gen++;
+		rc->reader_alive = true;
+		pthread_mutex_unlock(&rc->lock);
+		err = reader_start(rc, c);
+		if (err) { /* no reader: nobody would ever answer */
+			conn_fail(rc, c, err);
+			pthread_mutex_lock(&rc->lock);
+			rc->reader_alive = false;
+			pthread_mutex_unlock(&rc->lock);
+		}
+	}
+	pthread_mutex_unlock(&rc->connect_lock);
+	return err;
+}
+
+/* ---- requests */
+
+struct call {
+	uint16_t op;
+	const void *p1;
+	size_t l1;
+	const void *p2;
+	size_t l2;
+	void *fixed;
+	size_t fixed_len;
+	void *data;
+	size_t data_cap;
+	size_t data_len; /* out */
+};
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Registers r on rc and sends the request.  *registered tells whether r
+ * went on the pending list: then it will be completed (by the response,
+ * or with the connection's error), and the caller must wait for it. */
+static int send_request(struct rconn *rc, struct rreq *r, const struct call *k,
+			bool *registered)
+{
+	struct ufo_conn *c;
+	uint64_t gen;
+	uint16_t v;
+	int err;
+
+	pthread_mutex_lock(&rc->lock);
+	c = rc->conn;
+	gen = rc->gen;
+	v = rc->version;
+	if (c) {
+		r->next = rc->pending;
+		rc->pending = r;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	*registered = c != NULL;
+	if (!c)
+		return -ECONNRESET;
+	pthread_mutex_lock(&rc->send_lock);
+	/* The reader may have failed (and failed r) and closed c since:
+	 * gen tells, and c must not be touched then. */
+	pthread_mutex_lock(&rc->lock);
+	err = rc->gen == gen ? 0 : -ECONNRESET;
+	pthread_mutex_unlock(&rc->lock);
+	if (!err) {
+		err = frame_send(c, v, k->op, r->id, 0, k->p1, k->l1, k->p2,
+				 k->l2, rc->cl->timeout_ms);
+		if (err) /* framing is lost: the reader fails everything */
+			rc->cl->tops->shutdown(c);
+	}
+	pthread_mutex_unlock(&rc->send_lock);
+	return err;
+}
+
+/* Waits for r; on timeout breaks the connection (a server that stopped
+ * answering) unless the reader is already filling r. */
+static int wait_request(struct rconn *rc, struct rreq *r)
+{
+	struct timespec ts;
+	bool timed_out = false;
+
+	deadline_after(&ts, rc->cl->timeout_ms);
+	pthread_mutex_lock(&rc->lock);
+	while (!r->done) {
+		if (timed_out && !r->receiving) {
+			pending_take(rc, r->id);
+			r->status = -ETIMEDOUT;
+			r->done = true;
+			if (rc->conn)
+				rc->cl->tops->shutdown(rc->conn);
+			break;
+		}
+		/* Once receiving, the reader's own recv timeout bounds us. */
+		if (pthread_cond_timedwait(&rc->cond, &rc->lock, &ts) == ETIMEDOUT)
+			timed_out = true;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return r->status;
+}
+
+static int client_call(struct ufo_client *cl, struct call *k)
+{
+	struct rconn *rc = &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
+	struct rreq r = { .id = atomic_fetch_add(&cl->next_id, 1),
+			  .fixed = k->fixed, .fixed_len = k->fixed_len,
+			  .data = k->data, .data_cap = k->data_cap };
+	bool registered = false;
+	int err = conn_ensure(rc);
+
+	if (!err)
+		err = send_request(rc, &r, k, &registered);
+	if (registered)
+		err = wait_request(rc, &r);
+	k->data_len = r.data_len;
+	snprintf(last_error, sizeof(last_error), "%s", err ? r.errmsg : "");
+	return err;
+}
+
+/* ---- connect / close */
+
+static int client_secret(struct ufo_client *cl, const struct ufo_remote_opts *o)
+{
+	const char *path = o && o->secret_file ? o->secret_file
+					       : getenv("UFO_SECRET_FILE");
+	bool loose = false;
+	int n;
+
+	if (!path)
+		return -EINVAL;
+	n = wire_read_secret(path, cl->secret, sizeof(cl->secret), &loose);
+	if (n < 0)
+		return n;
+	cl->secret_len = (size_t)n;
+	return 0;
+}
+
+static void client_free(struct ufo_client *cl)
+{
+	for (unsigned i = 0; i < cl->nconns; i++) {
+		struct rconn *rc = &cl->conns[i];
+		pthread_mutex_destroy(&rc->lock);
+		pthread_cond_destroy(&rc->cond);
+		pthread_mutex_destroy(&rc->send_lock);
+		pthread_mutex_destroy(&rc->connect_lock);
+	}
+	memset(cl->secret, 0, sizeof(cl->secret));
+	free(cl);
+}
+
+static int client_init(struct ufo_client *cl, const char *url,
+		       const struct ufo_remote_opts *o)
+{
+	char scheme[16];
+	int err = net_parse_url(url, scheme, sizeof(scheme), &cl->addr, NULL, 0);
+
+	if (err)
+		return err;
+	if (strcmp(scheme, "ufo") && strcmp(scheme, "tcp"))
+		return strcmp(scheme, "rdma") ? -EINVAL : -EOPNOTSUPP;
+	cl->tops = transport_find("tcp");
+	cl->timeout_ms = o && o->timeout_ms ? (int)o->timeout_ms
+					    : CLIENT_DEFAULT_TIMEOUT_MS;
+	cl->nconns = o && o->connections ? o->connections
+					 : CLIENT_DEFAULT_CONNECTIONS;
+	if (cl->nconns > CLIENT_MAX_CONNECTIONS)
+		cl->nconns = CLIENT_MAX_CONNECTIONS;
+	cl->next_id = 1;
+	for (unsigned i = 0; i < cl->nconns; i++) {
+		struct rconn *rc = &cl->conns[i];
+		rc->cl = cl;
+		pthread_mutex_init(&rc->lock, NULL);
+		pthread_cond_init(&rc->cond, NULL);
+		pthread_mutex_init(&rc->send_lock, NULL);
+		pthread_mutex_init(&rc->connect_lock, NULL);
+	}
+	if (wire_crypto_init())
+		return -EIO;
+	return client_secret(cl, o);
+}
+
+int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
+		       struct ufo_client **out)
+{
+	struct ufo_client *cl;
+	int err;
+
+	if (!url || !out)
+		return -EINVAL;
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	err = client_init(cl, url, opts);
+	if (!err) /* connect one now, so a bad address or secret shows here */
+		err = conn_ensure(&cl->conns[0]);
+	if (err) {
+		ufo_client_close(cl);
+		return err;
+	}
+	*out = cl;
+	return 0;
+}
+
+void ufo_client_close(struct ufo_client *cl)
+{
+	if (!cl)
+		return;
+	/* Shut every connection down and wait until each reader has closed
+	 * its connection (conn becomes NULL). */
+	for (unsigned i = 0; i < cl->nconns; i++) {
+		struct rconn *rc = &cl->conns[i];
+		pthread_mutex_lock(&rc->lock);
+		if (rc->conn)
+			cl->tops->shutdown(rc->conn);
+		while (rc->reader_alive)
+			pthread_cond_wait(&rc->cond, &rc->lock);
+		pthread_mutex_unlock(&rc->lock);
+	}
+	client_free(cl);
+}
+
+/* ---- operations */
+
+static int name_payload(const char *name, struct wire_name *n, size_t *len)
+{
+	*len = name ? strlen(name) : 0;
+	if (wire_check_name(name ? name : "", *len))
+		return -EINVAL;
+	memset(n, 0, sizeof(*n));
+	n->name_len = htole16((uint16_t)*len);
+	return 0;
+}
+
+static void info_from_wire(struct ufo_remote_info *out, const char *name,
+			   size_t name_len, const struct wire_objinfo *w)
+{
+	memset(out, 0, sizeof(*out));
+	if (name_len >= sizeof(out->name))
+		name_len = sizeof(out->name) - 1;
+	memcpy(out->name, name, name_len);
+	out->id = le64toh(w->id);
+	out->size = le64toh(w->size);
+	out->chunk_size = le32toh(w->chunk_size);
+	out->allocated = le64toh(w->allocated);
+	out->mtime_ns = le64toh(w->mtime_ns);
+}
+
+/* OPEN, STAT or DELETE of a name; info may be NULL for DELETE. */
+static int name_call(struct ufo_client *cl, uint16_t op, const char *name,
+		     struct ufo_remote_info *info)
+{
+	struct wire_objinfo w;
+	struct wire_name n;
+	size_t len;
+	struct call k = { .op = op, .p1 = &n, .l1 = sizeof(n), .p2 = name,
+			  .fixed = info ? &w : NULL,
+			  .fixed_len = info ? sizeof(w) : 0 };
+	int err;
+
+	if (!cl || (err = name_payload(name, &n, &len)))
+		return -EINVAL;
+	k.l2 = len;
+	err = client_call(cl, &k);
+	if (!err && info)
+		info_from_wire(info, name, len, &w);
+	return err;
+}
+
+int client_open(struct ufo_client *cl, const char *name,
+		struct ufo_remote_info *out)
+{
+	return name_call(cl, WIRE_OPEN, name, out);
+}
+
+int ufo_client_stat(struct ufo_client *cl, const char *name,
+		    struct ufo_remote_info *out)
+{
+	return out ? name_call(cl, WIRE_STAT, name, out) : -EINVAL;
+}
+
+int ufo_client_delete(struct ufo_client *cl, const char *name)
+{
+	return name_call(cl, WIRE_DELETE, name, NULL);
+}
+
+int ufo_client_create(struct ufo_client *cl, const char *name, uint64_t size,
+		      uint32_t chunk_size, struct ufo_remote_info *out)
+{
+	struct wire_create cr = { 0 };
+	struct wire_objinfo w;
+	size_t len = name ? strlen(name) : 0;
+	struct call k = { .op = WIRE_CREATE, .p1 = &cr, .l1 = sizeof(cr),
+			  .p2 = name, .l2 = len, .fixed = &w,
+			  .fixed_len = sizeof(w) };
+	int err;
+
+	if (!cl || wire_check_name(name ? name : "", len))
+		return -EINVAL;
+	cr.size = htole64(size);
+	cr.chunk_size = htole32(chunk_size ? chunk_size
+					   : (uint32_t)UFO_DEFAULT_CHUNK_SIZE);
+	cr.name_len = htole16((uint16_t)len);
+	err = client_call(cl, &k);
+	if (!err && out)
+		info_from_wire(out, name, len, &w);
+	return err;
+}
+
+/* Walks one LIST reply; returns the callback's first non-zero result, or
+ * -EPROTO when an entry overruns the reply. */
+static int list_walk(const uint8_t *p, size_t len, uint32_t count,
+		     int (*fn)(void *, const struct ufo_remote_info *),
+		     void *user)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_list_entry e;
+		struct ufo_remote_info info;
+		uint16_t nl;
+		int rc;
+
+		if (len < sizeof(e))
+			return -EPROTO;
+		memcpy(&e, p, sizeof(e));
+		nl = le16toh(e.name_len);
+		if (len - sizeof(e) < nl || nl > WIRE_MAX_NAME)
+			return -EPROTO;
+		info_from_wire(&info, (const char *)p + sizeof(e), nl, &e.info);
+		if ((rc = fn(user, &info)))
+			return rc;
+		p += sizeof(e) + nl;
+		len -= sizeof(e) + nl;
+	}
+	return 0;
+}
+
+#define LIST_REPLY_MAX (WIRE_LIST_MAX * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME))
+
+int ufo_client_list(struct ufo_client *cl,
+		    int (*fn)(void *user, const struct ufo_remote_info *info),
+		    void *user)
+{
+	struct wire_list req = { .max = htole32(WIRE_LIST_MAX) };
+	struct wire_list_reply rep;
+	uint8_t *buf;
+	int err;
+
+	if (!cl || !fn)
+		return -EINVAL;
+	buf = malloc(LIST_REPLY_MAX);
+	if (!buf)
+		return -ENOMEM;
+	do {
+		struct call k = { .op = WIRE_LIST, .p1 = &req, .l1 = sizeof(req),
+				  .fixed = &rep, .fixed_len = sizeof(rep),
+				  .data = buf, .data_cap = LIST_REPLY_MAX };
+		err = client_call(cl, &k);
+		if (!err)
+			err = list_walk(buf, k.data_len, le32toh(rep.count), fn,
+					user);
+		req.cursor = rep.next_cursor;
+	} while (!err && req.cursor);
+	free(buf);
+	return err;
+}
+
+static int io_call(struct ufo_client *cl, uint16_t op, uint64_t id,
+		   uint64_t off, void *buf, size_t len)
+{
+	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
+			      .len = htole32((uint32_t)len) };
+	struct call k = { .op = op, .p1 = &io, .l1 = sizeof(io) };
+	int err;
+
+	if (!cl || len > WIRE_MAX_IO || (len && !buf))
+		return -EINVAL;
+	if (op == WIRE_WRITE) {
+		k.p2 = buf;
+		k.l2 = len;
+	} else {
+		k.data = buf;
+		k.data_cap = len;
+	}
+	err = client_call(cl, &k);
+	if (!err && op == WIRE_READ && k.data_len != len)
+		err = -EPROTO;
+	return err;
+}
+
+int ufo_client_read(struct ufo_client *cl, uint64_t id, uint64_t offset,
+		    void *buf, size_t len)
+{
+	return io_call(cl, WIRE_READ, id, offset, buf, len);
+}
+
+int ufo_client_write(struct ufo_client *cl, uint64_t id, uint64_t offset,
+		     const void *buf, size_t len)
+{
+	return io_call(cl, WIRE_WRITE, id, offset, (void *)buf, len);
+}
+
+int ufo_client_sync(struct ufo_client *cl, uint64_t id)
+{
+	struct wire_id w = { .id = htole64(id) };
+	struct call k = { .op = WIRE_SYNC, .p1 = &w, .l1 = sizeof(w) };
+
+	return cl ? client_call(cl, &k) : -EINVAL;
+}
+
+int client_timeout_ms(const struct ufo_client *cl)
+{
+	return cl->timeout_ms;
+}

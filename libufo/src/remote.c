@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remote backend: chunks of a ufo-server object, fetched and stored
+ * through a pipelined client.  Transient failures (connection lost,
+ * refused, timed out, checksum mismatch, server busy) are retried with
+ * doubling delays until the client's timeout has passed since the first
+ * attempt; then the error is final (a fault gets SIGBUS).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "transport.h"
+
+#define RETRY_FIRST_MS 5
+#define RETRY_MAX_MS 500
+
+struct remote {
+	struct ufo_client *cl;
+	uint64_t id;
+	char name[WIRE_MAX_NAME + 1];
+};
+
+static bool transient(int err)
+{
+	switch (-err) {
+	case ECONNRESET: case ECONNREFUSED: case ECONNABORTED:
+	case ETIMEDOUT: case EPIPE: case EHOSTUNREACH: case ENETUNREACH:
+	case ENETDOWN: case EBADMSG: case EBUSY: case ESHUTDOWN: case EIO:
+	case EAGAIN: case EPROTO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* One pass over [off, off + len) in pieces the protocol allows. */
+static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
+		     size_t len)
+{
+	while (len) {
+		size_t n = len < WIRE_MAX_IO ? len : WIRE_MAX_IO;
+		int err = write ? ufo_client_write(r->cl, r->id, off, buf, n)
+				: ufo_client_read(r->cl, r->id, off, buf, n);
+		if (err)
+			return err;
+		off += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int remote_retry(struct ufo_obj *obj, bool write, uint64_t off,
+			void *buf, size_t len)
+{
+	struct remote *r = obj->backend_data;
+	uint64_t deadline = now_ns() +
+			    (uint64_t)client_timeout_ms(r->cl) * 1000000u;
+	unsigned delay = RETRY_FIRST_MS;
+
+	for (unsigned attempt = 1;; attempt++) {
+		uint64_t t0 = now_ns();
+		int err = remote_io(r, write, off, buf, len);
+
+		if (!write) {
+			STAT_ADD(obj, populate_calls, 1);
+			STAT_ADD(obj, populate_ns, now_ns() - t0);
+		}
+		if (!err)
+			return 0;
+		STAT_ADD(obj, populate_errors, write ? 0 : 1);
+		log_warn(obj->ctx, "%s %s [%llu, +%zu) attempt %u: %s%s%s",
+			 r->name, write ? "write" : "read",
+			 (unsigned long long)off, len, attempt, strerror(-err),
+			 ufo_client_last_error()[0] ? ": " : "",
+			 ufo_client_last_error());
+		if (!transient(err) || now_ns() + delay * 1000000ull > deadline)
+			return err;
+		sleep_ms(delay);
+		delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
+	}
+}
+
+static int remote_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
+			void *dst)
+{
+	return remote_retry(obj, false, start, dst, (size_t)(end - start));
+}
+
+static int remote_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
+			const void *src)
+{
+	int err = remote_retry(obj, true, start, (void *)src,
+			       (size_t)(end - start));
+
+	if (err)
+		STAT_ADD(obj, writeback_errors, 1);
+	return err;
+}
+
+static void remote_close(struct ufo_obj *obj)
+{
+	struct remote *r = obj->backend_data;
+
+	if (!r)
+		return;
+	ufo_client_close(r->cl);
+	free(r);
+}
+
+const struct ufo_backend_ops ufo_remote_backend = {
+	.name = "remote",
+	.fetch = remote_fetch,
+	.store = remote_store,
+	.close = remote_close,
+};
+
+/* Opens (or creates) the named object and fills the UFO parameters. */
+static int remote_lookup(struct remote *r, const struct ufo_remote_opts *o,
+			 struct ufo_params *p)
+{
+	struct ufo_remote_info info;
+	int err = client_open(r->cl, r->name, &info);
+
+	if (err == -ENOENT && o->flags & UFO_REMOTE_CREATE)
+		err = ufo_client_create(r->cl, r->name, o->create_size,
+					(uint32_t)o->chunk_size, &info);
+	if (err)
+		return err;
+	r->id = info.id;
+	ufo_params_init(p);
+	p->elem_size = 1;
+	p->elem_count = info.size;
+	p->chunk_size = o->chunk_size ? o->chunk_size : info.chunk_size;
+	p->flags = o->flags & UFO_READ_ONLY;
+	return 0;
+}
+
+int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
+		    const struct ufo_remote_opts *opts, struct ufo_obj **out)
+{
+	struct ufo_remote_opts defaults;
+	struct ufo_params p;
+	struct net_addr addr;
+	struct remote *r;
+	int err;
+
+	if (!ctx || !url || !out)
+		return -EINVAL;
+	if (!opts) {
+		ufo_remote_opts_init(&defaults);
+		opts = &defaults;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	err = net_parse_url(url, NULL, 0, &addr, r->name, sizeof(r->name));
+	if (!err && wire_check_name(r->name, strlen(r->name)))
+		err = -EINVAL;
+	if (!err)
+		err = ufo_client_connect(url, opts, &r->cl);
+	if (!err)
+		err = remote_lookup(r, opts, &p);
+	if (err) {
+		remote_close(&(struct ufo_obj){ .backend_data = r });
+		log_err(ctx, "opening %s: %s", url, strerror(-err));
+		return err;
+	}
+	return obj_create(ctx, &p, &ufo_remote_backend, r, out);
+}
+
+int ufo_refresh(struct ufo_obj *obj)
+{
+	return obj ? evict_clean(obj) : -EINVAL;
+}
