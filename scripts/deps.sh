@@ -3,7 +3,7 @@
 # Idempotent; skips apt when everything is already there.
 set -euo pipefail
 
-PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libxxhash-dev)
+PKGS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev libxxhash-dev libsodium-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -269,6 +269,11 @@ static int conn_ensure(struct rconn *rc)
 	uint16_t v;
 	int err = 0;
 
+	pthread_mutex_lock(&rc->lock); /* fast path: already up */
+	c = rc->conn;
+	pthread_mutex_unlock(&rc->lock);
+	if (c)
+		return 0;
 	pthread_mutex_lock(&rc->connect_lock);
 	pthread_mutex_lock(&rc->lock);
 	c = rc->conn;

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests after authentication, run on worker threads.  Each handler
+ * checks its payload completely before touching the store, and answers
+ * exactly once (request_done/request_fail, or via the committer).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+/* Storage errnos that have their own status; the rest are WIRE_EIO. */
+static uint32_t storage_status(int rc)
+{
+	if (rc == -EFBIG) /* past the file system's largest file */
+		return WIRE_E2BIG;
+	return wire_errno_to_status(rc);
+}
+
+static void answer_info(struct request *r, struct store_obj *o)
+{
+	struct outbuf *ob = outbuf_new(sizeof(struct wire_objinfo));
+	int rc;
+
+	if (!ob) {
+		request_fail(r, WIRE_EIO, "out of memory");
+		return;
+	}
+	rc = store_info(o, (struct wire_objinfo *)outbuf_payload(ob));
+	if (rc) {
+		free(ob);
+		request_fail(r, storage_status(rc), "stat: %s", strerror(-rc));
+		return;
+	}
+	request_done(r, WIRE_OK, ob);
+}
+
+static void parse_fail(struct request *r, int rc, const char *what)
+{
+	request_fail(r, wire_errno_to_status(rc), "%s", what);
+}
+
+static void handle_create(struct server *srv, struct request *r)
+{
+	struct wire_create cr;
+	struct store_obj *o;
+	const char *name;
+	int rc = wire_parse_create(r->payload, r->hdr.len, &cr, &name);
+
+	if (rc == -EPROTO) {
+		parse_fail(r, rc, "CREATE payload size does not match");
+		return;
+	}
+	if (rc == -E2BIG) {
+		parse_fail(r, rc, "object size over 1 PiB");
+		return;
+	}
+	if (rc) {
+		parse_fail(r, rc, cr.size ? "bad name, chunk size or flags"
+					  : "object size 0");
+		return;
+	}
+	rc = store_create(srv->store, name, cr.name_len, cr.size,
+			  cr.chunk_size, &o);
+	if (rc == -EEXIST) {
+		request_fail(r, WIRE_EEXIST, "object %.*s exists",
+			     (int)cr.name_len, name);
+		return;
+	}
+	if (rc) {
+		request_fail(r, storage_status(rc), "create: %s", strerror(-rc));
+		return;
+	}
+	log_info("created %s id %" PRIu64 " size %" PRIu64, o->name, o->id,
+		 o->size);
+	answer_info(r, o);
+	store_put(o);
+}
+
+/* OPEN and STAT: the same answer; OPEN is what clients say before I/O. */
+static void handle_open(struct server *srv, struct request *r)
+{
+	struct store_obj *o;
+	const char *name;
+	uint16_t len;
+	int rc = wire_parse_name(r->payload, r->hdr.len, &name, &len);
+
+	if (rc) {
+		parse_fail(r, rc, rc == -EPROTO ? "name payload size"
+						: "bad object name");
+		return;
+	}
+	if (store_find_name(srv->store, name, len, &o)) {
+		request_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+			     name);
+		return;
+	}
+	answer_info(r, o);
+	store_put(o);
+}
+
+static void handle_delete(struct server *srv, struct request *r)
+{
+	const char *name;
+	uint16_t len;
+	int rc = wire_parse_name(r->payload, r->hdr.len, &name, &len);
+
+	if (rc) {
+		parse_fail(r, rc, rc == -EPROTO ? "name payload size"
+						: "bad object name");
+		return;
+	}
+	rc = store_delete(srv->store, name, len);
+	if (rc == -ENOENT) {
+		request_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+			     name);
+		return;
+	}
+	if (rc) {
+		request_fail(r, storage_status(rc), "delete: %s",
+			     strerror(-rc));
+		return;
+	}
+	log_info("deleted %.*s", (int)len, name);
+	request_done(r, WIRE_OK, NULL);
+}
+
+/* Entries are (wire_list_entry, name) back to back after the header. */
+static size_t list_fill(uint8_t *p, struct store_obj **objs, uint32_t n)
+{
+	size_t off = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct wire_list_entry e = { .name_len = htole16(objs[i]->name_len) };
+
+		if (store_info(objs[i], &e.info))
+			memset(&e.info, 0, sizeof(e.info)); /* stat failed: sizes 0 */
+		e.info.id = htole64(objs[i]->id);
+		memcpy(p + off, &e, sizeof(e));
+		memcpy(p + off + sizeof(e), objs[i]->name, objs[i]->name_len);
+		off += sizeof(e) + objs[i]->name_len;
+	}
+	return off;
+}
+
+static void answer_list(struct request *r, struct store_obj **objs,
+			uint32_t n, uint64_t next)
+{
+	struct wire_list_reply h = { .next_cursor = htole64(next),
+				     .count = htole32(n) };
+	struct outbuf *ob = outbuf_new(
+		sizeof(h) + n * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME));
+
+	if (!ob) {
+		request_fail(r, WIRE_EIO, "out of memory");
+		return;
+	}
+	memcpy(outbuf_payload(ob), &h, sizeof(h));
+	ob->len = sizeof(struct wire_hdr) + sizeof(h) +
+		  list_fill(outbuf_payload(ob) + sizeof(h), objs, n);
+	request_done(r, WIRE_OK, ob);
+}
+
+static void handle_list(struct server *srv, struct request *r)
+{
+	struct store_obj *objs[WIRE_LIST_MAX];
+	struct wire_list l;
+	uint32_t n;
+	uint64_t next;
+
+	if (r->hdr.len != sizeof(l)) {
+		request_fail(r, WIRE_EPROTO, "LIST payload is %zu bytes",
+			     sizeof(l));
+		return;
+	}
+	memcpy(&l, r->payload, sizeof(l));
+	l.max = le32toh(l.max);
+	if (!l.max) {
+		request_fail(r, WIRE_EINVAL, "LIST max is 0");
+		return;
+	}
+	if (l.max > WIRE_LIST_MAX) {
+		request_fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
+		return;
+	}
+	store_list(srv->store, le64toh(l.cursor), l.max, objs, &n, &next);
+	answer_list(r, objs, n, next);
+	for (uint32_t i = 0; i < n; i++)
+		store_put(objs[i]);
+}
+
+/* Parses a wire_io and finds its object; on failure answers r and returns
+ * NULL.  Checks the range without overflow: off + len may wrap. */
+static struct store_obj *io_target(struct server *srv, struct request *r,
+				   struct wire_io *io, size_t payload_extra)
+{
+	struct store_obj *o;
+
+	if (r->hdr.len < sizeof(*io)) {
+		request_fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
+			     sizeof(*io));
+		return NULL;
+	}
+	memcpy(io, r->payload, sizeof(*io));
+	io->id = le64toh(io->id);
+	io->offset = le64toh(io->offset);
+	io->len = le32toh(io->len);
+	io->flags = le32toh(io->flags);
+	if (r->hdr.len != sizeof(*io) + (payload_extra ? io->len : 0)) {
+		request_fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
+			     r->hdr.len,
+			     sizeof(*io) + (payload_extra ? io->len : 0));
+		return NULL;
+	}
+	if (io->flags) {
+		request_fail(r, WIRE_EINVAL, "I/O flags must be 0");
+		return NULL;
+	}
+	if (io->len > WIRE_MAX_IO) {
+		request_fail(r, WIRE_E2BIG, "I/O of %u bytes, limit %u",
+			     io->len, WIRE_MAX_IO);
+		return NULL;
+	}
+	if (store_find_id(srv->store, io->id, &o)) {
+		request_fail(r, WIRE_ENOENT, "no object with id %" PRIu64,
+			     io->id);
+		return NULL;
+	}
+	if (io->offset > o->size || io->len > o->size - io->offset) {
+		request_fail(r, WIRE_ERANGE,
+			     "[%" PRIu64 ", +%u) outside object of %" PRIu64
+			     " bytes", io->offset, io->len, o->size);
+		store_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void handle_read(struct server *srv, struct request *r)
+{
+	struct wire_io io;
+	struct store_obj *o = io_target(srv, r, &io, 0);
+	struct outbuf *ob;
+	int rc;
+
+	if (!o)
+		return;
+	ob = outbuf_new(io.len);
+	rc = ob ? store_read(o, io.offset, outbuf_payload(ob), io.len) : -ENOMEM;
+	store_put(o);
+	if (rc) {
+		free(ob);
+		request_fail(r, storage_status(rc), "read: %s", strerror(-rc));
+		return;
+	}
+	request_done(r, WIRE_OK, ob);
+}
+
+/* The data goes to the page cache here; the committer makes it durable
+ * and answers. */
+static void handle_write(struct server *srv, struct request *r)
+{
+	struct wire_io io;
+	struct store_obj *o = io_target(srv, r, &io, 1);
+	int rc;
+
+	if (!o)
+		return;
+	rc = store_write(o, io.offset, r->payload + sizeof(io), io.len);
+	if (rc) {
+		log_warn("object %s: write: %s", o->name, strerror(-rc));
+		store_put(o);
+		request_fail(r, storage_status(rc), "write: %s", strerror(-rc));
+		return;
+	}
+	free(r->payload); /* the data is written; the answer is empty */
+	r->payload = NULL;
+	r->obj = o;
+	commit_submit(srv, r);
+}
+
+/* Runs once every WRITE before it on the connection was answered (see
+ * request_after_writes), so those are durable already; the fdatasync
+ * covers writes to the object from other connections too. */
+static void handle_sync(struct server *srv, struct request *r)
+{
+	struct wire_id id;
+
+	if (r->hdr.len != sizeof(id)) {
+		request_fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
+		return;
+	}
+	memcpy(&id, r->payload, sizeof(id));
+	id.id = le64toh(id.id);
+	if (!id.id) {
+		request_done(r, WIRE_OK, NULL);
+		return;
+	}
+	if (store_find_id(srv->store, id.id, &r->obj)) {
+		request_fail(r, WIRE_ENOENT, "no object with id %" PRIu64, id.id);
+		return;
+	}
+	commit_submit(srv, r);
+}
+
+void handle_request(struct server *srv, struct request *r)
+{
+	switch (r->hdr.op) {
+	case WIRE_CREATE:
+		handle_create(srv, r);
+		break;
+	case WIRE_OPEN:
+	case WIRE_STAT:
+		handle_open(srv, r);
+		break;
+	case WIRE_LIST:
+		handle_list(srv, r);
+		break;
+	case WIRE_DELETE:
+		handle_delete(srv, r);
+		break;
+	case WIRE_READ:
+		handle_read(srv, r);
+		break;
+	case WIRE_WRITE:
+		handle_write(srv, r);
+		break;
+	case WIRE_SYNC:
+		handle_sync(srv, r);
+		break;
+	default: /* the loop only queues the ops above */
+		request_fail(r, WIRE_EINVAL, "op %u not served by workers",
+			     r->hdr.op);
+	}
+}

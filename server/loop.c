@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop (main thread).  epoll's data.ptr tells sources apart: the
+ * listening socket, the signalfd and the wake eventfd have sentinels, every
+ * other pointer is a struct conn.
+ *
+ * Why a conn in an epoll batch is never freed under us: only the loop drops
+ * the loop's reference, in reap(), which runs before epoll_wait, and a conn
+ * is reaped only after it left the epoll set.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+#define LOOP_EVENTS 64
+
+static char listen_tag, signal_tag, wake_tag;
+
+static void resume_accept(struct server *srv);
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void loop_wake(struct server *srv)
+{
+	uint64_t one = 1;
+
+	if (write(srv->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("wake: %s", strerror(errno));
+}
+
+void loop_reap_later(struct conn *c)
+{
+	struct server *srv = c->srv;
+	bool ok = true;
+
+	pthread_mutex_lock(&srv->reap_lock);
+	if (srv->nreap == srv->reap_cap) {
+		size_t cap = srv->reap_cap ? srv->reap_cap * 2 : 64;
+		void *p = realloc(srv->reap, cap * sizeof(*srv->reap));
+		if (p) {
+			srv->reap = p;
+			srv->reap_cap = cap;
+		}
+		ok = p != NULL;
+	}
+	if (ok)
+		srv->reap[srv->nreap++] = c;
+	pthread_mutex_unlock(&srv->reap_lock);
+	if (!ok) /* cannot happen in practice; the conn leaks, nothing else */
+		log_err("fd %d: out of memory queueing a close", c->fd);
+	loop_wake(srv);
+}
+
+static void conn_unlink(struct server *srv, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+}
+
+/* conn_update_locked already took each conn out of the epoll set. */
+static void reap(struct server *srv)
+{
+	struct conn **list;
+	size_t n;
+
+	pthread_mutex_lock(&srv->reap_lock);
+	list = srv->reap;
+	n = srv->nreap;
+	srv->reap = NULL;
+	srv->nreap = srv->reap_cap = 0;
+	pthread_mutex_unlock(&srv->reap_lock);
+	for (size_t i = 0; i < n; i++) {
+		log_debug("fd %d: closed", list[i]->fd);
+		conn_unlink(srv, list[i]);
+		shutdown(list[i]->fd, SHUT_RDWR);
+		conn_put(list[i]);
+	}
+	free(list);
+	if (n)
+		resume_accept(srv);
+}
+
+static int epoll_add(struct server *srv, int fd, void *tag, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = tag };
+
+	return epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+/* Over the limit the peer still gets a reason: one small frame, which an
+ * empty socket buffer always takes. */
+static void refuse(int fd, unsigned limit)
+{
+	struct {
+		struct wire_hdr h;
+		char msg[64];
+	} f;
+	int n = snprintf(f.msg, sizeof(f.msg), "over %u connections", limit);
+
+	wire_hdr_init(&f.h, 0, WIRE_HELLO | WIRE_RESPONSE, 0, WIRE_EBUSY,
+		      f.msg, (uint32_t)n);
+	wire_hdr_to_le(&f.h);
+	if (send(fd, &f, sizeof(f.h) + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("refusing fd %d: %s", fd, strerror(errno));
+	close(fd);
+}
+
+static void add_conn(struct server *srv, int fd)
+{
+	struct conn *c = conn_new(srv, fd);
+
+	if (!c || epoll_add(srv, fd, c, EPOLLIN)) {
+		log_err("accept: cannot track a connection");
+		if (c)
+			conn_put(c);
+		else
+			close(fd);
+		return;
+	}
+	c->events = EPOLLIN;
+	c->registered = true;
+	session_start(c);
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	log_debug("fd %d: connected (%u open)", fd, srv->nconns);
+}
+
+/* Out of file descriptors: the pending connection stays readable on the
+ * listening socket, so keep listening for it would spin.  Accepting
+ * resumes when a connection closes (reap). */
+static void pause_accept(struct server *srv)
+{
+	log_warn("accept: out of file descriptors; paused until a "
+		 "connection closes");
+	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+	srv->accept_paused = true;
+}
+
+static void resume_accept(struct server *srv)
+{
+	if (!srv->accept_paused || srv->stopping)
+		return;
+	srv->accept_paused = false;
+	if (epoll_add(srv, srv->listen_fd, &listen_tag, EPOLLIN))
+		log_err("resuming accept: %s", strerror(errno));
+}
+
+static void on_accept(struct server *srv)
+{
+	for (;;) {
+		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			pause_accept(srv);
+			return;
+		}
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept: %s", strerror(errno));
+			if (errno != EINTR && errno != ECONNABORTED)
+				return;
+			continue;
+		}
+		tcp_tune(fd);
+		if (srv->nconns >= srv->cfg.max_connections)
+			refuse(fd, srv->cfg.max_connections);
+		else
+			add_conn(srv, fd);
+	}
+}
+
+/* SIGTERM/SIGINT: stop accepting and reading; every connection closes once
+ * its in-flight requests are answered (WRITEs included, once durable). */
+static void begin_stop(struct server *srv, int sig)
+{
+	log_info("signal %d: stopping; %u connections to drain", sig,
+		 srv->nconns);
+	srv->stopping = true;
+	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+	for (struct conn *c = srv->conns; c; c = c->next)
+		conn_close_soon(c);
+}
+
+static void on_signal(struct server *srv)
+{
+	struct signalfd_siginfo si;
+
+	while (read(srv->signal_fd, &si, sizeof(si)) == sizeof(si))
+		if (!srv->stopping)
+			begin_stop(srv, (int)si.ssi_signo);
+}
+
+static void on_wake(struct server *srv)
+{
+	uint64_t n;
+
+	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("wake: %s", strerror(errno));
+}
+
+/* A connection that has not authenticated in time holds a slot for
+ * nothing. */
+static void expire_handshakes(struct server *srv)
+{
+	int64_t now = now_ms();
+
+	for (struct conn *c = srv->conns; c; c = c->next)
+		if (c->phase != PHASE_READY && now > c->auth_deadline_ms) {
+			log_info("fd %d: no authentication within %d ms",
+				 c->fd, AUTH_TIMEOUT_MS);
+			c->auth_deadline_ms = INT64_MAX;
+			conn_close_soon(c);
+		}
+}
+
+static void on_conn_event(struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+		pthread_mutex_lock(&c->lock);
+		c->dead = true;
+		pthread_mutex_unlock(&c->lock);
+		conn_flush(c); /* recomputes the mask: out of the epoll set */
+		return;
+	}
+	if (events & EPOLLOUT)
+		conn_flush(c);
+	if (events & EPOLLIN)
+		session_readable(c);
+}
+
+static void dispatch_events(struct server *srv, struct epoll_event *ev,
+			    int n)
+{
+	for (int i = 0; i < n; i++) {
+		void *tag = ev[i].data.ptr;
+
+		if (tag == &listen_tag)
+			on_accept(srv);
+		else if (tag == &signal_tag)
+			on_signal(srv);
+		else if (tag == &wake_tag)
+			on_wake(srv);
+		else
+			on_conn_event(tag, ev[i].events);
+	}
+}
+
+static int loop_setup(struct server *srv)
+{
+	sigset_t set;
+	int rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	srv->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->epoll_fd < 0 || srv->wake_fd < 0 || srv->signal_fd < 0)
+		return -errno;
+	if ((rc = epoll_add(srv, srv->listen_fd, &listen_tag, EPOLLIN)) ||
+	    (rc = epoll_add(srv, srv->wake_fd, &wake_tag, EPOLLIN)) ||
+	    (rc = epoll_add(srv, srv->signal_fd, &signal_tag, EPOLLIN)))
+		return rc;
+	return 0;
+}
+
+/* Returns once stopped and drained (or the drain timed out). */
+int loop_run(struct server *srv)
+{
+	struct epoll_event ev[LOOP_EVENTS];
+	int64_t deadline = 0;
+	int rc = loop_setup(srv);
+
+	if (rc)
+		return rc;
+	for (;;) {
+		int n;
+
+		reap(srv);
+		if (srv->stopping && !deadline)
+			deadline = now_ms() + SHUTDOWN_DRAIN_MS;
+		if (srv->stopping && (!srv->nconns || now_ms() > deadline))
+			break;
+		n = epoll_wait(srv->epoll_fd, ev, LOOP_EVENTS, LOOP_TICK_MS);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		dispatch_events(srv, ev, n > 0 ? n : 0);
+		expire_handshakes(srv);
+	}
+	if (srv->nconns)
+		log_warn("stopping with %u connections not drained",
+			 srv->nconns);
+	return 0;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ufo-server internals.  Threads:
+ *   loop (main thread, loop.c, session.c): epoll over the listening socket,
+ *     every connection, a signalfd and a wake eventfd; accepts, reads and
+ *     checks frames, runs the handshake, hands requests to the workers;
+ *   workers (workers.c, handlers.c): run requests against the store;
+ *   committer (commit.c): makes WRITEs durable in groups and answers them.
+ * Any thread may answer a request (conn.c); sending is non-blocking, and
+ * what the socket does not take at once is sent by the loop on EPOLLOUT.
+ */
+#ifndef UFO_SERVER_H
+#define UFO_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+#include "transport.h"
+
+/* Per-connection bounds: past either, the loop stops reading the socket
+ * until answers drain, so a client cannot make the server buffer more. */
+#define CONN_MAX_INFLIGHT 64                  /* requests */
+#define CONN_MAX_INFLIGHT_BYTES ((size_t)64 << 20) /* request + answer data */
+#define CONN_FRAMES_PER_WAKE 16 /* fairness between connections */
+#define AUTH_TIMEOUT_MS 10000   /* HELLO + AUTH must be done by then */
+#define SHUTDOWN_DRAIN_MS 30000 /* in-flight answers after SIGTERM */
+#define LOOP_TICK_MS 1000
+#define LISTEN_BACKLOG 512
+
+struct outbuf {
+	struct outbuf *next;
+	size_t len, off; /* frame bytes, bytes already sent */
+	uint8_t data[];  /* header, then payload */
+};
+
+enum conn_phase { PHASE_HELLO, PHASE_AUTH, PHASE_READY };
+
+struct request;
+
+struct conn {
+	struct server *srv;
+	int fd;
+	atomic_uint refs; /* the loop's, one per request in flight */
+	/* Loop thread only. */
+	struct conn *prev, *next;
+	enum conn_phase phase;
+	uint16_t version;
+	uint8_t nonce[WIRE_NONCE], peer_nonce[WIRE_NONCE];
+	int64_t auth_deadline_ms;
+	struct wire_hdr hdr; /* frame being received */
+	size_t hdr_got, payload_got;
+	uint8_t *payload;
+	/* Under lock. */
+	pthread_mutex_t lock;
+	struct outbuf *out_head, *out_tail;
+	unsigned inflight;
+	size_t inflight_bytes;
+	unsigned writes_inflight;
+	struct request *barrier; /* a SYNC waiting for earlier WRITEs */
+	bool closing; /* read no more; close once answers are out */
+	bool dead;    /* the socket failed: drop answers */
+	bool reaping; /* handed to the loop to close */
+	bool registered; /* in the epoll set */
+	size_t out_bytes; /* queued, unsent */
+	uint32_t events; /* epoll mask registered */
+};
+
+struct request {
+	struct request *next;
+	struct conn *conn; /* holds a reference */
+	struct wire_hdr hdr;
+	uint8_t *payload;
+	size_t cost; /* bytes counted in conn->inflight_bytes */
+	struct store_obj *obj; /* WRITE/SYNC on their way to the committer */
+	int rc;
+};
+
+struct work_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct request *head, *tail;
+	bool stop;
+};
+
+struct server_stats {
+	atomic_uint_fast64_t writes, fdatasyncs, batches, requests;
+};
+
+struct server {
+	struct server_config cfg;
+	uint8_t secret[WIRE_MAX_SECRET];
+	size_t secret_len;
+	struct store *store;
+	int listen_fd, epoll_fd, wake_fd, signal_fd;
+	struct conn *conns; /* loop thread only */
+	unsigned nconns;
+	bool stopping;
+	bool accept_paused; /* out of fds: listening socket left the epoll set */
+	pthread_mutex_t reap_lock;
+	struct conn **reap; /* connections to close, from any thread */
+	size_t nreap, reap_cap;
+	struct work_queue work, commit;
+	pthread_t *workers, committer;
+	unsigned nworkers;
+	struct server_stats stats;
+};
+
+/* conn.c */
+struct conn *conn_new(struct server *srv, int fd);
+void conn_get(struct conn *c);
+void conn_put(struct conn *c);
+struct outbuf *outbuf_new(size_t payload_len);
+static inline uint8_t *outbuf_payload(struct outbuf *ob)
+{
+	return ob->data + sizeof(struct wire_hdr);
+}
+/* Frames and queues an answer to hdr (ob may be NULL: empty payload; it
+ * is consumed).  For the loop's own answers, which are not requests. */
+void conn_answer(struct conn *c, const struct wire_hdr *hdr, uint32_t status,
+		 struct outbuf *ob);
+void conn_answer_copy(struct conn *c, const struct wire_hdr *hdr,
+		      const void *payload, size_t len);
+/* An error answer whose payload is a printf-formatted message. */
+void conn_error(struct conn *c, const struct wire_hdr *hdr, uint32_t status,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Stops reading c; it closes once its answers are out. */
+void conn_close_soon(struct conn *c);
+bool conn_may_read(struct conn *c);
+/* Sends what the socket takes; called by the loop on EPOLLOUT. */
+void conn_flush(struct conn *c);
+
+/* Requests in flight: request_start counts one on its connection;
+ * request_done / request_fail answer it and free it. */
+struct request *request_new(struct conn *c, const struct wire_hdr *hdr,
+			    uint8_t *payload);
+void request_start(struct request *r, size_t cost);
+void request_done(struct request *r, uint32_t status, struct outbuf *ob);
+void request_fail(struct request *r, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void request_free(struct request *r);
+/* Hands r to the workers once every WRITE started before it on its
+ * connection is answered; until then the connection is not read. */
+void request_after_writes(struct request *r);
+
+/* workers.c */
+void queue_init(struct work_queue *q);
+void queue_push(struct work_queue *q, struct request *r);
+/* Waits for requests; NULL once stopped and empty.  all: take the whole
+ * queue as a list (the committer's batches), else one. */
+struct request *queue_pop(struct work_queue *q, bool all);
+void queue_stop(struct work_queue *q);
+int workers_start(struct server *srv);
+void workers_stop(struct server *srv);
+
+/* handlers.c: runs a request on a worker; answers it. */
+void handle_request(struct server *srv, struct request *r);
+
+/* commit.c */
+int committer_start(struct server *srv);
+void committer_stop(struct server *srv);
+/* Takes r (r->obj referenced); answers it once r->obj is durable. */
+void commit_submit(struct server *srv, struct request *r);
+
+/* session.c: the loop's side of a connection. */
+void session_readable(struct conn *c);
+void session_start(struct conn *c);
+
+/* loop.c */
+int loop_run(struct server *srv);
+void loop_wake(struct server *srv);
+void loop_reap_later(struct conn *c);
+int64_t now_ms(void);
+
+#endif /* UFO_SERVER_H */

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loop's side of a connection: receiving frames, checking them, the
+ * HELLO/AUTH handshake, and handing requests to the workers.
+ *
+ * What closes a connection: anything wrong with a header (the length may be
+ * garbage, so framing is lost), a frame over the size limit (we will not
+ * read, or skip, gigabytes), and any error before authentication.  After
+ * authentication, a bad payload (checksum, sizes, names, ranges) is
+ * answered with an error and the connection goes on.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "server.h"
+
+enum frame_rc { FRAME_MORE, FRAME_READY, FRAME_CLOSE };
+
+void session_start(struct conn *c)
+{
+	c->phase = PHASE_HELLO;
+	wire_random(c->nonce, sizeof(c->nonce));
+}
+
+static void fail_close(struct conn *c, const struct wire_hdr *h,
+		       uint32_t status, const char *msg)
+{
+	conn_error(c, h, status, "%s", msg);
+	conn_close_soon(c);
+}
+
+/* Receives up to len - *got bytes at buf + *got.  1: complete, 0: the
+ * socket has no more now, -1: closed by the peer or failed. */
+static int recv_part(struct conn *c, void *buf, size_t len, size_t *got)
+{
+	while (*got < len) {
+		ssize_t n = recv(c->fd, (char *)buf + *got, len - *got,
+				 MSG_DONTWAIT);
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0 || *got || c->payload_got || c->hdr_got)
+			log_debug("fd %d: connection ended mid-frame or failed",
+				  c->fd);
+		return -1;
+	}
+	return 1;
+}
+
+static uint32_t max_payload(const struct conn *c)
+{
+	return c->phase == PHASE_READY ? WIRE_MAX_PAYLOAD : WIRE_MAX_PREAUTH;
+}
+
+static uint16_t expected_op(const struct conn *c)
+{
+	return c->phase == PHASE_HELLO ? WIRE_HELLO : WIRE_AUTH;
+}
+
+/* 0 when the header can be trusted; otherwise answered and closing. */
+static int check_hdr(struct conn *c, const struct wire_hdr *h)
+{
+	uint16_t want_version = c->phase == PHASE_HELLO ? 0 : c->version;
+	int rc = wire_check_hdr(h, max_payload(c));
+
+	if (rc == -EPROTO || h->op & WIRE_RESPONSE || h->status) {
+		fail_close(c, h, WIRE_EPROTO,
+			   h->magic != WIRE_MAGIC ? "bad magic"
+			   : h->status || h->op & WIRE_RESPONSE
+				   ? "a request carries a status or the response bit"
+				   : "unknown op");
+		return -EPROTO;
+	}
+	if (c->phase != PHASE_READY && h->op != expected_op(c)) {
+		fail_close(c, h, WIRE_ENOTAUTH,
+			   c->phase == PHASE_HELLO ? "HELLO first, then AUTH"
+						   : "AUTH expected");
+		return -EPERM;
+	}
+	if (rc == -E2BIG) {
+		conn_error(c, h, WIRE_E2BIG, "frame of %u bytes, limit %u",
+			   h->len, max_payload(c));
+		conn_close_soon(c);
+		return rc;
+	}
+	if (h->version != want_version) {
+		conn_error(c, h, WIRE_EPROTO, "header version %u, expected %u",
+			   h->version, want_version);
+		conn_close_soon(c);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static enum frame_rc read_hdr(struct conn *c)
+{
+	int rc = recv_part(c, &c->hdr, sizeof(c->hdr), &c->hdr_got);
+
+	if (rc <= 0)
+		return rc ? FRAME_CLOSE : FRAME_MORE;
+	wire_hdr_from_le(&c->hdr);
+	if (check_hdr(c, &c->hdr))
+		return FRAME_CLOSE;
+	c->payload = malloc(c->hdr.len ? c->hdr.len : 1);
+	if (!c->payload) {
+		fail_close(c, &c->hdr, WIRE_EIO, "out of memory");
+		return FRAME_CLOSE;
+	}
+	c->payload_got = 0;
+	return FRAME_READY;
+}
+
+/* FRAME_READY once c->hdr and c->payload hold a whole frame. */
+static enum frame_rc read_frame(struct conn *c)
+{
+	int rc;
+
+	if (c->hdr_got < sizeof(c->hdr)) {
+		enum frame_rc f = read_hdr(c);
+		if (f != FRAME_READY)
+			return f;
+	}
+	rc = recv_part(c, c->payload, c->hdr.len, &c->payload_got);
+	if (rc <= 0)
+		return rc ? FRAME_CLOSE : FRAME_MORE;
+	return FRAME_READY;
+}
+
+/* Picks the highest version both sides speak. */
+static void on_hello(struct conn *c, const uint8_t *payload)
+{
+	struct wire_hello in, out = { 0 };
+	uint16_t lo, hi;
+
+	if (c->hdr.len != sizeof(in)) {
+		fail_close(c, &c->hdr, WIRE_EPROTO, "HELLO is 40 bytes");
+		return;
+	}
+	memcpy(&in, payload, sizeof(in));
+	lo = le16toh(in.min_version);
+	hi = le16toh(in.max_version);
+	memcpy(c->peer_nonce, in.nonce, WIRE_NONCE);
+	if (hi > WIRE_VERSION_MAX)
+		hi = WIRE_VERSION_MAX;
+	if (lo > hi || hi < WIRE_VERSION_MIN) {
+		fail_close(c, &c->hdr, WIRE_EVERSION, "this server speaks versions 1..1");
+		return;
+	}
+	out.min_version = out.max_version = htole16(hi);
+	memcpy(out.nonce, c->nonce, WIRE_NONCE);
+	c->version = hi;
+	c->phase = PHASE_AUTH;
+	conn_answer_copy(c, &c->hdr, &out, sizeof(out));
+}
+
+/* The peer proves it holds the secret over both nonces; we answer with our
+ * own proof (roles swapped) so the client can check us as well. */
+static void on_auth(struct conn *c, const uint8_t *payload)
+{
+	struct server *srv = c->srv;
+	struct wire_mac in, out;
+	uint8_t want[WIRE_MAC];
+
+	if (c->hdr.len != sizeof(in)) {
+		fail_close(c, &c->hdr, WIRE_EPROTO, "AUTH is 32 bytes");
+		return;
+	}
+	memcpy(&in, payload, sizeof(in));
+	wire_auth_mac(srv->secret, srv->secret_len, "ufo1 client", c->nonce,
+		      c->peer_nonce, want);
+	if (!wire_mac_equal(want, in.mac)) {
+		log_warn("fd %d: authentication failed", c->fd);
+		fail_close(c, &c->hdr, WIRE_EAUTH, "wrong secret");
+		return;
+	}
+	wire_auth_mac(srv->secret, srv->secret_len, "ufo1 server",
+		      c->peer_nonce, c->nonce, out.mac);
+	c->phase = PHASE_READY;
+	log_debug("fd %d: authenticated", c->fd);
+	conn_answer_copy(c, &c->hdr, &out, sizeof(out));
+}
+
+/* The data a request pins while in flight: what it brings, or for a READ
+ * what its answer will carry (bounded here; the handler checks the rest). */
+static size_t request_cost(const struct wire_hdr *h, const uint8_t *payload)
+{
+	struct wire_io io;
+
+	if (h->op != WIRE_READ || h->len != sizeof(io))
+		return h->len;
+	memcpy(&io, payload, sizeof(io));
+	return le32toh(io.len) < WIRE_MAX_IO ? le32toh(io.len) : WIRE_MAX_IO;
+}
+
+/* Takes payload. */
+static void dispatch(struct conn *c, uint8_t *payload)
+{
+	struct request *r = request_new(c, &c->hdr, payload);
+
+	if (!r) {
+		free(payload);
+		fail_close(c, &c->hdr, WIRE_EIO, "out of memory");
+		return;
+	}
+	request_start(r, request_cost(&c->hdr, payload));
+	if (c->hdr.op == WIRE_SYNC)
+		request_after_writes(r);
+	else
+		queue_push(&c->srv->work, r);
+}
+
+/* Takes payload. */
+static void on_request(struct conn *c, uint8_t *payload)
+{
+	if (c->hdr.op != WIRE_HELLO && c->hdr.op != WIRE_AUTH &&
+	    c->hdr.op != WIRE_PING) {
+		dispatch(c, payload);
+		return;
+	}
+	if (c->hdr.op != WIRE_PING)
+		conn_error(c, &c->hdr, WIRE_EPROTO, "already authenticated");
+	else if (c->hdr.len)
+		conn_error(c, &c->hdr, WIRE_EPROTO, "PING has no payload");
+	else
+		conn_answer(c, &c->hdr, WIRE_OK, NULL);
+	free(payload);
+}
+
+/* A whole frame is in c->hdr and c->payload; the op fits the phase
+ * (check_hdr). */
+static void on_frame(struct conn *c)
+{
+	uint8_t *payload = c->payload;
+
+	c->payload = NULL;
+	c->hdr_got = c->payload_got = 0;
+	if (wire_check_csum(&c->hdr, payload)) {
+		conn_error(c, &c->hdr, WIRE_ECSUM, "payload checksum mismatch");
+		if (c->phase != PHASE_READY)
+			conn_close_soon(c);
+	} else if (c->phase == PHASE_HELLO) {
+		on_hello(c, payload);
+	} else if (c->phase == PHASE_AUTH) {
+		on_auth(c, payload);
+	} else {
+		on_request(c, payload);
+		return;
+	}
+	free(payload);
+}
+
+void session_readable(struct conn *c)
+{
+	for (int i = 0; i < CONN_FRAMES_PER_WAKE && conn_may_read(c); i++) {
+		enum frame_rc rc = read_frame(c);
+
+		if (rc == FRAME_MORE)
+			return;
+		if (rc == FRAME_CLOSE) {
+			conn_close_soon(c);
+			return;
+		}
+		on_frame(c);
+	}
+}
