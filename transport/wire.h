@@ -9,7 +9,8 @@
  * `csum` is XXH3-64 of the payload (of zero bytes when len is 0).
  *
  * Every length and count read from the network is checked against the
- * limits below before it is used (wire_check_hdr, wire_parse_*).
+ * limits below before it is used (wire_check_hdr, wire_parse_*).  Reserved
+ * fields (flags, pad) must be zero; a server rejects non-zero ones.
  */
 #ifndef UFO_WIRE_H
 #define UFO_WIRE_H
@@ -35,7 +36,7 @@
 #define WIRE_NONCE 32
 #define WIRE_MAC 32                                /* HMAC-SHA256 */
 #define WIRE_MIN_SECRET 16                         /* bytes of shared secret */
-#define WIRE_MAX_SECRET 4096
+#define WIRE_MAX_SECRET 4096                       /* buffer; secrets < this */
 
 enum wire_op {
 	WIRE_HELLO = 1,  /* wire_hello → wire_hello (server's choice) */
@@ -47,11 +48,16 @@ enum wire_op {
 	WIRE_DELETE = 7, /* wire_name + name → empty */
 	WIRE_READ = 8,   /* wire_io → data */
 	WIRE_WRITE = 9,  /* wire_io + data → empty, once durable */
-	WIRE_SYNC = 10,  /* wire_id → empty, once everything is durable */
+	WIRE_SYNC = 10,  /* wire_id → empty, once every WRITE sent before it
+			  * on this connection is durable and the object
+			  * (id 0: none, ordering only) is synced */
 	WIRE_PING = 11,  /* empty → empty */
 	WIRE_OP_MAX = 11,
 	WIRE_RESPONSE = 0x8000,
 };
+/* A reply that cannot name the request's opcode (unknown op, or the refusal
+ * of a connection over the server's limit, req_id 0) is sent as
+ * HELLO | WIRE_RESPONSE with the error status, so framing holds. */
 
 /* Status in responses.  An error response may carry up to WIRE_MAX_ERRMSG
  * bytes of UTF-8 text saying what was wrong. */
@@ -130,7 +136,8 @@ _Static_assert(sizeof(struct wire_objinfo) == 40, "objinfo is 40 bytes");
 
 struct wire_list {
 	uint64_t cursor; /* 0 for the first page */
-	uint32_t max;    /* entries wanted, <= WIRE_LIST_MAX */
+	uint32_t max;    /* entries wanted, 1..WIRE_LIST_MAX (0: EINVAL,
+			  * more: E2BIG) */
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct wire_list) == 16, "list is 16 bytes");
