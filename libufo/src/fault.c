@@ -72,53 +72,52 @@ static int callback_rc(int rc)
 	return rc < 0 && rc > -4096 ? rc : -EIO;
 }
 
-static int cb_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		    void *dst)
+/* Runs the application's populate (store false) or writeback on elements
+ * [start, end), retrying a failure cfg.retries times with doubling delays.
+ * Returns 0 or the last failure. */
+static int cb_call(struct ufo_obj *obj, bool store, uint64_t start,
+		   uint64_t end, void *buf)
 {
 	struct ufo_ctx *ctx = obj->ctx;
-	int rc;
 
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t t0 = now_ns();
-		rc = obj->populate(obj->user, start, end, dst);
-		STAT_ADD(obj, populate_calls, 1);
-		STAT_ADD(obj, populate_ns, now_ns() - t0);
+		int rc = store ? obj->writeback(obj->user, start, end, buf)
+			       : obj->populate(obj->user, start, end, buf);
+
+		if (!store) {
+			STAT_ADD(obj, populate_calls, 1);
+			STAT_ADD(obj, populate_ns, now_ns() - t0);
+		}
 		if (!rc)
 			return 0;
 		rc = callback_rc(rc);
-		STAT_ADD(obj, populate_errors, 1);
-		log_warn(ctx, "object %llu: populate [%llu, %llu) failed (attempt %u of %u): %s",
-			 (unsigned long long)obj->id, (unsigned long long)start,
-			 (unsigned long long)end, attempt + 1,
-			 ctx->cfg.retries + 1, strerror(-rc));
+		if (store)
+			STAT_ADD(obj, writeback_errors, 1);
+		else
+			STAT_ADD(obj, populate_errors, 1);
+		log_warn(ctx, "object %llu: %s [%llu, %llu) failed (attempt %u of %u): %s",
+			 (unsigned long long)obj->id,
+			 store ? "writeback" : "populate",
+			 (unsigned long long)start, (unsigned long long)end,
+			 attempt + 1, ctx->cfg.retries + 1, strerror(-rc));
 		if (attempt >= ctx->cfg.retries)
 			return rc;
 		retry_sleep(ctx, attempt);
 	}
 }
 
+static int cb_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
+		    void *dst)
+{
+	return cb_call(obj, false, start, end, dst);
+}
+
 static int cb_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
 		    const void *src)
 {
-	struct ufo_ctx *ctx = obj->ctx;
-	int rc;
-
-	if (!obj->writeback)
-		return 0;
-	for (unsigned attempt = 0;; attempt++) {
-		rc = obj->writeback(obj->user, start, end, src);
-		if (!rc)
-			return 0;
-		rc = callback_rc(rc);
-		STAT_ADD(obj, writeback_errors, 1);
-		log_warn(ctx, "object %llu: writeback [%llu, %llu) failed (attempt %u of %u): %s",
-			 (unsigned long long)obj->id, (unsigned long long)start,
-			 (unsigned long long)end, attempt + 1,
-			 ctx->cfg.retries + 1, strerror(-rc));
-		if (attempt >= ctx->cfg.retries)
-			return rc;
-		retry_sleep(ctx, attempt);
-	}
+	/* Without a writeback callback, writes are discarded on drop. */
+	return obj->writeback ? cb_call(obj, true, start, end, (void *)src) : 0;
 }
 
 const struct ufo_backend_ops ufo_callback_backend = {
