@@ -494,7 +494,8 @@ static int scan_objects(struct store *s)
 	while (!rc && (e = readdir(d)))
 		remove_orphan(s, e->d_name);
 	closedir(d);
-	qsort(s->objs, s->nobjs, sizeof(*s->objs), cmp_id);
+	if (s->nobjs) /* qsort(NULL, 0, ...) is undefined */
+		qsort(s->objs, s->nobjs, sizeof(*s->objs), cmp_id);
 	return rc;
 }
 

@@ -205,9 +205,10 @@ int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 /*
  * Objects stored on ufo-server (docs/protocol.md).  URLs name a server and,
  * for objects, a name: "ufo://host:port/name" (also tcp://; port defaults
- * to 7070; IPv6 as [addr]:port).  Names are 1-255 bytes of [A-Za-z0-9._-].
- * Every connection authenticates with the shared secret read from
- * opts->secret_file, else $UFO_SECRET_FILE.
+ * to 7070; IPv6 as [addr]:port).  Names are 1-255 bytes of [A-Za-z0-9._-]
+ * not starting with '.'.  Every connection authenticates with the shared
+ * secret read from opts->secret_file, else $UFO_SECRET_FILE (at least 16
+ * bytes; keep the file private: the library does not check its mode).
  */
 struct ufo_client;
 
@@ -238,8 +239,12 @@ struct ufo_remote_info {
 };
 
 /* Connects and authenticates to the server of url (any name part is
- * ignored).  Errors: -EINVAL (url, secret file), -EACCES (wrong secret),
- * -ECONNREFUSED, -ETIMEDOUT, -EPROTONOSUPPORT, other -errno.  The client is
+ * ignored).  Errors: -EINVAL (bad url; no secret file given; secret shorter
+ * than 16 bytes), the -errno of opening the secret file (-ENOENT, and
+ * -EACCES, which is also what a wrong secret gets), -ECONNREFUSED,
+ * -ETIMEDOUT, -EHOSTUNREACH (also for a host name that does not resolve),
+ * -EPROTONOSUPPORT, -EOPNOTSUPP (rdma:// until that transport exists),
+ * other -errno.  The client is
  * thread-safe: requests from several threads are pipelined over its
  * connections, which reconnect (with backoff) after failures. */
 int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,

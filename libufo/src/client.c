@@ -47,6 +47,7 @@ struct rconn {
 	uint16_t version;
 	struct rreq *pending;
 	bool reader_alive;      /* ufo_client_close waits for it to clear */
+	bool timed_out;         /* torn down because a request timed out */
 };
 
 struct ufo_client {
@@ -189,6 +190,11 @@ static void conn_fail(struct rconn *rc, struct ufo_conn *c, int err)
 		rc->conn = NULL;
 		rc->gen++;
 	}
+	/* Requests caught by another request's timeout timed out too: say so
+	 * rather than "reset", which would blame the network. */
+	if (rc->timed_out)
+		err = -ETIMEDOUT;
+	rc->timed_out = false;
 	while ((r = rc->pending)) {
 		rc->pending = r->next;
 		r->status = err;
@@ -379,8 +385,10 @@ static int wait_request(struct rconn *rc, struct rreq *r)
 			pending_take(rc, r->id);
 			r->status = -ETIMEDOUT;
 			r->done = true;
-			if (rc->conn)
+			if (rc->conn) {
+				rc->timed_out = true;
 				rc->cl->tops->shutdown(rc->conn);
+			}
 			break;
 		}
 		/* Once receiving, the reader's own recv timeout bounds us. */
