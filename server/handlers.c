@@ -240,24 +240,48 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	return o;
 }
 
-static void handle_read(struct server *srv, struct request *r)
+/* Reads and answers r; nowait: only if the data is in the page cache,
+ * else returns false having done nothing (the request stays the caller's). */
+static bool read_answer(struct server *srv, struct request *r, bool nowait)
 {
 	struct wire_io io;
-	struct store_obj *o = io_target(srv, r, &io, 0);
+	struct store_obj *o;
 	struct outbuf *ob;
 	int rc;
 
+	if (nowait) { /* peek: anything unusual goes to a worker */
+		memcpy(&io, r->payload, sizeof(io));
+		if (r->hdr.len != sizeof(io) || le32toh(io.len) > INLINE_READ_MAX)
+			return false;
+	}
+	o = io_target(srv, r, &io, 0);
 	if (!o)
-		return;
+		return true; /* answered with the error */
 	ob = outbuf_new(io.len);
-	rc = ob ? store_read(o, io.offset, outbuf_payload(ob), io.len) : -ENOMEM;
+	rc = ob ? store_read(o, io.offset, outbuf_payload(ob), io.len, nowait)
+		: -ENOMEM;
 	store_put(o);
+	if (rc == -EAGAIN && nowait) {
+		free(ob);
+		return false;
+	}
 	if (rc) {
 		free(ob);
 		request_fail(r, storage_status(rc), "read: %s", strerror(-rc));
-		return;
+		return true;
 	}
 	request_done(r, WIRE_OK, ob);
+	return true;
+}
+
+static void handle_read(struct server *srv, struct request *r)
+{
+	read_answer(srv, r, false);
+}
+
+bool handle_read_inline(struct server *srv, struct request *r)
+{
+	return r->hdr.op == WIRE_READ && read_answer(srv, r, true);
 }
 
 /* The data goes to the page cache here; the committer makes it durable

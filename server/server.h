@@ -158,6 +158,10 @@ void workers_stop(struct server *srv);
 
 /* handlers.c: runs a request on a worker; answers it. */
 void handle_request(struct server *srv, struct request *r);
+/* Answers a READ of at most INLINE_READ_MAX bytes on the calling (event
+ * loop) thread when its data is in the page cache; false: queue it. */
+bool handle_read_inline(struct server *srv, struct request *r);
+#define INLINE_READ_MAX (64u << 10)
 
 /* commit.c */
 int committer_start(struct server *srv);

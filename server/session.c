@@ -212,9 +212,11 @@ static void dispatch(struct conn *c, uint8_t *payload)
 		return;
 	}
 	request_start(r, request_cost(&c->hdr, payload));
+	/* A small cached READ is answered right here: handing it to a worker
+	 * and back costs a thread wakeup, more than the read itself. */
 	if (c->hdr.op == WIRE_SYNC)
 		request_after_writes(r);
-	else
+	else if (!handle_read_inline(c->srv, r))
 		queue_push(&c->srv->work, r);
 }
 

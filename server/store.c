@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <errno.h>
+#include <sys/uio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -343,14 +344,19 @@ int store_info(struct store_obj *o, struct wire_objinfo *out)
 	return 0;
 }
 
-int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len)
+int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len,
+	       bool nowait)
 {
 	char *p = buf;
 
 	while (len) {
-		ssize_t n = pread(o->fd, p, len, (off_t)off);
+		struct iovec iov = { .iov_base = p, .iov_len = len };
+		ssize_t n = preadv2(o->fd, &iov, 1, (off_t)off,
+				    nowait ? RWF_NOWAIT : 0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && nowait && (errno == EOPNOTSUPP || errno == EINVAL))
+			return -EAGAIN; /* no RWF_NOWAIT here: use a worker */
 		if (n < 0)
 			return -errno;
 		if (n == 0) { /* past the data file's end: never written */

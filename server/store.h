@@ -64,7 +64,9 @@ void store_put(struct store_obj *o);
 int store_info(struct store_obj *o, struct wire_objinfo *out); /* LE */
 /* Reads [off, off+len); holes and the part past the data file's end are
  * zeros.  The caller has checked the range against o->size. */
-int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len);
+/* nowait: -EAGAIN instead of waiting for the disk (RWF_NOWAIT). */
+int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len,
+	       bool nowait);
 int store_write(struct store_obj *o, uint64_t off, const void *buf,
 		uint32_t len);
 int store_sync(struct store_obj *o); /* fdatasync */

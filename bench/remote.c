@@ -1,0 +1,1521 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-remote: remote objects over loopback TCP, against the simplest ways
+ * an application could get the same bytes.  The bench starts its own
+ * ufo-server and redis-server (temp dirs, ephemeral ports) and stops them.
+ *
+ * Part 1, sequential scan of an object 4 x the client's budget (summing u64
+ * words):
+ *   ufo            ufo_remote_open + scan, READ_ONLY, budget = high
+ *                  watermark; the object was written with ufo_client_write
+ *                  beforehand (untimed);
+ *   raw TCP        the peer: the whole object downloaded over ONE plain TCP
+ *                  socket (a sender thread in this process serves it from
+ *                  memory) into one malloc of the full size, then scanned;
+ *   redis GET      an application reading the same chunks explicitly with
+ *                  hiredis (GET per chunk into one reused buffer).
+ *   Target: ours >= 1.0 x raw TCP, with peak resident <= 1/4 of the object.
+ *
+ * Part 2, random 4 KiB reads: N distinct pages of the object, each touched
+ * once, each touch timed in the application:
+ *   ufo            the object opened with 4 KiB chunks, advised RANDOM;
+ *   raw TCP RTT    one 16-byte request -> 4 KiB reply over one socket;
+ *   raw uffd       a minimal userfaultfd handler copying one 4 KiB page;
+ *   redis GET      GET of a 4 KiB key per page.
+ *   Target: ours p50 <= 1.5 x (raw RTT p50 + raw uffd p50).
+ *
+ * Every case checks the data it read against a closed form.  Figures are
+ * medians over --reps rounds, the cases interleaved within a round.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/userfaultfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef HAVE_HIREDIS
+#include <hiredis.h>
+#endif
+
+#include "bench_util.h"
+#include "ufo.h"
+
+#define PAGE 4096
+#define OBJ_NAME "bench-remote"
+#define SCAN_TARGET_RATIO 1.0    /* ours / raw TCP, GB/s */
+#define SCAN_TARGET_MEM 0.25     /* our peak resident / object size */
+#define FAULT_TARGET_FACTOR 1.5  /* ours p50 / (RTT p50 + uffd p50) */
+#define CHILD_READY_MS 10000     /* a child must be serving by then */
+#define CHILD_EXIT_MS 5000       /* SIGTERM, then SIGKILL */
+#define REDIS_PIPELINE 16        /* SETs in flight while loading redis */
+#define REDIS_PORT_TRIES 3       /* the picked free port may be taken */
+
+struct opts {
+	const char *server_bin, *redis_bin;
+	size_t size, budget, chunk;
+	unsigned threads, connections;
+	unsigned touches;
+	bool touches_set; /* else the default, clamped to the object's pages */
+	int reps, part;
+	uint64_t seed;
+	bool no_redis;
+};
+
+/* What one timed run of a case produced. */
+struct run {
+	double secs;      /* timed section */
+	double *lat_us;   /* part 2: per-touch latencies, o->touches of them */
+	size_t mem;       /* bytes this case held for the data */
+	struct ufo_stats st; /* ours only: counters at the end of the run */
+	size_t smaps_rss; /* ours only: Rss of the body at the end */
+};
+
+/* --------------------------------------------------------------- helpers */
+
+static bool data_ok(const char *name, uint64_t got, uint64_t want)
+{
+	if (got == want)
+		return true;
+	fprintf(stderr, "%s: WRONG DATA: sum %#llx, expected %#llx\n", name,
+		(unsigned long long)got, (unsigned long long)want);
+	return false;
+}
+
+/* Sum of the generated words in bytes [off, off + len), 8-aligned. */
+static uint64_t gen_range_sum(uint64_t off, uint64_t len)
+{
+	return gen_sum((off + len) / 8) - gen_sum(off / 8);
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+/* n distinct page indexes below npages, in random order (partial
+ * Fisher-Yates with a fixed seed).  NULL on allocation failure. */
+static uint64_t *random_pages(uint64_t npages, unsigned n, uint64_t seed)
+{
+	uint32_t *perm = malloc(npages * sizeof(*perm));
+	uint64_t *out = malloc(n * sizeof(*out));
+
+	if (!perm || !out) {
+		free(perm);
+		free(out);
+		return NULL;
+	}
+	for (uint64_t i = 0; i < npages; i++)
+		perm[i] = (uint32_t)i;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t j = i + splitmix64(&seed) % (npages - i);
+		uint32_t t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+		out[i] = perm[i];
+	}
+	free(perm);
+	return out;
+}
+
+/* Nearest-rank percentile of v[0..n); v must be sorted. */
+static double percentile(const double *v, size_t n, double p)
+{
+	size_t rank = (size_t)(p / 100 * (double)n + 0.999999);
+
+	return v[rank ? rank - 1 : 0];
+}
+
+static int write_all_fd(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all_fd(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Rss in bytes of the mapping that contains addr, from /proc/self/smaps;
+ * 0 when it cannot be read. */
+static size_t smaps_rss(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	size_t kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') <
+		    strchr(line, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			continue;
+		}
+		if (in && sscanf(line, "Rss: %zu kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb * KiB;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------- child processes */
+
+struct child {
+	pid_t pid;
+	char out[PATH_MAX]; /* its stdout */
+};
+
+/* Forks and execs argv with stdout to c->out; the child dies with us.
+ * 0 or -errno. */
+static int child_spawn(struct child *c, char *const argv[])
+{
+	pid_t parent = getpid();
+
+	c->pid = fork();
+	if (c->pid < 0)
+		return -errno;
+	if (c->pid == 0) {
+		int fd = open(c->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || fd < 0 || null < 0 ||
+		    dup2(fd, STDOUT_FILENO) < 0 || dup2(null, STDIN_FILENO) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "bench-remote: exec %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	return 0;
+}
+
+static bool child_exited(struct child *c)
+{
+	int status;
+
+	if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid)
+		c->pid = 0;
+	return c->pid <= 0;
+}
+
+/* SIGTERM, a bounded wait, then SIGKILL. */
+static void child_stop(struct child *c)
+{
+	if (c->pid <= 0)
+		return;
+	kill(c->pid, SIGTERM);
+	for (unsigned ms = 0; ms < CHILD_EXIT_MS; ms += 10) {
+		if (child_exited(c))
+			return;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "bench-remote: child %d ignored SIGTERM; SIGKILL\n",
+		(int)c->pid);
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, NULL, 0);
+	c->pid = 0;
+}
+
+/* The port in "listening on HOST:PORT" in c->out, or 0 while absent. */
+static unsigned listening_port(const struct child *c)
+{
+	char buf[4096], *line, *colon, *end;
+	int fd = open(c->out, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	line = strstr(buf, "listening on ");
+	if (!line || !(end = strchr(line, '\n')))
+		return 0;
+	*end = '\0';
+	colon = strrchr(line, ':');
+	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	return colon && !*end && port < 65536 ? (unsigned)port : 0;
+}
+
+/* ------------------------------------------------- the shared environment */
+
+struct raw_sender {
+	int lfd;
+	unsigned port;
+	pthread_t thr;
+	const char *src;
+	size_t size;
+};
+
+struct env {
+	char root[PATH_MAX / 2]; /* temp dir: data, secret, logs */
+	char secret[PATH_MAX];
+	char url[PATH_MAX];    /* ufo://127.0.0.1:PORT/OBJ_NAME */
+	char *src;             /* the object's bytes, generated once */
+	uint64_t obj_id;       /* the server's id for OBJ_NAME */
+	uint64_t *pages;       /* part 2's pages, o->touches of them */
+	struct child server, redis;
+	unsigned redis_port;   /* 0: no redis column */
+	struct raw_sender raw;
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path) ? -errno : 0;
+}
+
+static int write_secret(const char *path)
+{
+	unsigned char rnd[16];
+	char hex[33];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && read(fd, rnd, sizeof(rnd)) == sizeof(rnd);
+
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return -EIO;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, hex, 32) == 32;
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+static int server_start(struct env *e, const struct opts *o)
+{
+	char data[PATH_MAX + 8];
+	char *argv[] = { (char *)o->server_bin, "--listen", "127.0.0.1:0",
+			 "--data", data, "--secret-file", e->secret,
+			 "--log-level", "warn", NULL };
+	int err;
+
+	snprintf(data, sizeof(data), "%s/data", e->root);
+	snprintf(e->secret, sizeof(e->secret), "%s/secret", e->root);
+	snprintf(e->server.out, sizeof(e->server.out), "%s/server.out",
+		 e->root);
+	if (mkdir(data, 0700) || (err = write_secret(e->secret)))
+		return -errno ? -errno : -EIO;
+	if ((err = child_spawn(&e->server, argv)))
+		return err;
+	for (unsigned ms = 0; ms < CHILD_READY_MS; ms += 10) {
+		unsigned port = listening_port(&e->server);
+		if (port) {
+			snprintf(e->url, sizeof(e->url),
+				 "ufo://127.0.0.1:%u/" OBJ_NAME, port);
+			return 0;
+		}
+		if (child_exited(&e->server))
+			return -ECHILD;
+		sleep_ms(10);
+	}
+	return -ETIMEDOUT;
+}
+
+/* Creates the object and writes the generated bytes into it (untimed). */
+static int server_fill(struct env *e, const struct opts *o)
+{
+	struct ufo_remote_opts ro;
+	struct ufo_remote_info info;
+	struct ufo_client *c;
+	size_t piece = 16 * MiB; /* the protocol's largest READ/WRITE */
+	int err;
+
+	ufo_remote_opts_init(&ro);
+	ro.secret_file = e->secret;
+	if ((err = ufo_client_connect(e->url, &ro, &c)))
+		return err;
+	err = ufo_client_create(c, OBJ_NAME, o->size, (uint32_t)o->chunk,
+				&info);
+	e->obj_id = info.id;
+	for (size_t off = 0; !err && off < o->size; off += piece)
+		err = ufo_client_write(c, info.id, off, e->src + off,
+				       o->size - off < piece ? o->size - off
+							     : piece);
+	if (!err)
+		err = ufo_client_sync(c, info.id);
+	if (err)
+		fprintf(stderr, "filling %s: %s %s\n", e->url, strerror(-err),
+			ufo_client_last_error());
+	ufo_client_close(c);
+	return err;
+}
+
+/* ------------------------------------------------------- raw TCP sender */
+
+/* The raw peer's whole protocol: a request names a byte range of the
+ * object, the reply is exactly those bytes. */
+struct raw_req {
+	uint64_t off, len;
+};
+
+static void raw_serve(struct raw_sender *s, int fd)
+{
+	struct raw_req rq;
+
+	while (read_all_fd(fd, &rq, sizeof(rq)) == 0) {
+		if (rq.off > s->size || rq.len > s->size - rq.off ||
+		    write_all_fd(fd, s->src + rq.off, rq.len))
+			break;
+	}
+	close(fd);
+}
+
+/* One connection at a time: each case uses one socket.  Ends when the
+ * listening socket is shut down. */
+static void *raw_sender_main(void *arg)
+{
+	struct raw_sender *s = arg;
+	int one = 1;
+
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0)
+			return NULL;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		raw_serve(s, fd);
+	}
+}
+
+static int loopback_listen(unsigned *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16) ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static int raw_start(struct raw_sender *s, const char *src, size_t size)
+{
+	*s = (struct raw_sender){ .src = src, .size = size };
+	s->lfd = loopback_listen(&s->port);
+	if (s->lfd < 0)
+		return s->lfd;
+	return -pthread_create(&s->thr, NULL, raw_sender_main, s);
+}
+
+static void raw_stop(struct raw_sender *s)
+{
+	if (s->lfd <= 0)
+		return;
+	shutdown(s->lfd, SHUT_RDWR);
+	pthread_join(s->thr, NULL);
+	close(s->lfd);
+	s->lfd = -1;
+}
+
+static int raw_connect(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* ---------------------------------------------------------------- redis */
+
+#ifdef HAVE_HIREDIS
+static redisContext *redis_connect(unsigned port)
+{
+	redisContext *rc = redisConnect("127.0.0.1", (int)port);
+
+	if (rc && rc->err) {
+		redisFree(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+static bool redis_ping(unsigned port)
+{
+	redisContext *rc = redis_connect(port);
+	redisReply *r = rc ? redisCommand(rc, "PING") : NULL;
+	bool ok = r && r->type == REDIS_REPLY_STATUS;
+
+	if (r)
+		freeReplyObject(r);
+	if (rc)
+		redisFree(rc);
+	return ok;
+}
+
+/* A free loopback port, picked by binding to 0 (redis has no "any port"
+ * that it reports; a race with another process is retried). */
+static unsigned free_port(void)
+{
+	unsigned port = 0;
+	int fd = loopback_listen(&port);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return port;
+}
+
+static int redis_try_start(struct env *e, const struct opts *o,
+			   unsigned port)
+{
+	char portstr[16], dir[PATH_MAX + 8];
+	char *argv[] = { (char *)o->redis_bin, "--port", portstr, "--bind",
+			 "127.0.0.1", "--save", "", "--appendonly", "no",
+			 "--dir", dir, NULL };
+	int err;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	snprintf(dir, sizeof(dir), "%s/redis", e->root);
+	snprintf(e->redis.out, sizeof(e->redis.out), "%s/redis.out", e->root);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	if ((err = child_spawn(&e->redis, argv)))
+		return err;
+	for (unsigned ms = 0; ms < CHILD_READY_MS; ms += 10) {
+		if (redis_ping(port))
+			return 0;
+		if (child_exited(&e->redis))
+			return -ECHILD;
+		sleep_ms(10);
+	}
+	child_stop(&e->redis);
+	return -ETIMEDOUT;
+}
+
+/* Collects n replies of pipelined SETs.  0 or -EIO. */
+static int redis_collect(redisContext *rc, unsigned n)
+{
+	int err = 0;
+
+	while (n--) {
+		redisReply *r;
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+			return -EIO;
+		if (r->type == REDIS_REPLY_ERROR)
+			err = -EIO;
+		freeReplyObject(r);
+	}
+	return err;
+}
+
+/* SETs the chunks "c<i>" (part 1) and the pages "p<page>" (part 2),
+ * REDIS_PIPELINE commands in flight (untimed). */
+static int redis_load(struct env *e, const struct opts *o)
+{
+	redisContext *rc = redis_connect(e->redis_port);
+	unsigned pending = 0;
+	uint64_t nchunks = o->size / o->chunk;
+	int err = 0;
+
+	if (!rc)
+		return -ECONNREFUSED;
+	for (uint64_t i = 0; !err && i < nchunks + o->touches; i++) {
+		if (i < nchunks)
+			redisAppendCommand(rc, "SET c%llu %b",
+					   (unsigned long long)i,
+					   e->src + i * o->chunk, o->chunk);
+		else
+			redisAppendCommand(rc, "SET p%llu %b",
+					   (unsigned long long)e->pages[i - nchunks],
+					   e->src + e->pages[i - nchunks] * PAGE,
+					   (size_t)PAGE);
+		if (++pending == REDIS_PIPELINE) {
+			err = redis_collect(rc, pending);
+			pending = 0;
+		}
+	}
+	if (!err)
+		err = redis_collect(rc, pending);
+	redisFree(rc);
+	return err;
+}
+
+static int redis_start(struct env *e, const struct opts *o)
+{
+	int err = -EADDRINUSE;
+
+	for (int i = 0; i < REDIS_PORT_TRIES && err; i++) {
+		unsigned port = free_port();
+		err = port ? redis_try_start(e, o, port) : -EADDRNOTAVAIL;
+		if (!err)
+			e->redis_port = port;
+	}
+	return err ? err : redis_load(e, o);
+}
+
+/* GET key into buf (len bytes exactly).  0, or -EIO. */
+static int redis_get(redisContext *rc, const char *fmt, uint64_t key,
+		     void *buf, size_t len)
+{
+	redisReply *r = redisCommand(rc, fmt, (unsigned long long)key);
+	int err = r && r->type == REDIS_REPLY_STRING && r->len == len ? 0
+								     : -EIO;
+
+	if (!err)
+		memcpy(buf, r->str, len);
+	if (r)
+		freeReplyObject(r);
+	return err;
+}
+#else
+static int redis_start(struct env *e, const struct opts *o)
+{
+	return -EOPNOTSUPP;
+}
+#endif
+
+/* ------------------------------------------------------------ ufo setup */
+
+static int ufo_open_remote(const struct env *e, const struct opts *o,
+			   size_t chunk, struct ufo_ctx **ctx,
+			   struct ufo_obj **obj)
+{
+	struct ufo_config cfg;
+	struct ufo_remote_opts ro;
+	int err;
+
+	ufo_config_init(&cfg);
+	cfg.high_watermark = o->budget;
+	cfg.threads = o->threads;
+	if ((err = ufo_ctx_create(&cfg, ctx)))
+		return err;
+	ufo_remote_opts_init(&ro);
+	ro.secret_file = e->secret;
+	ro.connections = o->connections;
+	ro.flags = UFO_READ_ONLY;
+	ro.chunk_size = chunk;
+	if ((err = ufo_remote_open(*ctx, e->url, &ro, obj)))
+		ufo_ctx_destroy(*ctx);
+	return err;
+}
+
+/* Keeps the counters and the body's Rss as of now in r, then frees. */
+static void ufo_close_remote(struct ufo_ctx *ctx, struct ufo_obj *obj,
+			     struct run *r)
+{
+	ufo_obj_stats(obj, &r->st);
+	r->smaps_rss = smaps_rss(ufo_body(obj));
+	ufo_free(obj);
+	ufo_ctx_destroy(ctx);
+}
+
+/* ------------------------------------------------- part 1: sequential */
+
+/* Times open + scan; the scan samples the resident bytes once per chunk
+ * for the peak (a counter snapshot, ~0.1 µs). */
+static int scan_ufo(struct env *e, const struct opts *o, struct run *r)
+{
+	struct ufo_ctx *ctx = NULL;
+	struct ufo_obj *obj;
+	struct ufo_stats st;
+	uint64_t sum = 0, per = o->chunk / 8, n = o->size / 8;
+	double t0 = now_sec();
+	int err = ufo_open_remote(e, o, o->chunk, &ctx, &obj);
+
+	if (err) {
+		fprintf(stderr, "ufo_remote_open: %s\n", strerror(-err));
+		return err;
+	}
+	const uint64_t *a = ufo_body(obj);
+	for (uint64_t i = 0; i < n; i += per) {
+		sum += scan_sum(a + i, per);
+		ufo_obj_stats(obj, &st);
+		if (st.resident_bytes > r->mem)
+			r->mem = st.resident_bytes;
+	}
+	r->secs = now_sec() - t0;
+	ufo_close_remote(ctx, obj, r);
+	return data_ok("ufo scan", sum, gen_sum(n)) ? 0 : -EIO;
+}
+
+/* Times connect + download of everything into one malloc + scan. */
+static int scan_raw_tcp(struct env *e, const struct opts *o, struct run *r)
+{
+	struct raw_req rq = { 0, o->size };
+	double t0 = now_sec();
+	int fd = raw_connect(e->raw.port);
+	uint64_t *a = malloc(o->size);
+	int err = fd < 0 ? fd : !a ? -ENOMEM : 0;
+
+	if (!err)
+		err = write_all_fd(fd, &rq, sizeof(rq));
+	if (!err)
+		err = read_all_fd(fd, a, o->size);
+	uint64_t sum = err ? 0 : scan_sum(a, o->size / 8);
+	r->secs = now_sec() - t0;
+	r->mem = o->size;
+	if (fd >= 0)
+		close(fd);
+	free(a);
+	if (err)
+		fprintf(stderr, "raw TCP download: %s\n", strerror(-err));
+	return err ? err : data_ok("raw TCP", sum, gen_sum(o->size / 8)) ? 0
+									: -EIO;
+}
+
+#ifdef HAVE_HIREDIS
+/* Times connect + a GET per chunk into one reused buffer + its scan. */
+static int scan_redis(struct env *e, const struct opts *o, struct run *r)
+{
+	uint64_t *buf = malloc(o->chunk), sum = 0, per = o->chunk / 8;
+	double t0 = now_sec();
+	redisContext *rc = redis_connect(e->redis_port);
+	int err = !rc ? -ECONNREFUSED : !buf ? -ENOMEM : 0;
+
+	for (uint64_t i = 0; !err && i < o->size / o->chunk; i++) {
+		err = redis_get(rc, "GET c%llu", i, buf, o->chunk);
+		sum += scan_sum(buf, per);
+	}
+	r->secs = now_sec() - t0;
+	r->mem = o->chunk;
+	if (rc)
+		redisFree(rc);
+	free(buf);
+	if (err)
+		fprintf(stderr, "redis scan: %s\n", strerror(-err));
+	return err ? err : data_ok("redis scan", sum, gen_sum(o->size / 8))
+				   ? 0 : -EIO;
+}
+#endif
+
+/* ------------------------------------------------- part 2: random 4 KiB */
+
+/* Checks every touched page word by word against the generator. */
+static bool pages_ok(const char *name, const char *base, const uint64_t *pg,
+		     unsigned n)
+{
+	uint64_t got = 0, want = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		got += scan_sum((const uint64_t *)(base + pg[i] * PAGE), PAGE / 8);
+		want += gen_range_sum(pg[i] * PAGE, PAGE);
+	}
+	return data_ok(name, got, want);
+}
+
+/* Touches one word of each page in order, timing each first access. */
+static double touch_pages(const char *base, const uint64_t *pg, unsigned n,
+			  double *lat_us, bool *ok)
+{
+	double start = now_sec();
+
+	for (unsigned i = 0; i < n; i++) {
+		const volatile uint64_t *w =
+			(const volatile uint64_t *)(base + pg[i] * PAGE);
+		double t0 = now_sec();
+		uint64_t v = *w;
+		lat_us[i] = (now_sec() - t0) * 1e6;
+		*ok &= v == pg[i] * (PAGE / 8) * GEN_MUL;
+	}
+	return now_sec() - start;
+}
+
+static int rand_ufo(struct env *e, const struct opts *o, struct run *r)
+{
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	bool ok = true;
+	int err = ufo_open_remote(e, o, PAGE, &ctx, &obj);
+
+	if (err) {
+		fprintf(stderr, "ufo_remote_open: %s\n", strerror(-err));
+		return err;
+	}
+	ufo_advise(obj, 0, 0, UFO_ADV_RANDOM);
+	r->secs = touch_pages(ufo_body(obj), e->pages, o->touches, r->lat_us,
+			      &ok);
+	/* The counters of the timed touches: the check below may refault
+	 * pages that a small budget evicted. */
+	struct ufo_stats timed;
+	ufo_obj_stats(obj, &timed);
+	ok = pages_ok("ufo random", ufo_body(obj), e->pages, o->touches) && ok;
+	ufo_close_remote(ctx, obj, r);
+	r->st = timed;
+	r->mem = timed.resident_bytes;
+	return ok ? 0 : -EIO;
+}
+
+/* One request and its 4 KiB reply per page, timed from send to the last
+ * byte received. */
+static int rand_raw_rtt(struct env *e, const struct opts *o, struct run *r)
+{
+	char buf[PAGE];
+	uint64_t got = 0, want = 0;
+	int fd = raw_connect(e->raw.port), err = fd < 0 ? fd : 0;
+	double start = now_sec();
+
+	for (unsigned i = 0; !err && i < o->touches; i++) {
+		struct raw_req rq = { e->pages[i] * PAGE, PAGE };
+		double t0 = now_sec();
+		err = write_all_fd(fd, &rq, sizeof(rq));
+		if (!err)
+			err = read_all_fd(fd, buf, PAGE);
+		r->lat_us[i] = (now_sec() - t0) * 1e6;
+		got += scan_sum((const uint64_t *)buf, PAGE / 8);
+		want += gen_range_sum(rq.off, PAGE);
+	}
+	r->secs = now_sec() - start;
+	r->mem = PAGE;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		fprintf(stderr, "raw RTT: %s\n", strerror(-err));
+	return err ? err : data_ok("raw RTT", got, want) ? 0 : -EIO;
+}
+
+/* The library's client without the fault path: one ufo_client_read of
+ * each page (information: splits our fault into request and the rest). */
+static int rand_client_read(struct env *e, const struct opts *o,
+			    struct run *r)
+{
+	struct ufo_remote_opts ro;
+	struct ufo_client *c;
+	char buf[PAGE];
+	uint64_t got = 0, want = 0;
+	int err;
+
+	ufo_remote_opts_init(&ro);
+	ro.secret_file = e->secret;
+	ro.connections = o->connections;
+	if ((err = ufo_client_connect(e->url, &ro, &c)))
+		return err;
+	double start = now_sec();
+	for (unsigned i = 0; !err && i < o->touches; i++) {
+		uint64_t off = e->pages[i] * PAGE;
+		double t0 = now_sec();
+		err = ufo_client_read(c, e->obj_id, off, buf, PAGE);
+		r->lat_us[i] = (now_sec() - t0) * 1e6;
+		got += scan_sum((const uint64_t *)buf, PAGE / 8);
+		want += gen_range_sum(off, PAGE);
+	}
+	r->secs = now_sec() - start;
+	r->mem = PAGE;
+	ufo_client_close(c);
+	if (err)
+		fprintf(stderr, "ufo_client_read: %s\n", strerror(-err));
+	return err ? err : data_ok("ufo_client_read", got, want) ? 0 : -EIO;
+}
+
+/* The minimal userfaultfd pager: one handler thread, one UFFDIO_COPY of
+ * the faulting page from the in-memory object per message. */
+struct mini {
+	int uffd, stop_fd;
+	char *base;
+	const char *src;
+	size_t size;
+};
+
+static void *mini_handler(void *arg)
+{
+	struct mini *m = arg;
+	struct pollfd pfd[2] = { { m->uffd, POLLIN, 0 },
+				 { m->stop_fd, POLLIN, 0 } };
+	struct uffd_msg msg;
+
+	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN) ||
+		    read(m->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t off = (msg.arg.pagefault.address - (uint64_t)m->base) &
+			       ~(uint64_t)(PAGE - 1);
+		struct uffdio_copy cp = { .dst = (uint64_t)m->base + off,
+					  .src = (uint64_t)m->src + off,
+					  .len = PAGE };
+		if (ioctl(m->uffd, UFFDIO_COPY, &cp) && errno != EEXIST) {
+			/* The faulting thread stays parked; say why. */
+			perror("uffd-minimal: UFFDIO_COPY");
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int mini_open(struct mini *m)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+
+	m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	m->stop_fd = eventfd(0, EFD_CLOEXEC);
+	m->base = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m->uffd < 0 || m->stop_fd < 0 || m->base == MAP_FAILED)
+		return -errno;
+	struct uffdio_register reg = {
+		.range = { (uint64_t)m->base, m->size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(m->uffd, UFFDIO_API, &api) ||
+	    ioctl(m->uffd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	return 0;
+}
+
+static void mini_close(struct mini *m)
+{
+	if (m->base != MAP_FAILED)
+		munmap(m->base, m->size);
+	if (m->stop_fd >= 0)
+		close(m->stop_fd);
+	if (m->uffd >= 0)
+		close(m->uffd);
+}
+
+static int rand_raw_uffd(struct env *e, const struct opts *o, struct run *r)
+{
+	struct mini m = { -1, -1, MAP_FAILED, e->src, o->size };
+	pthread_t thr;
+	bool ok = true;
+	int err = mini_open(&m);
+
+	if (err || (err = -pthread_create(&thr, NULL, mini_handler, &m))) {
+		fprintf(stderr, "uffd-minimal: setup: %s\n", strerror(-err));
+		mini_close(&m);
+		return err;
+	}
+	r->secs = touch_pages(m.base, e->pages, o->touches, r->lat_us, &ok);
+	ok = pages_ok("uffd-minimal", m.base, e->pages, o->touches) && ok;
+	r->mem = smaps_rss(m.base);
+	eventfd_write(m.stop_fd, 1);
+	pthread_join(thr, NULL);
+	mini_close(&m);
+	return ok ? 0 : -EIO;
+}
+
+#ifdef HAVE_HIREDIS
+static int rand_redis(struct env *e, const struct opts *o, struct run *r)
+{
+	char buf[PAGE];
+	uint64_t got = 0, want = 0;
+	redisContext *rc = redis_connect(e->redis_port);
+	int err = rc ? 0 : -ECONNREFUSED;
+	double start = now_sec();
+
+	for (unsigned i = 0; !err && i < o->touches; i++) {
+		double t0 = now_sec();
+		err = redis_get(rc, "GET p%llu", e->pages[i], buf, PAGE);
+		r->lat_us[i] = (now_sec() - t0) * 1e6;
+		got += scan_sum((const uint64_t *)buf, PAGE / 8);
+		want += gen_range_sum(e->pages[i] * PAGE, PAGE);
+	}
+	r->secs = now_sec() - start;
+	r->mem = PAGE;
+	if (rc)
+		redisFree(rc);
+	if (err)
+		fprintf(stderr, "redis GET 4K: %s\n", strerror(-err));
+	return err ? err : data_ok("redis GET 4K", got, want) ? 0 : -EIO;
+}
+#endif
+
+/* ------------------------------------------------------------ measuring */
+
+typedef int (*case_fn)(struct env *e, const struct opts *o, struct run *r);
+
+struct bench_case {
+	const char *name;
+	case_fn run;
+	bool redis;    /* needs the redis column */
+};
+
+/* Medians over the reps of one case; fail is a negative errno. */
+struct figures {
+	bool skipped;
+	int fail;
+	double rate;      /* GB/s (part 1) or touches/s (part 2) */
+	double p50, p99;  /* part 2: µs */
+	double mem;       /* bytes */
+	struct run last;  /* the last rep, for ours' breakdown */
+};
+
+/* The median over reps of each rep's value; v is scratch of reps. */
+static void fold_rep(struct figures *f, const struct opts *o, double units,
+		     double v[][4])
+{
+	double col[o->reps];
+
+	for (int k = 0; k < 4; k++) {
+		for (int r = 0; r < o->reps; r++)
+			col[r] = v[r][k];
+		double m = median(col, o->reps);
+		switch (k) {
+		case 0: f->rate = units / m; break; /* m: median secs */
+		case 1: f->p50 = m; break;
+		case 2: f->p99 = m; break;
+		case 3: f->mem = m; break;
+		}
+	}
+}
+
+/* Runs every case o->reps times, interleaved, and folds medians: rate is
+ * units / median seconds; with lat, per-touch percentiles too.  The spread
+ * (slowest/fastest timed section) is kept per case for the notes. */
+static void measure(struct env *e, const struct opts *o,
+		    const struct bench_case *cases, size_t ncases,
+		    double units, bool lat_wanted, struct figures *f,
+		    double *spread)
+{
+	double v[ncases][o->reps][4];
+	double *lat = malloc(sizeof(double) * (o->touches ? o->touches : 1));
+
+	for (size_t i = 0; i < ncases; i++) {
+		f[i] = (struct figures){ .skipped = cases[i].redis &&
+						    !e->redis_port };
+		spread[i] = 0;
+	}
+	for (int r = 0; r < o->reps; r++) {
+		for (size_t i = 0; i < ncases; i++) {
+			if (f[i].skipped || f[i].fail)
+				continue;
+			struct run run = { .lat_us = lat };
+			f[i].fail = lat ? cases[i].run(e, o, &run) : -ENOMEM;
+			v[i][r][0] = run.secs;
+			v[i][r][1] = v[i][r][2] = 0;
+			if (lat_wanted && !f[i].fail) {
+				qsort(lat, o->touches, sizeof(*lat), cmp_double);
+				v[i][r][1] = percentile(lat, o->touches, 50);
+				v[i][r][2] = percentile(lat, o->touches, 99);
+			}
+			v[i][r][3] = (double)run.mem;
+			f[i].last = run;
+			f[i].last.lat_us = NULL;
+		}
+	}
+	for (size_t i = 0; i < ncases; i++) {
+		if (f[i].skipped || f[i].fail)
+			continue;
+		double lo = v[i][0][0], hi = lo;
+		for (int r = 1; r < o->reps; r++) {
+			lo = v[i][r][0] < lo ? v[i][r][0] : lo;
+			hi = v[i][r][0] > hi ? v[i][r][0] : hi;
+		}
+		spread[i] = lo > 0 ? hi / lo : 0;
+		fold_rep(&f[i], o, units, v[i]);
+	}
+	free(lat);
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static void print_head(const char *rate_unit)
+{
+	printf("%-24s %9s %9s %9s %8s %9s  %s\n", "case", rate_unit, "p50 us",
+	       "p99 us", "memory", "ours/peer", "target");
+}
+
+/* The columns up to memory; false (and the rest of the row) when the
+ * case did not run. */
+static bool print_cells(const char *name, const struct figures *f,
+			const char *rate_fmt, bool lat)
+{
+	char mb[32];
+
+	printf("%-24s", name);
+	if (f->skipped || f->fail) {
+		printf(" %9s  %s\n", f->skipped ? "skipped" : "FAILED",
+		       f->skipped ? "(no redis)" : strerror(-f->fail));
+		return false;
+	}
+	printf(rate_fmt, f->rate);
+	if (lat)
+		printf(" %9.1f %9.1f", f->p50, f->p99);
+	else
+		printf(" %9s %9s", "-", "-");
+	printf(" %8s", fmt_size((size_t)f->mem, mb));
+	return true;
+}
+
+static void print_spread(const struct bench_case *cases, size_t n,
+			 const struct figures *f, const double *spread)
+{
+	const char *sep = "";
+
+	printf("spread (slowest/fastest rep of the timed section):");
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].skipped || f[i].fail)
+			continue;
+		printf("%s %s %.2f", sep, cases[i].name, spread[i]);
+		sep = ",";
+	}
+	printf("\n");
+}
+
+/* ------------------------------------------------------ part 1: table */
+
+enum { SCAN_UFO, SCAN_RAW, SCAN_REDIS, SCAN_N };
+
+#ifndef HAVE_HIREDIS
+static int scan_unavailable(struct env *e, const struct opts *o,
+			    struct run *r)
+{
+	return -EOPNOTSUPP;
+}
+#endif
+
+static const struct bench_case scan_cases[SCAN_N] = {
+	[SCAN_UFO] = { "ufo remote scan", scan_ufo, false },
+	[SCAN_RAW] = { "raw TCP download+scan", scan_raw_tcp, false },
+#ifdef HAVE_HIREDIS
+	[SCAN_REDIS] = { "redis GET chunks", scan_redis, true },
+#else
+	[SCAN_REDIS] = { "redis GET chunks", scan_unavailable, true },
+#endif
+};
+
+static void print_scan_breakdown(const struct opts *o, const struct run *r)
+{
+	const struct ufo_stats *s = &r->st;
+	char b1[32], b2[32], b3[32];
+	double fetch_s = (double)s->populate_ns * 1e-9;
+
+	printf("ufo, last rep: %.3f s timed; %llu faults, %llu prefetched "
+	       "chunks, %llu evictions, %s loaded in %llu fetches; time in "
+	       "fetch %.3f s summed over %u threads (%.0f us per fetch); "
+	       "handler fault latency p50 <= %llu us, p99 <= %llu us; body "
+	       "Rss at the end %s (stats %s)\n",
+	       r->secs, (unsigned long long)s->faults,
+	       (unsigned long long)s->prefetches,
+	       (unsigned long long)s->evictions,
+	       fmt_size(s->bytes_loaded, b1),
+	       (unsigned long long)s->populate_calls, fetch_s, o->threads,
+	       s->populate_calls ? fetch_s * 1e6 / (double)s->populate_calls : 0,
+	       (unsigned long long)ufo_stats_latency_percentile(s, 50),
+	       (unsigned long long)ufo_stats_latency_percentile(s, 99),
+	       fmt_size(r->smaps_rss, b2), fmt_size(s->resident_bytes, b3));
+}
+
+static bool part_scan(struct env *e, const struct opts *o)
+{
+	struct figures f[SCAN_N];
+	double spread[SCAN_N];
+	const struct figures *u = &f[SCAN_UFO];
+	bool ok = true;
+	char b1[32], b2[32], b3[32];
+
+	printf("\npart 1: sequential scan, object %s, budget %s, chunk %s, "
+	       "%d rep(s), medians\n", fmt_size(o->size, b1),
+	       fmt_size(o->budget, b2), fmt_size(o->chunk, b3), o->reps);
+	measure(e, o, scan_cases, SCAN_N, (double)o->size / 1e9, false, f,
+		spread);
+	print_head("GB/s");
+	if (print_cells(scan_cases[SCAN_UFO].name, u, " %9.3f", false)) {
+		bool met = u->mem <= SCAN_TARGET_MEM * (double)o->size;
+		printf(" %9s  peak <= %.2f x object: %s\n", "",
+		       SCAN_TARGET_MEM, met ? "met" : "MISSED");
+		ok &= met;
+	} else {
+		ok = false;
+	}
+	for (size_t i = SCAN_RAW; i < SCAN_N; i++) {
+		if (!print_cells(scan_cases[i].name, &f[i], " %9.3f", false)) {
+			ok &= f[i].skipped;
+			continue;
+		}
+		bool gated = i == SCAN_RAW;
+		double ratio = u->fail ? 0 : u->rate / f[i].rate;
+		printf(" %9.2f  ", ratio);
+		if (gated) {
+			bool met = !u->fail && ratio >= SCAN_TARGET_RATIO;
+			printf(">= %.2f: %s\n", SCAN_TARGET_RATIO,
+			       met ? "met" : "MISSED");
+			ok &= met;
+		} else {
+			printf("(info)\n");
+		}
+	}
+	print_spread(scan_cases, SCAN_N, f, spread);
+	if (!u->fail)
+		print_scan_breakdown(o, &u->last);
+	return ok;
+}
+
+/* ------------------------------------------------------ part 2: table */
+
+enum { RAND_UFO, RAND_CLIENT, RAND_RTT, RAND_UFFD, RAND_REDIS, RAND_N };
+
+static const struct bench_case rand_cases[RAND_N] = {
+	[RAND_UFO] = { "ufo 4K fault (RANDOM)", rand_ufo, false },
+	[RAND_CLIENT] = { "ufo_client_read 4K", rand_client_read, false },
+	[RAND_RTT] = { "raw TCP RTT 4K", rand_raw_rtt, false },
+	[RAND_UFFD] = { "raw uffd fault 4K", rand_raw_uffd, false },
+#ifdef HAVE_HIREDIS
+	[RAND_REDIS] = { "redis GET 4K", rand_redis, true },
+#else
+	[RAND_REDIS] = { "redis GET 4K", scan_unavailable, true },
+#endif
+};
+
+static void print_rand_breakdown(const struct run *r)
+{
+	const struct ufo_stats *s = &r->st;
+
+	printf("ufo, last rep: %llu faults, %llu prefetched, %llu fetches "
+	       "averaging %.1f us (time in the client's request); handler "
+	       "fault latency (read message -> wake) p50 <= %llu us, p99 <= "
+	       "%llu us\n",
+	       (unsigned long long)s->faults,
+	       (unsigned long long)s->prefetches,
+	       (unsigned long long)s->populate_calls,
+	       s->populate_calls ? (double)s->populate_ns * 1e-3 /
+					   (double)s->populate_calls : 0,
+	       (unsigned long long)ufo_stats_latency_percentile(s, 50),
+	       (unsigned long long)ufo_stats_latency_percentile(s, 99));
+}
+
+/* The derived peer: one raw round trip plus one raw fault, p50 and p99
+ * each summed.  Returns whether the target was met. */
+static bool print_rand_target(const struct figures *f)
+{
+	const struct figures *u = &f[RAND_UFO], *t = &f[RAND_RTT],
+			     *m = &f[RAND_UFFD];
+	double p50 = t->p50 + m->p50;
+
+	printf("%-24s %9s", "raw RTT + raw uffd", "");
+	if (u->fail || t->fail || m->fail) {
+		printf("  FAILED\n");
+		return false;
+	}
+	bool met = u->p50 <= FAULT_TARGET_FACTOR * p50;
+	printf(" %9.1f %9.1f %8s %9.2f  <= %.2f: %s\n", p50, t->p99 + m->p99,
+	       "", u->p50 / p50, FAULT_TARGET_FACTOR, met ? "met" : "MISSED");
+	return met;
+}
+
+static bool part_random(struct env *e, const struct opts *o)
+{
+	struct figures f[RAND_N];
+	double spread[RAND_N];
+	const struct figures *u = &f[RAND_UFO];
+	bool ok = true;
+
+	printf("\npart 2: random 4K reads, %u distinct pages of the object, "
+	       "chunk 4K, %d rep(s), medians; latency per touch, timed in "
+	       "the application\n", o->touches, o->reps);
+	measure(e, o, rand_cases, RAND_N, o->touches, true, f, spread);
+	print_head("ops/s");
+	if (print_cells(rand_cases[RAND_UFO].name, u, " %9.0f", true))
+		printf(" %9s  (ours)\n", "");
+	else
+		ok = false;
+	if (print_cells(rand_cases[RAND_CLIENT].name, &f[RAND_CLIENT],
+			" %9.0f", true))
+		printf(" %9s  (info: our request alone)\n", "");
+	for (size_t i = RAND_RTT; i < RAND_N; i++) {
+		if (i == RAND_REDIS)
+			ok &= print_rand_target(f);
+		if (!print_cells(rand_cases[i].name, &f[i], " %9.0f", true)) {
+			ok &= f[i].skipped;
+			continue;
+		}
+		if (u->fail)
+			printf(" %9s  (peer)\n", "-");
+		else
+			printf(" %9.2f  (peer, p50 ratio)\n", u->p50 / f[i].p50);
+	}
+	print_spread(rand_cases, RAND_N, f, spread);
+	if (!u->fail)
+		print_rand_breakdown(&u->last);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int env_setup(struct env *e, const struct opts *o)
+{
+	const char *tmp = getenv("TMPDIR");
+	int err;
+
+	snprintf(e->root, sizeof(e->root), "%s/bench-remote.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(e->root)) {
+		e->root[0] = '\0';
+		return -errno;
+	}
+	e->src = malloc(o->size);
+	e->pages = random_pages(o->size / PAGE, o->touches, o->seed);
+	if (!e->src || !e->pages)
+		return -ENOMEM;
+	gen_fill((uint64_t *)e->src, 0, o->size / 8);
+	if ((err = raw_start(&e->raw, e->src, o->size)))
+		return err;
+	if ((err = server_start(e, o))) {
+		fprintf(stderr, "starting %s: %s\n", o->server_bin,
+			strerror(-err));
+		return err;
+	}
+	if ((err = server_fill(e, o)))
+		return err;
+	if (o->no_redis)
+		return 0;
+	if ((err = redis_start(e, o))) {
+		fprintf(stderr, "bench-remote: no redis column (%s: %s)\n",
+			o->redis_bin, strerror(-err));
+		child_stop(&e->redis);
+		e->redis_port = 0;
+	}
+	return 0;
+}
+
+static void env_cleanup(struct env *e)
+{
+	raw_stop(&e->raw);
+	child_stop(&e->server);
+	child_stop(&e->redis);
+	if (e->root[0])
+		nftw(e->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(e->src);
+	free(e->pages);
+}
+
+/* --server-bin, else $UFO_SERVER_BIN, else ../server/ufo-server next to
+ * this binary. */
+static const char *server_bin(const char *flag)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("UFO_SERVER_BIN");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (flag)
+		return flag;
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return "ufo-server";
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	snprintf(path, sizeof(path), "%.*s/../server/ufo-server",
+		 (int)(sizeof(path) - 32), self);
+	return path;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench-remote [options]\n"
+		"  --server-bin PATH  ufo-server (default $UFO_SERVER_BIN, else\n"
+		"                     ../server/ufo-server next to this binary)\n"
+		"  --redis-bin PATH   redis-server (default: from PATH)\n"
+		"  --no-redis         leave out the redis rows\n"
+		"  --size BYTES       object size (default 4 x budget)\n"
+		"  --budget BYTES     client high watermark (default 256M)\n"
+		"  --chunk BYTES      part 1 chunk size (default 1M)\n"
+		"  --threads N        fault-handling threads (default 4)\n"
+		"  --connections N    connections per client (default 4)\n"
+		"  --touches N        part 2 distinct pages (default 20000)\n"
+		"  --reps N           rounds, medians shown (default 5)\n"
+		"  --part 1|2         run one part only (default both)\n"
+		"  --seed N           part 2 page order (default 42)\n");
+}
+
+static int parse_num(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*end || end == s || v == 0 || v > UINT_MAX)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_one(struct opts *o, int c, const char *arg)
+{
+	unsigned v = 0;
+	int err = 0;
+
+	switch (c) {
+	case 'S': o->server_bin = arg; break;
+	case 'R': o->redis_bin = arg; break;
+	case 'n': o->no_redis = true; break;
+	case 's': err = parse_size(arg, &o->size); break;
+	case 'b': err = parse_size(arg, &o->budget); break;
+	case 'c': err = parse_size(arg, &o->chunk); break;
+	case 't': err = parse_num(arg, &o->threads); break;
+	case 'C': err = parse_num(arg, &o->connections); break;
+	case 'T': err = parse_num(arg, &o->touches); o->touches_set = true;
+		  break;
+	case 'r': err = parse_num(arg, &v); o->reps = (int)v; break;
+	case 'p': err = parse_num(arg, &v); o->part = (int)v;
+		  err = err || v > 2 ? -EINVAL : 0; break;
+	case 'e': o->seed = strtoull(arg, NULL, 0); break;
+	default: return -EINVAL;
+	}
+	return err;
+}
+
+static int check_opts(struct opts *o)
+{
+	if (!o->size)
+		o->size = 4 * o->budget;
+	if (!o->touches_set && o->touches > o->size / PAGE)
+		o->touches = (unsigned)(o->size / PAGE);
+	if (o->chunk % PAGE || o->size % o->chunk || o->size > UINT32_MAX *
+	    (uint64_t)PAGE || o->touches > o->size / PAGE) {
+		fprintf(stderr, "bench-remote: --chunk must be a multiple of "
+			"4K dividing --size, and --touches at most --size / "
+			"4K\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "server-bin", required_argument, NULL, 'S' },
+		{ "redis-bin", required_argument, NULL, 'R' },
+		{ "no-redis", no_argument, NULL, 'n' },
+		{ "size", required_argument, NULL, 's' },
+		{ "budget", required_argument, NULL, 'b' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "connections", required_argument, NULL, 'C' },
+		{ "touches", required_argument, NULL, 'T' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "part", required_argument, NULL, 'p' },
+		{ "seed", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct opts){ .redis_bin = "redis-server", .budget = 256 * MiB,
+			    .chunk = 1 * MiB, .threads = 4, .connections = 4,
+			    .touches = 20000, .reps = 5, .seed = 42 };
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (parse_one(o, c, optarg)) {
+			fprintf(stderr, "bench-remote: bad option value '%s'\n",
+				optarg ? optarg : "");
+			return -EINVAL;
+		}
+	}
+	o->server_bin = server_bin(o->server_bin);
+	return optind < argc ? -EINVAL : check_opts(o);
+}
+
+static void print_settings(const struct env *e, const struct opts *o)
+{
+	char b1[32], b2[32], b3[32];
+
+	printf("bench-remote: object %s over loopback TCP; ufo: budget %s "
+	       "(high watermark, low default 3/4), threads %u, connections "
+	       "%u, READ_ONLY, part 1 chunk %s (part 2: 4K, RANDOM)\n",
+	       fmt_size(o->size, b1), fmt_size(o->budget, b2), o->threads,
+	       o->connections, fmt_size(o->chunk, b3));
+	printf("server %s (default workers); raw peer: one socket to a sender "
+	       "thread in this process; redis: %s\n", o->server_bin,
+	       e->redis_port ? "redis-server on loopback TCP, one hiredis "
+			       "connection" : "not run");
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct env e = { .raw.lfd = -1, .server.pid = 0 };
+	bool ok = true;
+	int err;
+
+	if (parse_opts(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	err = env_setup(&e, &o);
+	if (!err) {
+		print_settings(&e, &o);
+		fflush(stdout);
+		if (o.part != 2)
+			ok &= part_scan(&e, &o);
+		fflush(stdout);
+		if (o.part != 1)
+			ok &= part_random(&e, &o);
+	} else {
+		fprintf(stderr, "bench-remote: setup: %s\n", strerror(-err));
+	}
+	env_cleanup(&e);
+	return err ? 1 : ok ? 0 : 1;
+}
