@@ -85,15 +85,22 @@ static void conn_update_locked(struct conn *c)
 {
 	uint32_t want = 0;
 	bool done = !c->inflight && (c->dead || (c->closing && !c->out_head));
+	bool reap_now = done && !c->reaping;
 
-	if (done && !c->reaping) {
+	if (reap_now)
 		c->reaping = true;
-		loop_reap_later(c);
-	}
 	if (c->dead || c->reaping) {
 		if (c->registered)
 			epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
 		c->registered = false;
+		/* Queued for reaping only after the DEL: the loop may drop its
+		 * reference (at the top of its next iteration) as soon as c is
+		 * queued, and must by then get no more epoll events naming c.
+		 * Queued before the DEL, a worker preempted in between let the
+		 * loop reap c and then receive an event for it (use after
+		 * free, seen under ASan during the SIGTERM drain). */
+		if (reap_now)
+			loop_reap_later(c);
 		return;
 	}
 	if (may_read_locked(c))

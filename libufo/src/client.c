@@ -184,13 +184,13 @@ static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms)
 	return err == -EPROTO || err == -EBADMSG ? 0 : err;
 }
 
-/* Tears a connection down: fails every pending request, then closes once
- * no sender is using it. */
-static void conn_fail(struct rconn *rc, struct ufo_conn *c, int err)
+/* Detaches c from rc and fails every pending request with err; rc->lock
+ * held.  Once detached nobody starts to read or send on c, so the caller
+ * may close it (conn_close_unused) after unlocking. */
+static void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err)
 {
 	struct rreq *r;
 
-	pthread_mutex_lock(&rc->lock);
 	if (rc->conn == c) {
 		rc->conn = NULL;
 		rc->gen++;
@@ -206,8 +206,12 @@ static void conn_fail(struct rconn *rc, struct ufo_conn *c, int err)
 		r->done = true;
 	}
 	pthread_cond_broadcast(&rc->cond);
-	pthread_mutex_unlock(&rc->lock);
-	pthread_mutex_lock(&rc->send_lock); /* wait out a sender on c */
+}
+
+/* Closes a detached connection once no sender is still using it. */
+static void conn_close_unused(struct rconn *rc, struct ufo_conn *c)
+{
+	pthread_mutex_lock(&rc->send_lock);
 	conn_close(c);
 	pthread_mutex_unlock(&rc->send_lock);
 }
@@ -344,14 +348,19 @@ static void lead(struct rconn *rc, struct ufo_conn *c, struct rreq *r,
 		err = read_one(rc, c, ms_until(deadline));
 		pthread_mutex_lock(&rc->lock);
 	}
-	rc->reading = false;
-	pthread_cond_broadcast(&rc->cond); /* a follower may lead now */
+	/* Detach before giving up the role: a follower that found nobody
+	 * reading and c still attached would lead on c while we close it. */
 	if (err) {
 		/* No response in time: the server stopped answering. */
 		if (err == -ETIMEDOUT)
 			rc->timed_out = true;
+		conn_detach_locked(rc, c, err);
+	}
+	rc->reading = false;
+	pthread_cond_broadcast(&rc->cond); /* a follower may lead now */
+	if (err) {
 		pthread_mutex_unlock(&rc->lock);
-		conn_fail(rc, c, err);
+		conn_close_unused(rc, c);
 		pthread_mutex_lock(&rc->lock);
 	}
 }

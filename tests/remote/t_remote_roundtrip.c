@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Data written through a remote UFO survives eviction: with a budget of a
+ * few chunks, an object 32 times larger is written in full (every dirty
+ * chunk goes to the server before its memory is dropped), reset, and read
+ * back from the server through faults; then again from a fresh context
+ * after ufo_free, and byte for byte with ufo_client_read.
+ */
+#include "t_remote.h"
+
+#define CHUNK (64 * T_KIB)
+#define HIGH_CHUNKS 4
+#define LOW_CHUNKS 2
+#define OBJ_SIZE (32 * HIGH_CHUNKS * CHUNK) /* 8 MiB: 32 budgets */
+#define WORDS (OBJ_SIZE / sizeof(uint64_t))
+
+static struct ufo_ctx *roundtrip_ctx(enum ufo_dirty_mode mode)
+{
+	struct ufo_config cfg;
+
+	t_config(&cfg, CHUNK, HIGH_CHUNKS, LOW_CHUNKS);
+	cfg.dirty_mode = mode;
+	return t_ctx(&cfg);
+}
+
+static void write_all(struct ufo_obj *obj, uint64_t seed)
+{
+	uint64_t *w = ufo_body(obj);
+
+	for (uint64_t i = 0; i < WORDS; i++)
+		w[i] = t_value(seed, i);
+}
+
+/* Index of the first word that differs from the pattern, or -1. */
+static int64_t first_bad_word(struct ufo_obj *obj, uint64_t seed)
+{
+	const volatile uint64_t *w = ufo_body(obj);
+
+	for (uint64_t i = 0; i < WORDS; i++)
+		if (w[i] != t_value(seed, i))
+			return (int64_t)i;
+	return -1;
+}
+
+/* The raw bytes on the server, read in pieces of a few chunks. */
+static void check_server_copy(const char *name, uint64_t seed)
+{
+	struct ufo_client *cl = t_client();
+	struct ufo_remote_info info;
+	size_t piece = 3 * CHUNK + 8; /* not chunk-aligned on purpose */
+	char *buf = t_zalloc(piece);
+
+	assert_int_equal(ufo_client_stat(cl, name, &info), 0);
+	assert_int_equal(info.size, OBJ_SIZE);
+	for (uint64_t off = 0; off < OBJ_SIZE; off += piece) {
+		size_t n = OBJ_SIZE - off < piece ? OBJ_SIZE - off : piece;
+
+		assert_int_equal(ufo_client_read(cl, info.id, off, buf, n), 0);
+		assert_int_equal(t_check_words(buf, n, seed, off), -1);
+	}
+	free(buf);
+	ufo_client_close(cl);
+}
+
+static void roundtrip(const char *name, enum ufo_dirty_mode mode,
+		      uint64_t seed)
+{
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	struct ufo_stats s;
+
+	t_remote_begin();
+	ctx = roundtrip_ctx(mode);
+	obj = t_remote_obj(ctx, name, OBJ_SIZE, CHUNK, 0);
+	assert_int_equal(ufo_chunk_size(obj), CHUNK);
+	assert_int_equal(ufo_elem_count(obj), OBJ_SIZE);
+
+	write_all(obj, seed);
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_reset(obj), 0);
+	s = t_obj_stats(obj);
+	assert_true(s.evictions > 0);
+	assert_true(s.writebacks > 0);
+	assert_int_equal(s.writeback_errors, 0);
+	assert_int_equal(first_bad_word(obj, seed), -1);
+	/* Every chunk was loaded at least once more after the reset. */
+	assert_true(t_obj_stats(obj).bytes_loaded >= 2 * (uint64_t)OBJ_SIZE);
+	assert_int_equal(t_obj_stats(obj).sigbus, 0);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+
+	check_server_copy(name, seed);
+
+	/* A new context knows nothing but what the server has. */
+	ctx = roundtrip_ctx(mode);
+	obj = t_remote_obj(ctx, name, 0, 0, 0);
+	assert_int_equal(ufo_elem_count(obj), OBJ_SIZE);
+	assert_int_equal(ufo_chunk_size(obj), CHUNK); /* the server's */
+	assert_int_equal(first_bad_word(obj, seed), -1);
+	s = t_obj_stats(obj);
+	assert_true(s.bytes_loaded >= OBJ_SIZE);
+	assert_true(s.evictions > 0);
+	/* Nothing was written, so nothing is written back. */
+	assert_int_equal(s.writebacks, 0);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+}
+
+static void test_roundtrip_auto(void **state)
+{
+	(void)state;
+	roundtrip("roundtrip-auto", UFO_DIRTY_AUTO, 11);
+}
+
+/* Hash mode finds dirty chunks only when they are dropped or synced: the
+ * same data must come back. */
+static void test_roundtrip_hash(void **state)
+{
+	(void)state;
+	roundtrip("roundtrip-hash", UFO_DIRTY_HASH, 12);
+}
+
+/* Overwriting part of an existing object keeps the rest: chunks written
+ * back are whole chunks, read from the server before being modified. */
+static void test_partial_overwrite(void **state)
+{
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	uint64_t *w;
+	const uint64_t step = 3 * CHUNK / sizeof(uint64_t) + 5;
+
+	(void)state;
+	t_remote_begin();
+	ctx = roundtrip_ctx(UFO_DIRTY_AUTO);
+	obj = t_remote_obj(ctx, "roundtrip-partial", OBJ_SIZE, CHUNK, 0);
+	write_all(obj, 21);
+	assert_int_equal(ufo_free(obj), 0); /* free writes back, too */
+
+	obj = t_remote_obj(ctx, "roundtrip-partial", 0, 0, 0);
+	w = ufo_body(obj);
+	for (uint64_t i = 0; i < WORDS; i += step)
+		w[i] = ~t_value(21, i);
+	assert_int_equal(ufo_reset(obj), 0);
+	for (uint64_t i = 0; i < WORDS; i++) {
+		uint64_t want = i % step ? t_value(21, i) : ~t_value(21, i);
+
+		if (w[i] != want)
+			fail_msg("word %llu: %#llx, want %#llx",
+				 (unsigned long long)i,
+				 (unsigned long long)w[i],
+				 (unsigned long long)want);
+	}
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_auto),
+		cmocka_unit_test(test_roundtrip_hash),
+		cmocka_unit_test(test_partial_overwrite),
+	};
+
+	t_remote_setup();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
