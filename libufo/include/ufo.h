@@ -276,14 +276,18 @@ int ufo_client_sync(struct ufo_client *c, uint64_t id);
  * read chunks from the server, evicted dirty chunks are written back and
  * dropped only after the server acknowledged them durable.  Consistency is
  * close-to-open: ufo_sync publishes this client's writes; ufo_refresh drops
- * clean chunks so the next touch sees other clients' synced writes.  A
- * fetch that still fails after the context's retries raises SIGBUS in the
- * faulting thread.  Free with ufo_free. */
+ * clean chunks so the next touch sees other clients' synced writes.
+ * Transient failures are retried with doubling delays until opts->timeout_ms
+ * has passed (the context's retries/retry_delay_ms apply to callbacks
+ * only); a fetch that still fails raises SIGBUS in the faulting thread.
+ * Free with ufo_free. */
 int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 		    const struct ufo_remote_opts *opts, struct ufo_obj **out);
 
 /* Drops every clean resident chunk of obj (dirty ones stay), so that later
- * touches reload them.  0 or -errno. */
+ * touches reload them.  In hash mode, where clean and dirty are told apart
+ * only by hashing, changed chunks are written back and dropped too.  0 or
+ * -errno. */
 int ufo_refresh(struct ufo_obj *obj);
 
 /* ------------------------------------------------------------- statistics */
