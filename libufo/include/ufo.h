@@ -284,6 +284,22 @@ int ufo_client_sync(struct ufo_client *c, uint64_t id);
 int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 		    const struct ufo_remote_opts *opts, struct ufo_obj **out);
 
+struct ufo_client_stats {
+	char server[280];     /* host:port ([v6]:port) */
+	char transport[8];    /* "tcp" (later "rdma") */
+	unsigned connections; /* in the pool */
+	unsigned connected;   /* of those, up now */
+	uint64_t requests;    /* completed, successful or not */
+	uint64_t errors;
+	uint64_t bytes_in, bytes_out; /* payload bytes */
+	uint64_t latency_us;  /* recent request latency (moving mean) */
+};
+
+/* Counters of a client / of the client behind a remote object (-EINVAL
+ * for an object that is not remote). */
+int ufo_client_status(struct ufo_client *c, struct ufo_client_stats *out);
+int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out);
+
 /* Drops every clean resident chunk of obj (dirty ones stay), so that later
  * touches reload them.  In hash mode, where clean and dirty are told apart
  * only by hashing, changed chunks are written back and dropped too.  0 or

@@ -63,6 +63,9 @@ struct ufo_client {
 	unsigned nconns;
 	_Atomic uint64_t next_id;
 	_Atomic unsigned rr;
+	/* Counters for ufo_client_status; relaxed atomics, no lock. */
+	_Atomic uint64_t requests, errors, bytes_in, bytes_out, latency_ns_sum;
+	_Atomic int64_t latency_ewma_ns;
 	struct rconn conns[CLIENT_MAX_CONNECTIONS];
 };
 
@@ -397,6 +400,28 @@ static int wait_request(struct rconn *rc, struct rreq *r, uint64_t gen)
 	return r->status;
 }
 
+/* Latency is an exponentially weighted mean (1/8 per sample): a racy
+ * read-modify-write may lose a sample, which only delays the mean. */
+static void client_count(struct ufo_client *cl, const struct call *k, int err,
+			 uint64_t ns)
+{
+	int64_t ewma = atomic_load_explicit(&cl->latency_ewma_ns,
+					    memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&cl->requests, 1, memory_order_relaxed);
+	if (err) {
+		atomic_fetch_add_explicit(&cl->errors, 1, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&cl->bytes_out, k->l1 + k->l2,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->bytes_in, k->fixed_len + k->data_len,
+				  memory_order_relaxed);
+	atomic_store_explicit(&cl->latency_ewma_ns,
+			      ewma ? ewma + ((int64_t)ns - ewma) / 8 : (int64_t)ns,
+			      memory_order_relaxed);
+}
+
 static int client_call(struct ufo_client *cl, struct call *k)
 {
 	struct rconn *rc = &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
@@ -404,7 +429,7 @@ static int client_call(struct ufo_client *cl, struct call *k)
 			  .fixed = k->fixed, .fixed_len = k->fixed_len,
 			  .data = k->data, .data_cap = k->data_cap };
 	bool registered = false;
-	uint64_t gen = 0;
+	uint64_t gen = 0, t0 = now_ns();
 	int err = conn_ensure(rc);
 
 	if (!err)
@@ -413,6 +438,7 @@ static int client_call(struct ufo_client *cl, struct call *k)
 		err = wait_request(rc, &r, gen);
 	k->data_len = r.data_len;
 	snprintf(last_error, sizeof(last_error), "%s", err ? r.errmsg : "");
+	client_count(cl, k, err, now_ns() - t0);
 	return err;
 }
 
@@ -701,4 +727,28 @@ int ufo_client_sync(struct ufo_client *cl, uint64_t id)
 int client_timeout_ms(const struct ufo_client *cl)
 {
 	return cl->timeout_ms;
+}
+
+int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)
+{
+	if (!cl || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->server, sizeof(out->server),
+		 strchr(cl->addr.host, ':') ? "[%s]:%u" : "%s:%u",
+		 cl->addr.host, cl->addr.port);
+	snprintf(out->transport, sizeof(out->transport), "%s", cl->tops->name);
+	out->connections = cl->nconns;
+	for (unsigned i = 0; i < cl->nconns; i++) {
+		struct rconn *rc = &cl->conns[i];
+		pthread_mutex_lock(&rc->lock);
+		out->connected += rc->conn != NULL;
+		pthread_mutex_unlock(&rc->lock);
+	}
+	out->requests = atomic_load(&cl->requests);
+	out->errors = atomic_load(&cl->errors);
+	out->bytes_in = atomic_load(&cl->bytes_in);
+	out->bytes_out = atomic_load(&cl->bytes_out);
+	out->latency_us = (uint64_t)atomic_load(&cl->latency_ewma_ns) / 1000;
+	return 0;
 }

@@ -205,6 +205,11 @@ void obj_put(struct ufo_obj *obj);
 /* Registry lookup by address; on success the object carries a reference
  * the caller drops with obj_put(). */
 struct ufo_obj *registry_find(struct ufo_ctx *ctx, uintptr_t addr);
+/* Calls fn for every live object in address order, with the registry
+ * read-locked: fn must not create or free objects.  Stops at and returns
+ * fn's first non-zero result. */
+int registry_for_each(struct ufo_ctx *ctx,
+		      int (*fn)(void *user, struct ufo_obj *obj), void *user);
 
 /* ------------------------------------------------------------------ chunk */
 

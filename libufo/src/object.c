@@ -101,6 +101,18 @@ static void registry_del(struct ufo_ctx *ctx, struct ufo_obj *obj)
 	pthread_rwlock_unlock(&ctx->reg_lock);
 }
 
+int registry_for_each(struct ufo_ctx *ctx,
+		      int (*fn)(void *user, struct ufo_obj *obj), void *user)
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&ctx->reg_lock);
+	for (size_t i = 0; i < ctx->nobjs && !rc; i++)
+		rc = fn(user, ctx->objs[i]);
+	pthread_rwlock_unlock(&ctx->reg_lock);
+	return rc;
+}
+
 int ufo_lookup(struct ufo_ctx *ctx, const void *addr, struct ufo_obj **out)
 {
 	struct ufo_obj *obj;

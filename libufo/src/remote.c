@@ -184,3 +184,10 @@ int ufo_refresh(struct ufo_obj *obj)
 {
 	return obj ? evict_clean(obj) : -EINVAL;
 }
+
+int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
+{
+	if (!obj || obj->backend != &ufo_remote_backend)
+		return -EINVAL;
+	return ufo_client_status(((struct remote *)obj->backend_data)->cl, out);
+}
