@@ -45,11 +45,13 @@ static void answer_batch(struct server *srv, struct request *batch)
 		next = r->next;
 		if (r->hdr.op == WIRE_WRITE)
 			atomic_fetch_add(&srv->stats.writes, 1);
-		if (r->rc)
+		if (r->rc) {
+			server_count(&srv->stats.errors, 1);
 			request_fail(r, wire_errno_to_status(r->rc),
 				     "fdatasync: %s", strerror(-r->rc));
-		else
+		} else {
 			request_done(r, WIRE_OK, NULL);
+		}
 	}
 }
 

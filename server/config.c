@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "monitor.h"
 
 typedef int (*opt_setter)(struct server_config *cfg, const char *value);
 
@@ -70,11 +71,26 @@ static int set_log_level(struct server_config *cfg, const char *v)
 	return 0;
 }
 
+/* "ADDR:PORT", a bare port (loopback), "on" (SERVER_DEFAULT_MONITOR) or
+ * "off".  Checked here so a typo fails at startup like any other flag. */
 static int set_monitor(struct server_config *cfg, const char *v)
 {
-	fprintf(stderr, "ufo-server: monitor: not built yet (a later issue "
-			"adds the HTTP monitor)\n");
-	return -EOPNOTSUPP;
+	char host[MON_ADDR_MAX];
+	uint16_t port;
+
+	if (!strcmp(v, "off")) {
+		cfg->monitor[0] = '\0';
+		return 0;
+	}
+	if (!strcmp(v, "on"))
+		v = SERVER_DEFAULT_MONITOR;
+	if (*v && strspn(v, "0123456789") == strlen(v))
+		snprintf(cfg->monitor, sizeof(cfg->monitor), "127.0.0.1:%s", v);
+	else if (strlen(v) < sizeof(cfg->monitor))
+		strcpy(cfg->monitor, v);
+	else
+		return -EINVAL;
+	return mon_parse_addr(cfg->monitor, host, &port);
 }
 
 static const struct option_def {
@@ -89,7 +105,9 @@ static const struct option_def {
 	{ "max-connections", set_maxconn, "N  connection limit (default 1024)" },
 	{ "workers", set_workers, "N        worker threads (default: CPUs)" },
 	{ "log-level", set_log_level, "L      error|warn|info|debug (default info)" },
-	{ "monitor", set_monitor, "ADDR:PORT HTTP monitor (not built yet)" },
+	{ "monitor", set_monitor, "ADDR:PORT  HTTP monitor: /metrics, /api/v1/stats, "
+				  "dashboard (PORT alone or 'on': loopback; "
+				  "'on' = " SERVER_DEFAULT_MONITOR ")" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -11,6 +11,9 @@
 #define SERVER_DEFAULT_MAX_CONNECTIONS 1024
 #define SERVER_MAX_WORKERS 256
 #define CONFIG_LINE_MAX 4096
+/* --monitor with a bare port, or "on": loopback, this port. */
+#define SERVER_DEFAULT_MONITOR "127.0.0.1:9170"
+#define SERVER_MONITOR_ADDR_MAX 80
 
 struct server_config {
 	struct net_addr listen;
@@ -19,6 +22,7 @@ struct server_config {
 	unsigned max_connections;
 	unsigned workers; /* 0: one per CPU */
 	int log_level;    /* enum log_level */
+	char monitor[SERVER_MONITOR_ADDR_MAX]; /* "" when off */
 };
 
 /* Fills cfg from argv (and the file named by --config).  Returns 0, 1 when

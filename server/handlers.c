@@ -7,11 +7,28 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "server.h"
+
+/* request_fail, counting the error for the monitor. */
+static void fail(struct request *r, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct request *r, uint32_t status, const char *fmt, ...)
+{
+	char msg[WIRE_MAX_ERRMSG + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	server_count(&r->conn->srv->stats.errors, 1);
+	request_fail(r, status, "%s", msg);
+}
 
 /* Storage errnos that have their own status; the rest are WIRE_EIO. */
 static uint32_t storage_status(int rc)
@@ -27,13 +44,13 @@ static void answer_info(struct request *r, struct store_obj *o)
 	int rc;
 
 	if (!ob) {
-		request_fail(r, WIRE_EIO, "out of memory");
+		fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
 	rc = store_info(o, (struct wire_objinfo *)outbuf_payload(ob));
 	if (rc) {
 		free(ob);
-		request_fail(r, storage_status(rc), "stat: %s", strerror(-rc));
+		fail(r, storage_status(rc), "stat: %s", strerror(-rc));
 		return;
 	}
 	request_done(r, WIRE_OK, ob);
@@ -41,7 +58,7 @@ static void answer_info(struct request *r, struct store_obj *o)
 
 static void parse_fail(struct request *r, int rc, const char *what)
 {
-	request_fail(r, wire_errno_to_status(rc), "%s", what);
+	fail(r, wire_errno_to_status(rc), "%s", what);
 }
 
 static void handle_create(struct server *srv, struct request *r)
@@ -67,12 +84,12 @@ static void handle_create(struct server *srv, struct request *r)
 	rc = store_create(srv->store, name, cr.name_len, cr.size,
 			  cr.chunk_size, &o);
 	if (rc == -EEXIST) {
-		request_fail(r, WIRE_EEXIST, "object %.*s exists",
+		fail(r, WIRE_EEXIST, "object %.*s exists",
 			     (int)cr.name_len, name);
 		return;
 	}
 	if (rc) {
-		request_fail(r, storage_status(rc), "create: %s", strerror(-rc));
+		fail(r, storage_status(rc), "create: %s", strerror(-rc));
 		return;
 	}
 	log_info("created %s id %" PRIu64 " size %" PRIu64, o->name, o->id,
@@ -95,7 +112,7 @@ static void handle_open(struct server *srv, struct request *r)
 		return;
 	}
 	if (store_find_name(srv->store, name, len, &o)) {
-		request_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
 			     name);
 		return;
 	}
@@ -116,12 +133,12 @@ static void handle_delete(struct server *srv, struct request *r)
 	}
 	rc = store_delete(srv->store, name, len);
 	if (rc == -ENOENT) {
-		request_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
 			     name);
 		return;
 	}
 	if (rc) {
-		request_fail(r, storage_status(rc), "delete: %s",
+		fail(r, storage_status(rc), "delete: %s",
 			     strerror(-rc));
 		return;
 	}
@@ -156,7 +173,7 @@ static void answer_list(struct request *r, struct store_obj **objs,
 		sizeof(h) + n * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME));
 
 	if (!ob) {
-		request_fail(r, WIRE_EIO, "out of memory");
+		fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
 	memcpy(outbuf_payload(ob), &h, sizeof(h));
@@ -173,18 +190,18 @@ static void handle_list(struct server *srv, struct request *r)
 	uint64_t next;
 
 	if (r->hdr.len != sizeof(l)) {
-		request_fail(r, WIRE_EPROTO, "LIST payload is %zu bytes",
+		fail(r, WIRE_EPROTO, "LIST payload is %zu bytes",
 			     sizeof(l));
 		return;
 	}
 	memcpy(&l, r->payload, sizeof(l));
 	l.max = le32toh(l.max);
 	if (!l.max) {
-		request_fail(r, WIRE_EINVAL, "LIST max is 0");
+		fail(r, WIRE_EINVAL, "LIST max is 0");
 		return;
 	}
 	if (l.max > WIRE_LIST_MAX) {
-		request_fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
+		fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
 		return;
 	}
 	store_list(srv->store, le64toh(l.cursor), l.max, objs, &n, &next);
@@ -201,7 +218,7 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	struct store_obj *o;
 
 	if (r->hdr.len < sizeof(*io)) {
-		request_fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
+		fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
 			     sizeof(*io));
 		return NULL;
 	}
@@ -211,27 +228,27 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	io->len = le32toh(io->len);
 	io->flags = le32toh(io->flags);
 	if (r->hdr.len != sizeof(*io) + (payload_extra ? io->len : 0)) {
-		request_fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
+		fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
 			     r->hdr.len,
 			     sizeof(*io) + (payload_extra ? io->len : 0));
 		return NULL;
 	}
 	if (io->flags) {
-		request_fail(r, WIRE_EINVAL, "I/O flags must be 0");
+		fail(r, WIRE_EINVAL, "I/O flags must be 0");
 		return NULL;
 	}
 	if (io->len > WIRE_MAX_IO) {
-		request_fail(r, WIRE_E2BIG, "I/O of %u bytes, limit %u",
+		fail(r, WIRE_E2BIG, "I/O of %u bytes, limit %u",
 			     io->len, WIRE_MAX_IO);
 		return NULL;
 	}
 	if (store_find_id(srv->store, io->id, &o)) {
-		request_fail(r, WIRE_ENOENT, "no object with id %" PRIu64,
+		fail(r, WIRE_ENOENT, "no object with id %" PRIu64,
 			     io->id);
 		return NULL;
 	}
 	if (io->offset > o->size || io->len > o->size - io->offset) {
-		request_fail(r, WIRE_ERANGE,
+		fail(r, WIRE_ERANGE,
 			     "[%" PRIu64 ", +%u) outside object of %" PRIu64
 			     " bytes", io->offset, io->len, o->size);
 		store_put(o);
@@ -267,9 +284,10 @@ static bool read_answer(struct server *srv, struct request *r, bool nowait)
 	}
 	if (rc) {
 		free(ob);
-		request_fail(r, storage_status(rc), "read: %s", strerror(-rc));
+		fail(r, storage_status(rc), "read: %s", strerror(-rc));
 		return true;
 	}
+	server_count(&srv->stats.read_bytes, io.len);
 	request_done(r, WIRE_OK, ob);
 	return true;
 }
@@ -281,7 +299,10 @@ static void handle_read(struct server *srv, struct request *r)
 
 bool handle_read_inline(struct server *srv, struct request *r)
 {
-	return r->hdr.op == WIRE_READ && read_answer(srv, r, true);
+	if (r->hdr.op != WIRE_READ || !read_answer(srv, r, true))
+		return false;
+	server_count(&srv->stats.ops[WIRE_READ], 1);
+	return true;
 }
 
 /* The data goes to the page cache here; the committer makes it durable
@@ -298,9 +319,10 @@ static void handle_write(struct server *srv, struct request *r)
 	if (rc) {
 		log_warn("object %s: write: %s", o->name, strerror(-rc));
 		store_put(o);
-		request_fail(r, storage_status(rc), "write: %s", strerror(-rc));
+		fail(r, storage_status(rc), "write: %s", strerror(-rc));
 		return;
 	}
+	server_count(&srv->stats.written_bytes, io.len);
 	free(r->payload); /* the data is written; the answer is empty */
 	r->payload = NULL;
 	r->obj = o;
@@ -315,7 +337,7 @@ static void handle_sync(struct server *srv, struct request *r)
 	struct wire_id id;
 
 	if (r->hdr.len != sizeof(id)) {
-		request_fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
+		fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
 		return;
 	}
 	memcpy(&id, r->payload, sizeof(id));
@@ -325,7 +347,7 @@ static void handle_sync(struct server *srv, struct request *r)
 		return;
 	}
 	if (store_find_id(srv->store, id.id, &r->obj)) {
-		request_fail(r, WIRE_ENOENT, "no object with id %" PRIu64, id.id);
+		fail(r, WIRE_ENOENT, "no object with id %" PRIu64, id.id);
 		return;
 	}
 	commit_submit(srv, r);
@@ -333,6 +355,8 @@ static void handle_sync(struct server *srv, struct request *r)
 
 void handle_request(struct server *srv, struct request *r)
 {
+	if (r->hdr.op < SERVER_STATS_OPS)
+		server_count(&srv->stats.ops[r->hdr.op], 1);
 	switch (r->hdr.op) {
 	case WIRE_CREATE:
 		handle_create(srv, r);
@@ -357,7 +381,7 @@ void handle_request(struct server *srv, struct request *r)
 		handle_sync(srv, r);
 		break;
 	default: /* the loop only queues the ops above */
-		request_fail(r, WIRE_EINVAL, "op %u not served by workers",
+		fail(r, WIRE_EINVAL, "op %u not served by workers",
 			     r->hdr.op);
 	}
 }

@@ -131,7 +131,7 @@ static inline void t_clear_env(void)
 	static const char *const vars[] = {
 		"UFO_HIGH_WATERMARK", "UFO_LOW_WATERMARK", "UFO_THREADS",
 		"UFO_DIRTY_MODE", "UFO_POLICY", "UFO_RETRIES",
-		"UFO_RETRY_DELAY_MS", "UFO_LOG_LEVEL",
+		"UFO_RETRY_DELAY_MS", "UFO_LOG_LEVEL", "UFO_MONITOR",
 	};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)

@@ -79,6 +79,14 @@ struct ufo_config {
 	ufo_log_fn log;
 	void *log_user;
 	enum ufo_log_level log_level;
+	/* HTTP monitor (docs/monitor.md): "ADDR:PORT" to serve /metrics,
+	 * /api/v1/stats and the dashboard from a thread of the context, e.g.
+	 * "127.0.0.1:9100" (port 0: any free port; ufo_ctx_monitor_url tells
+	 * which).  NULL: off.  Read-only; binds to the address given, so keep
+	 * it on loopback unless the network is trusted.  Copied by
+	 * ufo_ctx_create.  A monitor that cannot start is logged and left off:
+	 * the context works without it. */
+	const char *monitor;
 };
 
 #define UFO_MAX_THREADS 64
@@ -91,7 +99,8 @@ struct ufo_config {
  *   UFO_DIRTY_MODE                         auto | wp | hash
  *   UFO_POLICY                             2q | fifo
  *   UFO_RETRIES, UFO_RETRY_DELAY_MS        number
- *   UFO_LOG_LEVEL                          error | warn | info | debug */
+ *   UFO_LOG_LEVEL                          error | warn | info | debug
+ *   UFO_MONITOR                            ADDR:PORT, or "off" */
 void ufo_config_init(struct ufo_config *cfg);
 
 /* Creates a context: opens userfaultfd and starts the handler and evictor
@@ -111,6 +120,11 @@ int ufo_ctx_destroy(struct ufo_ctx *ctx);
 /* The configuration in force, after defaults and environment overrides:
  * dirty_mode and policy are resolved (never AUTO or DEFAULT). */
 void ufo_ctx_config(const struct ufo_ctx *ctx, struct ufo_config *out);
+
+/* The monitor's address, "http://HOST:PORT/" with the port bound, into buf
+ * (NUL-terminated).  0, -ENOTCONN when the monitor is off or did not
+ * start, -ENOSPC when len is too small. */
+int ufo_ctx_monitor_url(const struct ufo_ctx *ctx, char *buf, size_t len);
 
 /* The dirty-tracking mode in use (never UFO_DIRTY_AUTO) and its name. */
 enum ufo_dirty_mode ufo_ctx_dirty_mode(const struct ufo_ctx *ctx);

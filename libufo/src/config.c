@@ -106,6 +106,8 @@ static int env_one(const struct ufo_ctx *ctx, const char *var,
 	else if (!strcmp(var, "UFO_POLICY") &&
 		 !(rc = parse_name(v, policy_names, 3, &e)))
 		cfg->policy = (enum ufo_policy)e;
+	else if (!strcmp(var, "UFO_MONITOR"))
+		cfg->monitor = *v && strcasecmp(v, "off") ? v : NULL;
 	else if (!strcmp(var, "UFO_LOG_LEVEL") &&
 		 !(rc = parse_name(v, level_names, 4, &e)))
 		cfg->log_level = (enum ufo_log_level)e;
@@ -119,7 +121,7 @@ int config_apply_env(struct ufo_config *cfg, const struct ufo_ctx *ctx)
 	static const char *const vars[] = {
 		"UFO_LOG_LEVEL", "UFO_HIGH_WATERMARK", "UFO_LOW_WATERMARK",
 		"UFO_THREADS", "UFO_DIRTY_MODE", "UFO_POLICY", "UFO_RETRIES",
-		"UFO_RETRY_DELAY_MS",
+		"UFO_RETRY_DELAY_MS", "UFO_MONITOR",
 	};
 
 	for (unsigned i = 0; i < UFO_ARRAY_SIZE(vars); i++) {

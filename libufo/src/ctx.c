@@ -76,6 +76,7 @@ static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
 
 static void ctx_release(struct ufo_ctx *ctx)
 {
+	ctx_monitor_stop(ctx);
 	evictor_stop(ctx);
 	handlers_stop(ctx);
 	if (ctx->uffd.fd >= 0)
@@ -83,6 +84,7 @@ static void ctx_release(struct ufo_ctx *ctx)
 	if (ctx->pagemap_fd >= 0)
 		close(ctx->pagemap_fd);
 	free(ctx->objs);
+	free(ctx->monitor_addr);
 	free(ctx);
 }
 
@@ -99,12 +101,14 @@ int ufo_ctx_create(const struct ufo_config *cfg, struct ufo_ctx **out)
 	ctx->uffd.fd = ctx->pagemap_fd = ctx->event_fd = -1;
 	ctx->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	ctx->next_obj_id = 1;
+	ctx->started_ns = now_ns();
 	ctx_init_locks(ctx);
 	rc = ctx_setup(ctx, cfg);
 	if (rc) {
 		ctx_release(ctx);
 		return rc;
 	}
+	ctx_monitor_start(ctx);
 	log_info(ctx, "context: budget %zu/%zu bytes, %u handlers, dirty tracking %s, policy %s",
 		 ctx->cfg.high_watermark, ctx->cfg.low_watermark,
 		 ctx->cfg.threads, ufo_dirty_mode_name(ctx->mode),
@@ -119,6 +123,7 @@ int ufo_ctx_destroy(struct ufo_ctx *ctx)
 
 	if (!ctx)
 		return -EINVAL;
+	ctx_monitor_stop(ctx); /* no render may walk objects being freed */
 	/* Objects free themselves out of the registry, last first. */
 	while (ctx->nobjs) {
 		int rc = ufo_free(ctx->objs[ctx->nobjs - 1]);

@@ -24,6 +24,7 @@ static unsigned latency_bucket(uint64_t us)
 void stats_record_latency(struct ufo_obj *obj, uint64_t ns)
 {
 	STAT_ADD(obj, lat[latency_bucket(ns / 1000)], 1);
+	STAT_ADD(obj, lat_sum_ns, ns);
 }
 
 #define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
