@@ -4,6 +4,14 @@
 set -euo pipefail
 
 PKGS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev libxxhash-dev libsodium-dev)
+# The HTTP monitor (libmicrohttpd, Chart.js embedded at build time) and its
+# tests: Prometheus scrapes it, headless Chromium loads the dashboard.
+PKGS+=(libmicrohttpd-dev libjs-chart.js prometheus chromium)
+# The RDMA transport (rdma-core) and its suite: a QEMU guest (TCG) with
+# Soft-RoCE, built from busybox-static and Debian's kernel package, which
+# tests/rdma/guest.sh downloads into a cache, never installs.
+PKGS+=(libibverbs-dev librdmacm-dev ibverbs-providers rdmacm-utils ibverbs-utils
+       qemu-system-x86 busybox-static kmod cpio iproute2)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -28,11 +28,12 @@ fi
 chmod 600 "$demo/secret"
 
 build/server/ufo-server --listen 127.0.0.1:0 --data "$demo/data" \
-	--secret-file "$demo/secret" >"$demo/server.out" 2>"$demo/server.log" &
+	--secret-file "$demo/secret" --monitor 127.0.0.1:0 \
+	>"$demo/server.out" 2>"$demo/server.log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-	grep -q '^listening on' "$demo/server.out" 2>/dev/null && break
+	grep -q '^monitor on' "$demo/server.out" 2>/dev/null && break
 	kill -0 $server 2>/dev/null || { cat "$demo/server.log"; exit 1; }
 	sleep 0.1
 done
@@ -40,6 +41,13 @@ port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$demo/server.out" | head -n
 [ -n "$port" ] || { echo "ufo-server did not start; log:"; cat "$demo/server.log"; exit 1; }
 url="ufo://127.0.0.1:$port"
 echo "ufo-server on $url, data in $demo/data (log: $demo/server.log)"
+server_dash=$(sed -n 's/^monitor on //p' "$demo/server.out" | head -n1)
+# The client's monitor: a free loopback port, picked here so it can be shown.
+client_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export UFO_MONITOR=127.0.0.1:$client_port
+echo "dashboards (Prometheus metrics at /metrics):"
+echo "  ufo-server  ${server_dash:-(monitor not built)}"
+echo "  client      http://127.0.0.1:$client_port/  (while the example runs)"
 
 export UFO_SECRET_FILE=$demo/secret
 build/examples/ufo-remote-roundtrip --server "$url" --name demo \
@@ -49,4 +57,4 @@ echo
 echo "where the data lives:"
 build/cli/ufoctl --server "$url" list 2>/dev/null || true
 echo "server data directory $demo/data: $(du -sh --apparent-size "$demo/data" | cut -f1) apparent, $(du -sh "$demo/data" | cut -f1) on disk"
-echo "(no dashboard yet: the HTTP monitor is a later issue)"
+echo "server dashboard was at ${server_dash:-(monitor not built)}; it stops with the server."

@@ -219,12 +219,61 @@ static void on_signal(struct server *srv)
 			begin_stop(srv, (int)si.ssi_signo);
 }
 
+void loop_adopt(struct server *srv, int fd)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&srv->adopt_lock);
+	if (srv->nadopt == srv->adopt_cap) {
+		size_t cap = srv->adopt_cap ? srv->adopt_cap * 2 : 16;
+		int *p = realloc(srv->adopt, cap * sizeof(*p));
+		if (p) {
+			srv->adopt = p;
+			srv->adopt_cap = cap;
+		}
+		ok = p != NULL;
+	}
+	if (ok)
+		srv->adopt[srv->nadopt++] = fd;
+	pthread_mutex_unlock(&srv->adopt_lock);
+	if (!ok) {
+		log_err("out of memory adopting a connection");
+		close(fd);
+		return;
+	}
+	loop_wake(srv);
+}
+
+/* Bridged connections join like accepted ones, limits included. */
+static void adopt_pending(struct server *srv)
+{
+	int *fds;
+	size_t n;
+
+	pthread_mutex_lock(&srv->adopt_lock);
+	fds = srv->adopt;
+	n = srv->nadopt;
+	srv->adopt = NULL;
+	srv->nadopt = srv->adopt_cap = 0;
+	pthread_mutex_unlock(&srv->adopt_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (srv->stopping)
+			close(fds[i]);
+		else if (srv->nconns >= srv->cfg.max_connections)
+			refuse(fds[i], srv->cfg.max_connections);
+		else
+			add_conn(srv, fds[i]);
+	}
+	free(fds);
+}
+
 static void on_wake(struct server *srv)
 {
 	uint64_t n;
 
 	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_err("wake: %s", strerror(errno));
+	adopt_pending(srv);
 }
 
 /* A connection that has not authenticated in time holds a slot for
@@ -300,9 +349,14 @@ int loop_run(struct server *srv)
 	struct epoll_event ev[LOOP_EVENTS];
 	int64_t deadline = 0;
 	int rc = loop_setup(srv);
+	struct net_addr rdma_addr = srv->cfg.listen;
 
 	if (rc)
 		return rc;
+	/* RDMA on the same address and port number (the actual one when the
+	 * TCP port was 0), once the loop can be woken to adopt connections. */
+	rdma_addr.port = (uint16_t)tcp_local_port(srv->listen_fd);
+	rdma_bridge_start(srv, &rdma_addr);
 	for (;;) {
 		int n;
 
@@ -320,5 +374,6 @@ int loop_run(struct server *srv)
 	if (srv->nconns)
 		log_warn("stopping with %u connections not drained",
 			 srv->nconns);
+	rdma_bridge_stop(srv);
 	return 0;
 }

@@ -88,6 +88,7 @@ static int server_init(struct server *srv)
 
 	srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->signal_fd = -1;
 	pthread_mutex_init(&srv->reap_lock, NULL);
+	pthread_mutex_init(&srv->adopt_lock, NULL);
 	queue_init(&srv->work);
 	queue_init(&srv->commit);
 	if ((rc = load_secret(srv)))
@@ -132,12 +133,15 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	if ((rc = workers_start(&srv)) || (rc = committer_start(&srv)))
 		return EXIT_FAILURE;
+	if (server_monitor_start(&srv))
+		return EXIT_CONFIG;
 	rc = loop_run(&srv);
 	if (rc)
 		log_err("event loop: %s", strerror(-rc));
 	/* Workers drain their queue into the committer, then it drains. */
 	workers_stop(&srv);
 	committer_stop(&srv);
+	server_monitor_stop(&srv);
 	server_fini(&srv);
 	return rc ? EXIT_FAILURE : 0;
 }

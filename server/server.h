@@ -86,9 +86,21 @@ struct work_queue {
 	bool stop;
 };
 
+/* Relaxed atomic counters, read by the HTTP monitor's thread (monitor.c).
+ * ops counts requests run by the workers (and READs answered inline) by
+ * enum wire_op; errors the error answers of handlers.c and commit.c;
+ * read_bytes/written_bytes the data of successful READs and WRITEs. */
+#define SERVER_STATS_OPS 16
 struct server_stats {
 	atomic_uint_fast64_t writes, fdatasyncs, batches, requests;
+	atomic_uint_fast64_t ops[SERVER_STATS_OPS], errors;
+	atomic_uint_fast64_t read_bytes, written_bytes;
 };
+
+static inline void server_count(atomic_uint_fast64_t *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
 
 struct server {
 	struct server_config cfg;
@@ -97,9 +109,13 @@ struct server {
 	struct store *store;
 	int listen_fd, epoll_fd, wake_fd, signal_fd;
 	struct conn *conns; /* loop thread only */
-	unsigned nconns;
+	atomic_uint nconns; /* changed by the loop only; atomic for the monitor */
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
+	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
+	pthread_mutex_t adopt_lock;
+	int *adopt;         /* sockets handed over by the RDMA bridge */
+	size_t nadopt, adopt_cap;
 	pthread_mutex_t reap_lock;
 	struct conn **reap; /* connections to close, from any thread */
 	size_t nreap, reap_cap;
@@ -108,6 +124,18 @@ struct server {
 	unsigned nworkers;
 	struct server_stats stats;
 };
+
+/* rdma_bridge.c: RDMA connections bridged into the loop (TCP only when
+ * no device or no rdma-core; never fails the server). */
+int rdma_bridge_start(struct server *srv, const struct net_addr *addr);
+void rdma_bridge_stop(struct server *srv);
+/* loop.c: hands a connected socket to the loop, from any thread. */
+void loop_adopt(struct server *srv, int fd);
+
+/* monitor.c: the HTTP monitor, when cfg.monitor is set.  start prints
+ * "monitor on URL" on stdout; 0 or -errno (logged). */
+int server_monitor_start(struct server *srv);
+void server_monitor_stop(struct server *srv);
 
 /* conn.c */
 struct conn *conn_new(struct server *srv, int fd);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rdma.h"
 #include "transport.h"
 
 #define TCP_BUFFER_BYTES (4 << 20)
@@ -244,6 +245,7 @@ const struct ufo_transport_ops *transport_find(const char *name)
 {
 	static const struct ufo_transport_ops *const all[] = {
 		&ufo_tcp_transport,
+		&ufo_rdma_transport,
 	};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)

@@ -57,6 +57,7 @@ struct rconn {
 struct ufo_client {
 	struct net_addr addr;
 	const struct ufo_transport_ops *tops;
+	bool fallback;          /* ufo://: TCP when RDMA cannot connect */
 	uint8_t secret[WIRE_MAX_SECRET];
 	size_t secret_len;
 	int timeout_ms;
@@ -481,9 +482,15 @@ static int client_init(struct ufo_client *cl, const char *url,
 
 	if (err)
 		return err;
-	if (strcmp(scheme, "ufo") && strcmp(scheme, "tcp"))
-		return strcmp(scheme, "rdma") ? -EINVAL : -EOPNOTSUPP;
-	cl->tops = transport_find("tcp");
+	/* ufo:// tries RDMA first (see ufo_client_connect); tcp:// and
+	 * rdma:// force their transport. */
+	if (!strcmp(scheme, "ufo")) {
+		cl->fallback = true;
+		scheme[0] = '\0';
+	} else if (strcmp(scheme, "tcp") && strcmp(scheme, "rdma")) {
+		return -EINVAL;
+	}
+	cl->tops = transport_find(cl->fallback ? "rdma" : scheme);
 	cl->timeout_ms = o && o->timeout_ms ? (int)o->timeout_ms
 					    : CLIENT_DEFAULT_TIMEOUT_MS;
 	cl->nconns = o && o->connections ? o->connections
@@ -504,6 +511,20 @@ static int client_init(struct ufo_client *cl, const char *url,
 	return client_secret(cl, o);
 }
 
+/* ufo://: no RDMA device, no route, or no RDMA listener: use TCP.  The
+ * transport is then fixed for the client's life (ufo_client_status reports
+ * it), so reconnects never flip between the two. */
+static int client_first_connect(struct ufo_client *cl)
+{
+	int err = conn_ensure(&cl->conns[0]);
+
+	if (cl->fallback && err && err != -EACCES && err != -EPROTONOSUPPORT) {
+		cl->tops = transport_find("tcp");
+		err = conn_ensure(&cl->conns[0]);
+	}
+	return err;
+}
+
 int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
 		       struct ufo_client **out)
 {
@@ -517,7 +538,7 @@ int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
 		return -ENOMEM;
 	err = client_init(cl, url, opts);
 	if (!err) /* connect one now, so a bad address or secret shows here */
-		err = conn_ensure(&cl->conns[0]);
+		err = client_first_connect(cl);
 	if (err) {
 		ufo_client_close(cl);
 		return err;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "monitor.h"
 #include "ufo.h"
 
 #define UFO_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -78,6 +79,7 @@ struct ufo_counters {
 		writebacks, writeback_bytes, writeback_errors, sigbus;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
+	_Atomic uint64_t lat_sum_ns; /* the histogram's sum, for /metrics */
 };
 
 /* Count one event on the object and its context (relaxed atomics: the fault
@@ -128,6 +130,8 @@ struct ufo_remote_info;
 int client_open(struct ufo_client *cl, const char *name,
 		struct ufo_remote_info *out);
 int client_timeout_ms(const struct ufo_client *cl);
+/* The server's name of a remote object (remote.c), NULL for others. */
+const char *remote_object_name(const struct ufo_obj *obj);
 
 /* ----------------------------------------------------------------- object */
 
@@ -333,6 +337,12 @@ struct ufo_ctx {
 	uint32_t evict_seq;   /* chunks evicted so far (wraps) */
 
 	struct ufo_counters stats;
+
+	/* The HTTP monitor (monitor.c), NULL when off; its thread reads the
+	 * counters above and walks the registry read-locked. */
+	struct mon_server *monitor;
+	char *monitor_addr;   /* cfg.monitor points here */
+	uint64_t started_ns;  /* now_ns() at creation */
 };
 
 /* ------------------------------------------------------------ entry points */
@@ -346,6 +356,13 @@ void logf_ctx(const struct ufo_ctx *ctx, enum ufo_log_level lvl,
 
 int config_apply_env(struct ufo_config *cfg, const struct ufo_ctx *ctx);
 int config_finish(struct ufo_config *cfg);
+
+/* Starts the HTTP monitor when cfg.monitor is set; a failure is logged
+ * and leaves it off.  Stopped before objects are freed. */
+void ctx_monitor_start(struct ufo_ctx *ctx);
+void ctx_monitor_stop(struct ufo_ctx *ctx);
+/* The mon_render_fn of a context (user is the ctx): its metrics in format. */
+int ctx_monitor_render(void *user, enum mon_format format, struct mon_buf *out);
 
 int handlers_start(struct ufo_ctx *ctx);
 void handlers_stop(struct ufo_ctx *ctx);

@@ -191,3 +191,11 @@ int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
 		return -EINVAL;
 	return ufo_client_status(((struct remote *)obj->backend_data)->cl, out);
 }
+
+/* The server's name of a remote object, for the monitor's labels. */
+const char *remote_object_name(const struct ufo_obj *obj)
+{
+	return obj->backend == &ufo_remote_backend
+		       ? ((const struct remote *)obj->backend_data)->name
+		       : NULL;
+}

@@ -28,7 +28,31 @@
 
 #include "../t_helpers.h"
 
-#define T_SERVER_HOST "127.0.0.1"
+/* Where the tests reach the server, and how.  The RDMA suite runs this
+ * same suite in a QEMU guest with UFO_TEST_HOST=<the rxe netdev's address>
+ * (rdmacm cannot route over lo) and UFO_TEST_SCHEME=rdma. */
+static inline const char *t_host(void)
+{
+	const char *h = getenv("UFO_TEST_HOST");
+
+	return h && *h ? h : "127.0.0.1";
+}
+
+/* The run expects RDMA to work (the RDMA suite sets UFO_TEST_SCHEME=rdma
+ * where a device exists). */
+static inline bool t_rdma_expected(void)
+{
+	const char *s = getenv("UFO_TEST_SCHEME");
+
+	return s && !strcmp(s, "rdma");
+}
+
+static inline const char *t_scheme(void)
+{
+	const char *s = getenv("UFO_TEST_SCHEME");
+
+	return s && *s ? s : "ufo";
+}
 #define T_URL_MAX 512
 /* Client timeout for tests that do not test timeouts: generous, since a
  * request only waits this long when something is already wrong. */
@@ -216,6 +240,10 @@ static inline uint16_t t_server_parse_port(const struct t_server *s)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
+	/* Over rdma:// the RDMA listener must be up too (it starts just
+	 * after TCP's and prints its own line). */
+	if (!strcmp(t_scheme(), "rdma") && !strstr(buf, "rdma listening on "))
+		return 0;
 	line = strstr(buf, "listening on ");
 	if (!line || !(end = strchr(line, '\n')))
 		return 0;
@@ -235,7 +263,7 @@ static inline int t_server_spawn(struct t_server *s, uint16_t port)
 	pid_t parent = getpid();
 	int status;
 
-	snprintf(listen, sizeof(listen), T_SERVER_HOST ":%u", (unsigned)port);
+	snprintf(listen, sizeof(listen), "%s:%u", t_host(), (unsigned)port);
 	unlink(s->out);
 	s->pid = fork();
 	if (s->pid < 0)
@@ -344,7 +372,7 @@ static inline const char *t_url_port(uint16_t port, const char *name)
 	static _Thread_local unsigned next;
 	char *b = bufs[next++ % 4];
 
-	snprintf(b, T_URL_MAX, "ufo://" T_SERVER_HOST ":%u/%s", (unsigned)port,
+	snprintf(b, T_URL_MAX, "%s://%s:%u/%s", t_scheme(), t_host(), (unsigned)port,
 		 name ? name : "");
 	return b;
 }

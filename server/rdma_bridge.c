@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The RDMA listener.  One thread accepts RDMA connections on the same
+ * address and port number as TCP and bridges each to the event loop
+ * through a socketpair: the loop serves it like any TCP connection (same
+ * protocol, same authentication, same limits), and this thread moves bytes
+ * between the queue pair and its end of the pair.  One epoll set holds the
+ * connection manager's descriptor and, per connection, its two completion
+ * channels and its socket: no thread per connection.
+ *
+ * The bridge copies once more than a native path would; the one-sided
+ * RDMA READ/WRITE data path is the next step (see docs/rdma.md).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rdma.h"
+#include "server.h"
+
+#define BRIDGE_EVENTS 64
+#define BRIDGE_BUF (4 * RDMA_MSG_BYTES)
+
+struct bridge_conn {
+	struct bridge_conn *next;
+	struct urdma_conn *rc;
+	int sock;         /* our end of the socketpair */
+	int fds[2];       /* completion channels */
+	char to_sock[BRIDGE_BUF];      /* received over RDMA, not yet written */
+	size_t to_len, to_off;
+	char from_sock[RDMA_MSG_BYTES]; /* read from the socket, not yet sent */
+	size_t from_len, from_off;
+	uint32_t sock_events;
+	bool dead;
+};
+
+struct bridge {
+	struct server *srv;
+	struct urdma_listener *l;
+	int epfd, stop_fd;
+	pthread_t thread;
+	struct bridge_conn *conns;
+};
+
+static char listener_tag, stop_tag;
+
+static struct bridge bridge = { .epfd = -1, .stop_fd = -1 };
+
+/* ---- moving bytes */
+
+/* RDMA → socket.  Returns false when the connection is finished. */
+static bool pump_in(struct bridge_conn *b)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (b->to_off == b->to_len) {
+			b->to_off = b->to_len = 0;
+			n = urdma_srv_recv(b->rc, b->to_sock, sizeof(b->to_sock));
+			if (n == -EAGAIN)
+				return true;
+			if (n < 0)
+				return false;
+			b->to_len = (size_t)n;
+		}
+		n = write(b->sock, b->to_sock + b->to_off, b->to_len - b->to_off);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		b->to_off += (size_t)n;
+	}
+}
+
+/* Socket → RDMA.  Returns false when the connection is finished. */
+static bool pump_out(struct bridge_conn *b)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (b->from_off == b->from_len) {
+			b->from_off = b->from_len = 0;
+			n = read(b->sock, b->from_sock, sizeof(b->from_sock));
+			if (n == 0) /* the loop closed its end */
+				return false;
+			if (n < 0)
+				return errno == EAGAIN || errno == EINTR;
+			b->from_len = (size_t)n;
+		}
+		n = urdma_srv_send(b->rc, b->from_sock + b->from_off,
+				   b->from_len - b->from_off);
+		if (n == -EAGAIN) /* no send buffer: the send channel wakes us */
+			return true;
+		if (n < 0)
+			return false;
+		b->from_off += (size_t)n;
+	}
+}
+
+/* Watch the socket for reading only while nothing waits to go out over
+ * RDMA, and for writing only while RDMA bytes wait for it; level-triggered
+ * interest in anything else would spin. */
+static void sock_interest(struct bridge *br, struct bridge_conn *b)
+{
+	uint32_t want = (b->from_off == b->from_len ? EPOLLIN : 0) |
+			(b->to_off < b->to_len ? EPOLLOUT : 0);
+	struct epoll_event ev = { .events = want, .data.ptr = b };
+
+	if (want != b->sock_events &&
+	    epoll_ctl(br->epfd, EPOLL_CTL_MOD, b->sock, &ev) == 0)
+		b->sock_events = want;
+}
+
+static void pump(struct bridge *br, struct bridge_conn *b)
+{
+	if (b->dead)
+		return;
+	if (urdma_srv_conn_poll(b->rc) || !pump_in(b) || !pump_out(b))
+		b->dead = true;
+	/* pump_out may have freed receive-side progress and vice versa. */
+	if (!b->dead && !pump_in(b))
+		b->dead = true;
+	if (!b->dead)
+		sock_interest(br, b);
+}
+
+/* ---- connections */
+
+static void conn_free(struct bridge *br, struct bridge_conn *b)
+{
+	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[0], NULL);
+	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[1], NULL);
+	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->sock, NULL);
+	close(b->sock); /* the loop sees EOF and closes its side */
+	urdma_srv_conn_close(b->rc);
+	free(b);
+}
+
+static void reap_dead(struct bridge *br)
+{
+	for (struct bridge_conn **p = &br->conns; *p;) {
+		struct bridge_conn *b = *p;
+		if (b->dead) {
+			*p = b->next;
+			log_debug("rdma: connection closed");
+			conn_free(br, b);
+		} else {
+			p = &b->next;
+		}
+	}
+}
+
+static int conn_watch(struct bridge *br, struct bridge_conn *b)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = b };
+
+	b->sock_events = EPOLLIN;
+	if (urdma_srv_conn_fds(b->rc, b->fds) ||
+	    epoll_ctl(br->epfd, EPOLL_CTL_ADD, b->fds[0], &ev) ||
+	    epoll_ctl(br->epfd, EPOLL_CTL_ADD, b->fds[1], &ev) ||
+	    epoll_ctl(br->epfd, EPOLL_CTL_ADD, b->sock, &ev))
+		return -errno;
+	return 0;
+}
+
+static void conn_added(struct bridge *br, struct urdma_conn *rc)
+{
+	struct bridge_conn *b = calloc(1, sizeof(*b));
+	int sv[2] = { -1, -1 };
+
+	if (!b || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			     0, sv)) {
+		log_err("rdma: cannot bridge a connection: %s", strerror(errno));
+		free(b);
+		urdma_srv_conn_close(rc);
+		return;
+	}
+	b->rc = rc;
+	b->sock = sv[0];
+	b->next = br->conns;
+	br->conns = b;
+	if (conn_watch(br, b)) {
+		log_err("rdma: epoll: %s", strerror(errno));
+		close(sv[1]);
+		b->dead = true;
+		return;
+	}
+	log_debug("rdma: connection established");
+	loop_adopt(br->srv, sv[1]);
+	pump(br, b); /* data may have arrived with the connection */
+}
+
+static void conn_closed(struct bridge *br, struct urdma_conn *rc)
+{
+	for (struct bridge_conn *b = br->conns; b; b = b->next)
+		if (b->rc == rc)
+			b->dead = true;
+}
+
+static void on_listener(struct bridge *br)
+{
+	enum urdma_event kind;
+	struct urdma_conn *rc = NULL;
+	int err;
+
+	/* Drain every pending event (1 per event, 0 when none is left). */
+	while ((err = urdma_listener_event(br->l, &kind, &rc)) > 0) {
+		if (kind == URDMA_EV_CONNECTED)
+			conn_added(br, rc);
+		else if (kind == URDMA_EV_CLOSED)
+			conn_closed(br, rc);
+	}
+	if (err < 0)
+		log_warn("rdma: connection manager: %s", strerror(-err));
+}
+
+static void *bridge_main(void *arg)
+{
+	struct bridge *br = arg;
+	struct epoll_event ev[BRIDGE_EVENTS];
+
+	for (;;) {
+		int n = epoll_wait(br->epfd, ev, BRIDGE_EVENTS, -1);
+
+		for (int i = 0; i < n; i++) {
+			void *tag = ev[i].data.ptr;
+			if (tag == &stop_tag)
+				return NULL;
+			if (tag == &listener_tag)
+				on_listener(br);
+			else
+				pump(br, tag);
+		}
+		reap_dead(br);
+	}
+}
+
+static int bridge_setup(struct bridge *br, const struct net_addr *addr)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int rc = urdma_listen(addr, &br->l);
+
+	if (rc)
+		return rc;
+	br->epfd = epoll_create1(EPOLL_CLOEXEC);
+	br->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (br->epfd < 0 || br->stop_fd < 0)
+		return -errno;
+	ev.data.ptr = &listener_tag;
+	if (epoll_ctl(br->epfd, EPOLL_CTL_ADD, urdma_listener_fd(br->l), &ev))
+		return -errno;
+	ev.data.ptr = &stop_tag;
+	if (epoll_ctl(br->epfd, EPOLL_CTL_ADD, br->stop_fd, &ev))
+		return -errno;
+	return -pthread_create(&br->thread, NULL, bridge_main, br);
+}
+
+static void bridge_release(struct bridge *br)
+{
+	while (br->conns) {
+		struct bridge_conn *b = br->conns;
+		br->conns = b->next;
+		conn_free(br, b);
+	}
+	urdma_listener_close(br->l);
+	if (br->epfd >= 0)
+		close(br->epfd);
+	if (br->stop_fd >= 0)
+		close(br->stop_fd);
+	*br = (struct bridge){ .epfd = -1, .stop_fd = -1 };
+}
+
+int rdma_bridge_start(struct server *srv, const struct net_addr *addr)
+{
+	int rc;
+
+	bridge.srv = srv;
+	rc = bridge_setup(&bridge, addr);
+	if (rc == -ENODEV || rc == -EOPNOTSUPP) {
+		log_info("rdma: %s; serving TCP only",
+			 rc == -ENODEV ? "no RDMA device" : "not built");
+		bridge_release(&bridge);
+		return 0;
+	}
+	if (rc) {
+		log_warn("rdma: cannot listen on %s:%u: %s; serving TCP only",
+			 addr->host, addr->port, strerror(-rc));
+		bridge_release(&bridge);
+		return 0;
+	}
+	bridge.srv->rdma_on = true;
+	/* Tests wait for this line before they force rdma://. */
+	printf("rdma listening on %s:%u\n", addr->host, addr->port);
+	fflush(stdout);
+	log_info("rdma: listening on %s:%u", addr->host, addr->port);
+	return 0;
+}
+
+void rdma_bridge_stop(struct server *srv)
+{
+	uint64_t one = 1;
+
+	if (!srv->rdma_on)
+		return;
+	if (write(bridge.stop_fd, &one, sizeof(one)) < 0)
+		log_err("rdma: stop: %s", strerror(errno));
+	pthread_join(bridge.thread, NULL);
+	bridge_release(&bridge);
+	srv->rdma_on = false;
+}

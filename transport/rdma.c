@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The RDMA transport on rdma-core (see rdma.h for the model).  Every ibv_*
+ * and rdma_* call of the project is in this file, converted here to 0 or a
+ * negative errno.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <rdma/rdma_cma.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rdma.h"
+
+#define RDMA_RESOLVE_MS 2000
+#define RDMA_BUF_BYTES ((size_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
+
+/* One end of a connection: queue pair, two completion queues each with its
+ * own channel (the receive side and the send side may be driven by two
+ * threads), one registered region holding every buffer. */
+struct urdma_ep {
+	struct rdma_cm_id *id;
+	struct rdma_event_channel *cm; /* client: watched while waiting */
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *rcc, *scc;
+	struct ibv_cq *rcq, *scq;
+	struct ibv_mr *mr;
+	char *buf;
+	/* receive side: completed buffers not yet consumed, in order */
+	unsigned ready[RDMA_NRECV], ready_len[RDMA_NRECV];
+	unsigned ready_head, ready_count, cur_off;
+	/* send side */
+	unsigned send_next, send_inflight;
+	bool broken;
+};
+
+struct urdma_client { /* client */
+	struct ufo_conn base; /* first: the transport ops cast back */
+	struct rdma_event_channel *ec;
+	struct urdma_ep ep;
+};
+
+struct urdma_conn {
+	struct urdma_ep ep;
+	bool established;
+};
+
+struct urdma_listener {
+	struct rdma_event_channel *ec;
+	struct rdma_cm_id *id;
+};
+
+/* ---- errors: the three conventions, converted once */
+
+static int err_neg1(int rc) /* -1 + errno */
+{
+	return rc ? (errno ? -errno : -EIO) : 0;
+}
+
+static int err_pos(int rc) /* positive errno (ibv_post_*, req_notify) */
+{
+	return rc > 0 ? -rc : rc < 0 ? -EIO : 0;
+}
+
+static int err_null(const void *p) /* NULL + errno */
+{
+	return p ? 0 : (errno ? -errno : -ENOMEM);
+}
+
+bool urdma_available(void)
+{
+	int n = 0;
+	struct ibv_device **l = ibv_get_device_list(&n);
+
+	if (l)
+		ibv_free_device_list(l);
+	return l && n > 0;
+}
+
+/* ---- endpoint setup and teardown */
+
+static int post_recv(struct urdma_ep *e, unsigned i)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)(e->buf + (size_t)i * RDMA_MSG_BYTES),
+			       .length = RDMA_MSG_BYTES, .lkey = e->mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = i, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return err_pos(ibv_post_recv(e->id->qp, &wr, &bad));
+}
+
+static int ep_cqs(struct urdma_ep *e)
+{
+	struct ibv_context *v = e->id->verbs;
+	int rc;
+
+	if ((rc = err_null(e->pd = ibv_alloc_pd(v))) ||
+	    (rc = err_null(e->rcc = ibv_create_comp_channel(v))) ||
+	    (rc = err_null(e->scc = ibv_create_comp_channel(v))) ||
+	    (rc = err_null(e->rcq = ibv_create_cq(v, RDMA_NRECV, NULL, e->rcc, 0))) ||
+	    (rc = err_null(e->scq = ibv_create_cq(v, RDMA_NSEND, NULL, e->scc, 0))))
+		return rc;
+	if ((rc = err_pos(ibv_req_notify_cq(e->rcq, 0))) ||
+	    (rc = err_pos(ibv_req_notify_cq(e->scq, 0))))
+		return rc;
+	/* Non-blocking channels: ibv_get_cq_event must never block us. */
+	fcntl(e->rcc->fd, F_SETFL, fcntl(e->rcc->fd, F_GETFL) | O_NONBLOCK);
+	fcntl(e->scc->fd, F_SETFL, fcntl(e->scc->fd, F_GETFL) | O_NONBLOCK);
+	return 0;
+}
+
+static int ep_setup(struct urdma_ep *e, struct rdma_cm_id *id)
+{
+	struct ibv_qp_init_attr qa = { .qp_type = IBV_QPT_RC, .sq_sig_all = 1,
+		.cap = { .max_send_wr = RDMA_NSEND, .max_recv_wr = RDMA_NRECV,
+			 .max_send_sge = 1, .max_recv_sge = 1 } };
+	int rc;
+
+	e->id = id;
+	if ((rc = ep_cqs(e)))
+		return rc;
+	qa.send_cq = e->scq;
+	qa.recv_cq = e->rcq;
+	if ((rc = err_neg1(rdma_create_qp(id, e->pd, &qa))))
+		return rc;
+	e->buf = aligned_alloc(4096, RDMA_BUF_BYTES);
+	if ((rc = err_null(e->buf)) ||
+	    (rc = err_null(e->mr = ibv_reg_mr(e->pd, e->buf, RDMA_BUF_BYTES,
+					      IBV_ACCESS_LOCAL_WRITE))))
+		return rc;
+	for (unsigned i = 0; i < RDMA_NRECV && !rc; i++)
+		rc = post_recv(e, i);
+	return rc;
+}
+
+static void ep_destroy(struct urdma_ep *e)
+{
+	if (e->id && e->id->qp)
+		rdma_destroy_qp(e->id);
+	if (e->mr)
+		ibv_dereg_mr(e->mr);
+	if (e->rcq)
+		ibv_destroy_cq(e->rcq);
+	if (e->scq)
+		ibv_destroy_cq(e->scq);
+	if (e->rcc)
+		ibv_destroy_comp_channel(e->rcc);
+	if (e->scc)
+		ibv_destroy_comp_channel(e->scc);
+	if (e->pd)
+		ibv_dealloc_pd(e->pd);
+	free(e->buf);
+	if (e->id)
+		rdma_destroy_id(e->id);
+	memset(e, 0, sizeof(*e));
+}
+
+static struct rdma_conn_param conn_param(void)
+{
+	/* rnr_retry_count 7: retry forever while the peer has no receive
+	 * posted (its reader is behind), instead of failing the QP. */
+	return (struct rdma_conn_param){ .retry_count = 7,
+					 .rnr_retry_count = 7,
+					 .responder_resources = 1,
+					 .initiator_depth = 1 };
+}
+
+/* ---- completions */
+
+/* Re-arms cq and drains its channel's events; never blocks. */
+static int cq_rearm(struct ibv_comp_channel *cc, struct ibv_cq *cq)
+{
+	struct ibv_cq *ev_cq;
+	void *ctx;
+
+	while (ibv_get_cq_event(cc, &ev_cq, &ctx) == 0)
+		ibv_ack_cq_events(ev_cq, 1);
+	return err_pos(ibv_req_notify_cq(cq, 0));
+}
+
+/* Polls one completion: 1 with *wc, 0 when none, -ECONNRESET on a failed
+ * one (the QP is in error: flushed by a disconnect, or the peer died). */
+static int cq_poll1(struct urdma_ep *e, struct ibv_cq *cq, struct ibv_wc *wc)
+{
+	int n = ibv_poll_cq(cq, 1, wc);
+
+	if (n < 0)
+		return -EIO;
+	if (n && wc->status != IBV_WC_SUCCESS) {
+		e->broken = true;
+		return -ECONNRESET;
+	}
+	return n;
+}
+
+static int wait_fd(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n == 0 ? -ETIMEDOUT : 0;
+}
+
+/* Reads the client's pending connection-manager events.  A peer that
+ * disconnected, or died (its kernel sends the disconnect), shows up here
+ * and not on the completion queues: librdmacm moves the QP to the error
+ * state when the event is read, which flushes every posted request, so
+ * the waiters see failed completions.  Returns -ECONNRESET then. */
+static int cm_drain(struct urdma_ep *e)
+{
+	struct rdma_cm_event *ev;
+	int rc = 0;
+
+	while (e->cm && rdma_get_cm_event(e->cm, &ev) == 0) {
+		if (ev->event == RDMA_CM_EVENT_DISCONNECTED ||
+		    ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL ||
+		    ev->event == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+			e->broken = true;
+			rc = -ECONNRESET;
+		}
+		rdma_ack_cm_event(ev);
+	}
+	return rc;
+}
+
+/* Waits for the completion channel cc, or the connection manager. */
+static int wait_cq_or_cm(struct urdma_ep *e, int cc_fd, int timeout_ms)
+{
+	struct pollfd p[2] = { { .fd = cc_fd, .events = POLLIN },
+			       { .fd = e->cm ? e->cm->fd : -1, .events = POLLIN } };
+	int n;
+
+	do
+		n = poll(p, 2, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (p[1].revents & POLLIN)
+		return cm_drain(e);
+	return 0;
+}
+
+/* Waits for one completion on cq (blocking up to timeout_ms). */
+static int cq_wait1(struct urdma_ep *e, struct ibv_comp_channel *cc,
+		    struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
+{
+	for (;;) {
+		int rc = cq_poll1(e, cq, wc);
+
+		if (rc)
+			return rc < 0 ? rc : 0;
+		/* Arm, then poll again: a completion that landed between the
+		 * empty poll and the arm raises no event. */
+		if ((rc = cq_rearm(cc, cq)) || (rc = cq_poll1(e, cq, wc)))
+			return rc < 0 ? rc : 0;
+		if ((rc = wait_cq_or_cm(e, cc->fd, timeout_ms)))
+			return rc;
+	}
+}
+
+/* A receive completion: its buffer joins the ready ring. */
+static void recv_ready(struct urdma_ep *e, const struct ibv_wc *wc)
+{
+	unsigned slot = (e->ready_head + e->ready_count) % RDMA_NRECV;
+
+	e->ready[slot] = (unsigned)wc->wr_id;
+	e->ready_len[slot] = wc->byte_len;
+	e->ready_count++;
+}
+
+/* Copies up to len ready bytes out; reposts consumed buffers. */
+static ssize_t recv_copy(struct urdma_ep *e, char *dst, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len && e->ready_count) {
+		unsigned b = e->ready[e->ready_head];
+		size_t left = e->ready_len[e->ready_head] - e->cur_off;
+		size_t n = left < len - got ? left : len - got;
+
+		memcpy(dst + got, e->buf + (size_t)b * RDMA_MSG_BYTES + e->cur_off, n);
+		got += n;
+		e->cur_off += (unsigned)n;
+		if (e->cur_off == e->ready_len[e->ready_head]) {
+			e->cur_off = 0;
+			e->ready_head = (e->ready_head + 1) % RDMA_NRECV;
+			e->ready_count--;
+			if (post_recv(e, b))
+				e->broken = true;
+		}
+	}
+	return (ssize_t)got;
+}
+
+/* Posts one SEND of len bytes from send buffer slot. */
+static int post_send(struct urdma_ep *e, unsigned slot, size_t len)
+{
+	char *p = e->buf + (size_t)(RDMA_NRECV + slot) * RDMA_MSG_BYTES;
+	struct ibv_sge sge = { .addr = (uintptr_t)p, .length = (uint32_t)len,
+			       .lkey = e->mr->lkey };
+	struct ibv_send_wr wr = { .wr_id = slot, .sg_list = &sge, .num_sge = 1,
+				  .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED }, *bad;
+
+	return err_pos(ibv_post_send(e->id->qp, &wr, &bad));
+}
+
+static char *send_slot(struct urdma_ep *e)
+{
+	return e->buf + (size_t)(RDMA_NRECV + e->send_next) * RDMA_MSG_BYTES;
+}
+
+static int send_one(struct urdma_ep *e, size_t len)
+{
+	int rc = post_send(e, e->send_next, len);
+
+	if (!rc) {
+		e->send_next = (e->send_next + 1) % RDMA_NSEND;
+		e->send_inflight++;
+	}
+	return rc;
+}
+
+/* ---- client transport ops (blocking with timeouts) */
+
+static struct urdma_client *rc_of(struct ufo_conn *c)
+{
+	return (struct urdma_client *)c;
+}
+
+static int client_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
+		       int timeout_ms)
+{
+	struct urdma_ep *e = &rc_of(c)->ep;
+	size_t fill = 0;
+	struct ibv_wc wc;
+	int rc;
+
+	for (int i = 0; i < iovcnt; i++) {
+		const char *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+
+		while (left) {
+			size_t n = RDMA_MSG_BYTES - fill;
+			if (!fill && e->send_inflight == RDMA_NSEND) {
+				if ((rc = cq_wait1(e, e->scc, e->scq, &wc, timeout_ms)))
+					return rc;
+				e->send_inflight--;
+			}
+			n = n < left ? n : left;
+			memcpy(send_slot(e) + fill, p, n);
+			fill += n;
+			p += n;
+			left -= n;
+			if (fill == RDMA_MSG_BYTES) {
+				if ((rc = send_one(e, fill)))
+					return rc;
+				fill = 0;
+			}
+		}
+	}
+	return fill ? send_one(e, fill) : 0;
+}
+
+static int client_recv(struct ufo_conn *c, void *buf, size_t len,
+		       int timeout_ms)
+{
+	struct urdma_ep *e = &rc_of(c)->ep;
+	size_t got = 0;
+
+	while (got < len) {
+		struct ibv_wc wc;
+		int rc;
+
+		if (e->broken)
+			return -ECONNRESET;
+		got += (size_t)recv_copy(e, (char *)buf + got, len - got);
+		if (got == len)
+			break;
+		if ((rc = cq_wait1(e, e->rcc, e->rcq, &wc, timeout_ms)))
+			return rc;
+		recv_ready(e, &wc);
+	}
+	return 0;
+}
+
+static void client_shutdown(struct ufo_conn *c)
+{
+	/* Flushes every posted work request: blocked waits see errors. */
+	rdma_disconnect(rc_of(c)->ep.id);
+}
+
+static void client_close(struct ufo_conn *c)
+{
+	struct urdma_client *r = rc_of(c);
+
+	if (r->ep.id)
+		rdma_disconnect(r->ep.id);
+	ep_destroy(&r->ep);
+	if (r->ec)
+		rdma_destroy_event_channel(r->ec);
+	free(r);
+}
+
+/* Waits for the next connection-manager event on ec and checks it is
+ * `want`.  -ETIMEDOUT, -ECONNREFUSED (rejected), -EHOSTUNREACH. */
+static int cm_expect(struct rdma_event_channel *ec, enum rdma_cm_event_type want,
+		     int timeout_ms)
+{
+	struct rdma_cm_event *ev;
+	enum rdma_cm_event_type got;
+	int rc = wait_fd(ec->fd, timeout_ms);
+
+	if (rc)
+		return rc;
+	if ((rc = err_neg1(rdma_get_cm_event(ec, &ev))))
+		return rc;
+	got = ev->event;
+	rc = ev->status;
+	rdma_ack_cm_event(ev);
+	if (got == want)
+		return 0;
+	if (got == RDMA_CM_EVENT_REJECTED)
+		return -ECONNREFUSED;
+	if (got == RDMA_CM_EVENT_ADDR_ERROR || got == RDMA_CM_EVENT_ROUTE_ERROR ||
+	    got == RDMA_CM_EVENT_UNREACHABLE)
+		return -EHOSTUNREACH;
+	return rc < 0 ? rc : -ECONNREFUSED;
+}
+
+static int resolve_sockaddr(const struct net_addr *a, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	char port[8];
+
+	snprintf(port, sizeof(port), "%u", a->port);
+	if (getaddrinfo(a->host, port, &hints, &res))
+		return -EHOSTUNREACH;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int client_connect_ep(struct urdma_client *r, const struct net_addr *a,
+			     int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	struct rdma_conn_param p = conn_param();
+	int rc, tmo = timeout_ms < RDMA_RESOLVE_MS ? timeout_ms : RDMA_RESOLVE_MS;
+
+	if ((rc = resolve_sockaddr(a, &ss)) ||
+	    (rc = err_neg1(rdma_resolve_addr(r->ep.id, NULL, (struct sockaddr *)&ss, tmo))) ||
+	    (rc = cm_expect(r->ec, RDMA_CM_EVENT_ADDR_RESOLVED, timeout_ms)) ||
+	    (rc = err_neg1(rdma_resolve_route(r->ep.id, tmo))) ||
+	    (rc = cm_expect(r->ec, RDMA_CM_EVENT_ROUTE_RESOLVED, timeout_ms)))
+		return rc;
+	if ((rc = ep_setup(&r->ep, r->ep.id)) ||
+	    (rc = err_neg1(rdma_connect(r->ep.id, &p))) ||
+	    (rc = cm_expect(r->ec, RDMA_CM_EVENT_ESTABLISHED, timeout_ms)))
+		return rc;
+	/* From now on the channel is only drained, never waited on alone. */
+	fcntl(r->ec->fd, F_SETFL, fcntl(r->ec->fd, F_GETFL) | O_NONBLOCK);
+	r->ep.cm = r->ec;
+	return 0;
+}
+
+static int client_connect(const struct net_addr *a, int timeout_ms,
+			  struct ufo_conn **out)
+{
+	struct urdma_client *r;
+	int rc;
+
+	if (!urdma_available())
+		return -ENODEV;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->base.ops = &ufo_rdma_transport;
+	rc = err_null(r->ec = rdma_create_event_channel());
+	if (!rc)
+		rc = err_neg1(rdma_create_id(r->ec, &r->ep.id, NULL, RDMA_PS_TCP));
+	if (!rc)
+		rc = client_connect_ep(r, a, timeout_ms);
+	if (rc) {
+		client_close(&r->base);
+		return rc;
+	}
+	*out = &r->base;
+	return 0;
+}
+
+const struct ufo_transport_ops ufo_rdma_transport = {
+	.name = "rdma",
+	.connect = client_connect,
+	.send = client_send,
+	.recv = client_recv,
+	.shutdown = client_shutdown,
+	.close = client_close,
+};
+
+/* ---- server side */
+
+int urdma_listen(const struct net_addr *addr, struct urdma_listener **out)
+{
+	struct sockaddr_storage ss;
+	struct urdma_listener *l;
+	int rc;
+
+	if (!urdma_available())
+		return -ENODEV;
+	if ((rc = resolve_sockaddr(addr, &ss)))
+		return rc;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	rc = err_null(l->ec = rdma_create_event_channel());
+	if (!rc)
+		rc = err_neg1(rdma_create_id(l->ec, &l->id, NULL, RDMA_PS_TCP));
+	if (!rc)
+		rc = err_neg1(rdma_bind_addr(l->id, (struct sockaddr *)&ss));
+	if (!rc)
+		rc = err_neg1(rdma_listen(l->id, 64));
+	if (!rc)
+		fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
+	if (rc) {
+		urdma_listener_close(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+void urdma_listener_close(struct urdma_listener *l)
+{
+	if (!l)
+		return;
+	if (l->id)
+		rdma_destroy_id(l->id);
+	if (l->ec)
+		rdma_destroy_event_channel(l->ec);
+	free(l);
+}
+
+int urdma_listener_fd(const struct urdma_listener *l)
+{
+	return l->ec->fd;
+}
+
+static int accept_request(struct rdma_cm_id *id)
+{
+	struct urdma_conn *c = calloc(1, sizeof(*c));
+	struct rdma_conn_param p = conn_param();
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	id->context = c;
+	rc = ep_setup(&c->ep, id);
+	if (!rc)
+		rc = err_neg1(rdma_accept(id, &p));
+	if (rc) {
+		rdma_reject(id, NULL, 0);
+		c->ep.id = NULL; /* the event's id: rdmacm destroys it */
+		ep_destroy(&c->ep);
+		free(c);
+	}
+	return rc;
+}
+
+int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
+			struct urdma_conn **conn)
+{
+	struct rdma_cm_event *ev;
+	struct urdma_conn *c;
+	int rc = 0;
+
+	*kind = URDMA_EV_NONE;
+	if (rdma_get_cm_event(l->ec, &ev))
+		return errno == EAGAIN ? 0 : -errno;
+	c = ev->id->context;
+	switch (ev->event) {
+	case RDMA_CM_EVENT_CONNECT_REQUEST:
+		rc = accept_request(ev->id);
+		break;
+	case RDMA_CM_EVENT_ESTABLISHED:
+		if (!c)
+			break;
+		c->established = true;
+		*kind = URDMA_EV_CONNECTED;
+		*conn = c;
+		break;
+	case RDMA_CM_EVENT_DISCONNECTED:
+	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		if (c && c->established) {
+			c->established = false;
+			c->ep.broken = true;
+			*kind = URDMA_EV_CLOSED;
+			*conn = c;
+		}
+		break;
+	default:
+		break;
+	}
+	rdma_ack_cm_event(ev);
+	return rc ? rc : 1;
+}
+
+ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len)
+{
+	ssize_t n = recv_copy(&c->ep, buf, len);
+
+	if (n > 0)
+		return n;
+	return c->ep.broken ? -ECONNRESET : -EAGAIN;
+}
+
+ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
+{
+	struct urdma_ep *e = &c->ep;
+	size_t n = len < RDMA_MSG_BYTES ? len : RDMA_MSG_BYTES;
+	int rc;
+
+	if (e->broken)
+		return -ECONNRESET;
+	if (e->send_inflight == RDMA_NSEND)
+		return -EAGAIN;
+	memcpy(send_slot(e), buf, n);
+	rc = send_one(e, n);
+	return rc ? rc : (ssize_t)n;
+}
+
+int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2])
+{
+	fds[0] = c->ep.rcc->fd;
+	fds[1] = c->ep.scc->fd;
+	return 0;
+}
+
+int urdma_srv_conn_poll(struct urdma_conn *c)
+{
+	struct urdma_ep *e = &c->ep;
+	struct ibv_wc wc;
+	int rc;
+
+	if ((rc = cq_rearm(e->rcc, e->rcq)) || (rc = cq_rearm(e->scc, e->scq)))
+		return rc;
+	while (e->ready_count < RDMA_NRECV && (rc = cq_poll1(e, e->rcq, &wc)) > 0)
+		recv_ready(e, &wc);
+	if (rc < 0)
+		return rc;
+	while ((rc = cq_poll1(e, e->scq, &wc)) > 0)
+		e->send_inflight--;
+	return rc < 0 ? rc : 0;
+}
+
+void urdma_srv_conn_close(struct urdma_conn *c)
+{
+	if (!c)
+		return;
+	rdma_disconnect(c->ep.id);
+	ep_destroy(&c->ep);
+	free(c);
+}
