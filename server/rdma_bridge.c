@@ -38,6 +38,7 @@ struct bridge_conn {
 	char from_sock[RDMA_MSG_BYTES]; /* read from the socket, not yet sent */
 	size_t from_len, from_off;
 	uint32_t sock_events;
+	bool closing;     /* the loop closed its end: flush, then go */
 	bool dead;
 };
 
@@ -85,9 +86,16 @@ static bool pump_out(struct bridge_conn *b)
 
 		if (b->from_off == b->from_len) {
 			b->from_off = b->from_len = 0;
+			if (b->closing)
+				return !urdma_srv_send_idle(b->rc);
 			n = read(b->sock, b->from_sock, sizeof(b->from_sock));
-			if (n == 0) /* the loop closed its end */
-				return false;
+			if (n == 0) {
+				/* The loop closed its end, maybe right after an
+				 * error reply: disconnect only once every SEND
+				 * completed, or the reply could be lost. */
+				b->closing = true;
+				return !urdma_srv_send_idle(b->rc);
+			}
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR;
 			b->from_len = (size_t)n;
@@ -107,7 +115,7 @@ static bool pump_out(struct bridge_conn *b)
  * interest in anything else would spin. */
 static void sock_interest(struct bridge *br, struct bridge_conn *b)
 {
-	uint32_t want = (b->from_off == b->from_len ? EPOLLIN : 0) |
+	uint32_t want = (b->from_off == b->from_len && !b->closing ? EPOLLIN : 0) |
 			(b->to_off < b->to_len ? EPOLLOUT : 0);
 	struct epoll_event ev = { .events = want, .data.ptr = b };
 

@@ -245,7 +245,7 @@ static int wait_cq_or_cm(struct urdma_ep *e, int cc_fd, int timeout_ms)
 	if (n == 0)
 		return -ETIMEDOUT;
 	if (p[1].revents & POLLIN)
-		return cm_drain(e);
+		cm_drain(e); /* sets broken; the caller drains the CQ first */
 	return 0;
 }
 
@@ -262,6 +262,11 @@ static int cq_wait1(struct urdma_ep *e, struct ibv_comp_channel *cc,
 		 * empty poll and the arm raises no event. */
 		if ((rc = cq_rearm(cc, cq)) || (rc = cq_poll1(e, cq, wc)))
 			return rc < 0 ? rc : 0;
+		/* Disconnected and nothing left that arrived before: done.
+		 * (Completions that landed before the disconnect are still
+		 * delivered: an error reply sent just before a close.) */
+		if (e->broken)
+			return -ECONNRESET;
 		if ((rc = wait_cq_or_cm(e, cc->fd, timeout_ms)))
 			return rc;
 	}
@@ -381,8 +386,6 @@ static int client_recv(struct ufo_conn *c, void *buf, size_t len,
 		struct ibv_wc wc;
 		int rc;
 
-		if (e->broken)
-			return -ECONNRESET;
 		got += (size_t)recv_copy(e, (char *)buf + got, len - got);
 		if (got == len)
 			break;
@@ -636,6 +639,11 @@ ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
 	memcpy(send_slot(e), buf, n);
 	rc = send_one(e, n);
 	return rc ? rc : (ssize_t)n;
+}
+
+bool urdma_srv_send_idle(const struct urdma_conn *c)
+{
+	return c->ep.send_inflight == 0;
 }
 
 int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2])

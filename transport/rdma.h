@@ -62,6 +62,8 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
  * is free.  Call urdma_srv_conn_poll() when the descriptor is readable. */
 ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len);
 ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len);
+/* No SEND is still in flight (everything given to rdma_srv_send left). */
+bool urdma_srv_send_idle(const struct urdma_conn *c);
 /* The two descriptors (receive and send completion channels) to wait on. */
 int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2]);
 /* Collects completions after the descriptor turned readable.  0 or

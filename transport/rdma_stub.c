@@ -70,6 +70,11 @@ ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
 	return -EOPNOTSUPP;
 }
 
+bool urdma_srv_send_idle(const struct urdma_conn *c)
+{
+	return true;
+}
+
 int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2])
 {
 	return -EOPNOTSUPP;
