@@ -352,7 +352,9 @@ base_initramfs() {
 	kdir=$(readlink -f "$CACHE/kernel/current")
 	version=$(cat "$kdir/.version")
 	command -v busybox >/dev/null || skip "busybox not found (package busybox-static)"
-	busybox --list | grep -qx insmod || skip "busybox has no insmod"
+	# grep -q would stop at the first match and, under pipefail, the writer's
+	# SIGPIPE would fail the pipeline: let grep read everything.
+	busybox --list | grep -x insmod >/dev/null || skip "busybox has no insmod"
 	is_elf "$(command -v busybox)" && ldd "$(command -v busybox)" >/dev/null 2>&1 &&
 		skip "busybox is not static (package busybox-static)"
 	command -v cpio >/dev/null || skip "cpio not found"
@@ -555,7 +557,7 @@ parse_options() {
 
 check_host() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not found (package qemu-system-x86)"
-	qemu-system-x86_64 -accel help 2>/dev/null | grep -qx "$ACCEL" ||
+	qemu-system-x86_64 -accel help 2>/dev/null | grep -x "$ACCEL" >/dev/null ||
 		skip "qemu-system-x86_64 has no $ACCEL accelerator"
 	local t
 	for t in dpkg depmod modprobe ldd flock timeout; do
