@@ -366,8 +366,11 @@ int loop_run(struct server *srv)
 		if (srv->stopping && (!srv->nconns || now_ms() > deadline))
 			break;
 		n = epoll_wait(srv->epoll_fd, ev, LOOP_EVENTS, LOOP_TICK_MS);
-		if (n < 0 && errno != EINTR)
-			return -errno;
+		if (n < 0 && errno != EINTR) {
+			rc = -errno;
+			rdma_bridge_stop(srv); /* it uses srv: stop it first */
+			return rc;
+		}
 		dispatch_events(srv, ev, n > 0 ? n : 0);
 		expire_handshakes(srv);
 	}

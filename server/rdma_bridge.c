@@ -27,6 +27,10 @@
 
 #define BRIDGE_EVENTS 64
 #define BRIDGE_BUF (4 * RDMA_MSG_BYTES)
+/* A closing connection whose last SENDs do not complete (a client that
+ * stopped reading: RNR retries forever) is destroyed after this long. */
+#define BRIDGE_CLOSE_MS 5000
+#define BRIDGE_TICK_MS 200
 
 struct bridge_conn {
 	struct bridge_conn *next;
@@ -39,11 +43,13 @@ struct bridge_conn {
 	size_t from_len, from_off;
 	uint32_t sock_events;
 	bool closing;     /* the loop closed its end: flush, then go */
+	int64_t close_deadline;
 	bool dead;
 };
 
 struct bridge {
 	struct server *srv;
+	bool stopping;
 	struct urdma_listener *l;
 	int epfd, stop_fd;
 	pthread_t thread;
@@ -55,6 +61,20 @@ static char listener_tag, stop_tag;
 static struct bridge bridge = { .epfd = -1, .stop_fd = -1 };
 
 /* ---- moving bytes */
+
+/* The loop closed its end (EOF, or EPIPE while writing to it): what it
+ * sent is still to be flushed over RDMA, then the connection goes.  The
+ * socket now reports EPOLLHUP whatever the interest, so it leaves the epoll
+ * set; the completion channels drive the rest. */
+static void start_closing(struct bridge_conn *b)
+{
+	if (b->closing)
+		return;
+	b->closing = true;
+	b->close_deadline = now_ms() + BRIDGE_CLOSE_MS;
+	epoll_ctl(bridge.epfd, EPOLL_CTL_DEL, b->sock, NULL);
+	b->sock_events = 0;
+}
 
 /* RDMA → socket.  Returns false when the connection is finished. */
 static bool pump_in(struct bridge_conn *b)
@@ -71,7 +91,15 @@ static bool pump_in(struct bridge_conn *b)
 				return false;
 			b->to_len = (size_t)n;
 		}
+		if (b->closing) { /* the loop has gone: nobody to read it */
+			b->to_off = b->to_len;
+			continue;
+		}
 		n = write(b->sock, b->to_sock + b->to_off, b->to_len - b->to_off);
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			start_closing(b);
+			continue;
+		}
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
 		b->to_off += (size_t)n;
@@ -89,11 +117,11 @@ static bool pump_out(struct bridge_conn *b)
 			if (b->closing)
 				return !urdma_srv_send_idle(b->rc);
 			n = read(b->sock, b->from_sock, sizeof(b->from_sock));
-			if (n == 0) {
+			if (n == 0 || (n < 0 && errno == ECONNRESET)) {
 				/* The loop closed its end, maybe right after an
 				 * error reply: disconnect only once every SEND
 				 * completed, or the reply could be lost. */
-				b->closing = true;
+				start_closing(b);
 				return !urdma_srv_send_idle(b->rc);
 			}
 			if (n < 0)
@@ -115,6 +143,9 @@ static bool pump_out(struct bridge_conn *b)
  * interest in anything else would spin. */
 static void sock_interest(struct bridge *br, struct bridge_conn *b)
 {
+	if (b->closing)
+		return; /* out of the epoll set */
+	{
 	uint32_t want = (b->from_off == b->from_len && !b->closing ? EPOLLIN : 0) |
 			(b->to_off < b->to_len ? EPOLLOUT : 0);
 	struct epoll_event ev = { .events = want, .data.ptr = b };
@@ -122,16 +153,27 @@ static void sock_interest(struct bridge *br, struct bridge_conn *b)
 	if (want != b->sock_events &&
 	    epoll_ctl(br->epfd, EPOLL_CTL_MOD, b->sock, &ev) == 0)
 		b->sock_events = want;
+	}
 }
 
+/* Both directions run every time: an error on one side must not cut off
+ * replies still flowing on the other.  The connection is finished on an
+ * RDMA error, or once it is closing and its last SEND completed. */
 static void pump(struct bridge *br, struct bridge_conn *b)
 {
+	bool in_ok, out_ok;
+
 	if (b->dead)
 		return;
-	if (urdma_srv_conn_poll(b->rc) || !pump_in(b) || !pump_out(b))
+	if (urdma_srv_conn_poll(b->rc)) {
 		b->dead = true;
-	/* pump_out may have freed receive-side progress and vice versa. */
-	if (!b->dead && !pump_in(b))
+		return;
+	}
+	in_ok = pump_in(b);
+	out_ok = pump_out(b);
+	if (!in_ok && !b->closing) /* RDMA side failed */
+		b->dead = true;
+	if (!out_ok)
 		b->dead = true;
 	if (!b->dead)
 		sock_interest(br, b);
@@ -143,7 +185,8 @@ static void conn_free(struct bridge *br, struct bridge_conn *b)
 {
 	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[0], NULL);
 	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[1], NULL);
-	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->sock, NULL);
+	if (!b->closing)
+		epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->sock, NULL);
 	close(b->sock); /* the loop sees EOF and closes its side */
 	urdma_srv_conn_close(b->rc);
 	free(b);
@@ -151,8 +194,15 @@ static void conn_free(struct bridge *br, struct bridge_conn *b)
 
 static void reap_dead(struct bridge *br)
 {
+	int64_t now = now_ms();
+
 	for (struct bridge_conn **p = &br->conns; *p;) {
 		struct bridge_conn *b = *p;
+		if (b->closing && now > b->close_deadline && !b->dead) {
+			log_warn("rdma: a closing connection's last replies were not taken in %d ms: dropping it",
+				 BRIDGE_CLOSE_MS);
+			b->dead = true;
+		}
 		if (b->dead) {
 			*p = b->next;
 			log_debug("rdma: connection closed");
@@ -203,6 +253,19 @@ static void conn_added(struct bridge *br, struct urdma_conn *rc)
 	pump(br, b); /* data may have arrived with the connection */
 }
 
+static void begin_bridge_stop(struct bridge *br)
+{
+	uint64_t v;
+
+	if (read(br->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_err("rdma: stop: %s", strerror(errno));
+	br->stopping = true;
+	epoll_ctl(br->epfd, EPOLL_CTL_DEL, br->stop_fd, NULL);
+	epoll_ctl(br->epfd, EPOLL_CTL_DEL, urdma_listener_fd(br->l), NULL);
+	for (struct bridge_conn *b = br->conns; b; b = b->next)
+		start_closing(b);
+}
+
 static void conn_closed(struct bridge *br, struct urdma_conn *rc)
 {
 	for (struct bridge_conn *b = br->conns; b; b = b->next)
@@ -227,25 +290,29 @@ static void on_listener(struct bridge *br)
 		log_warn("rdma: connection manager: %s", strerror(-err));
 }
 
+/* On stop, connections whose loop side already closed still flush their
+ * last replies (acknowledged writes among them), bounded by
+ * BRIDGE_CLOSE_MS; the loop drains before it stops the bridge. */
 static void *bridge_main(void *arg)
 {
 	struct bridge *br = arg;
 	struct epoll_event ev[BRIDGE_EVENTS];
 
-	for (;;) {
-		int n = epoll_wait(br->epfd, ev, BRIDGE_EVENTS, -1);
+	while (!br->stopping || br->conns) {
+		int n = epoll_wait(br->epfd, ev, BRIDGE_EVENTS, BRIDGE_TICK_MS);
 
 		for (int i = 0; i < n; i++) {
 			void *tag = ev[i].data.ptr;
 			if (tag == &stop_tag)
-				return NULL;
-			if (tag == &listener_tag)
+				begin_bridge_stop(br);
+			else if (tag == &listener_tag)
 				on_listener(br);
 			else
 				pump(br, tag);
 		}
 		reap_dead(br);
 	}
+	return NULL;
 }
 
 static int bridge_setup(struct bridge *br, const struct net_addr *addr)

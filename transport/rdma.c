@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <rdma/rdma_cma.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,7 @@ struct urdma_ep {
 	unsigned ready_head, ready_count, cur_off;
 	/* send side */
 	unsigned send_next, send_inflight;
-	bool broken;
+	_Atomic bool broken; /* set by whichever thread sees the failure */
 };
 
 struct urdma_client { /* client */
@@ -47,12 +48,17 @@ struct urdma_client { /* client */
 
 struct urdma_conn {
 	struct urdma_ep ep;
+	struct urdma_conn *next; /* on the listener's list until established */
 	bool established;
+	bool reported_closed;
 };
+
+static void srv_conn_destroy(struct urdma_conn *c);
 
 struct urdma_listener {
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *id;
+	struct urdma_conn *pending; /* accepted, not yet established */
 };
 
 /* ---- errors: the three conventions, converted once */
@@ -222,11 +228,16 @@ static int cm_drain(struct urdma_ep *e)
 		if (ev->event == RDMA_CM_EVENT_DISCONNECTED ||
 		    ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL ||
 		    ev->event == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
-			e->broken = true;
+			atomic_store(&e->broken, true);
 			rc = -ECONNRESET;
 		}
 		rdma_ack_cm_event(ev);
 	}
+	/* Reading DISCONNECTED does not move the QP to the error state;
+	 * rdma_disconnect does, which flushes both CQs and so wakes a sender
+	 * blocked on the send channel as well as this reader. */
+	if (rc)
+		rdma_disconnect(e->id);
 	return rc;
 }
 
@@ -546,6 +557,11 @@ void urdma_listener_close(struct urdma_listener *l)
 {
 	if (!l)
 		return;
+	while (l->pending) {
+		struct urdma_conn *c = l->pending;
+		l->pending = c->next;
+		srv_conn_destroy(c);
+	}
 	if (l->id)
 		rdma_destroy_id(l->id);
 	if (l->ec)
@@ -558,62 +574,94 @@ int urdma_listener_fd(const struct urdma_listener *l)
 	return l->ec->fd;
 }
 
-static int accept_request(struct rdma_cm_id *id)
+static void pending_unlink(struct urdma_listener *l, struct urdma_conn *c)
+{
+	for (struct urdma_conn **p = &l->pending; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			return;
+		}
+}
+
+/* Frees a connection and its id.  Its own id must have no unacked event
+ * (a CONNECT_REQUEST is counted on the listening id, so the new id may be
+ * destroyed while handling it). */
+static void srv_conn_destroy(struct urdma_conn *c)
+{
+	ep_destroy(&c->ep); /* QP, MR, CQs, channels, PD, then the id */
+	free(c);
+}
+
+static int accept_request(struct urdma_listener *l, struct rdma_cm_id *id)
 {
 	struct urdma_conn *c = calloc(1, sizeof(*c));
 	struct rdma_conn_param p = conn_param();
 	int rc;
 
-	if (!c)
+	if (!c) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
 		return -ENOMEM;
+	}
 	id->context = c;
-	rc = ep_setup(&c->ep, id);
+	rc = ep_setup(&c->ep, id); /* sets c->ep.id first: destroy owns it */
 	if (!rc)
 		rc = err_neg1(rdma_accept(id, &p));
 	if (rc) {
 		rdma_reject(id, NULL, 0);
-		c->ep.id = NULL; /* the event's id: rdmacm destroys it */
-		ep_destroy(&c->ep);
-		free(c);
+		srv_conn_destroy(c);
+		return rc;
 	}
-	return rc;
+	c->next = l->pending;
+	l->pending = c;
+	return 0;
+}
+
+/* Terminal events of a connection that never got established (rejected,
+ * unreachable, failed, gone before ESTABLISHED): nobody else knows it, so
+ * it is destroyed here, after the event is acked. */
+static bool kills_pending(enum rdma_cm_event_type t)
+{
+	return t == RDMA_CM_EVENT_REJECTED || t == RDMA_CM_EVENT_UNREACHABLE ||
+	       t == RDMA_CM_EVENT_CONNECT_ERROR ||
+	       t == RDMA_CM_EVENT_DISCONNECTED ||
+	       t == RDMA_CM_EVENT_TIMEWAIT_EXIT ||
+	       t == RDMA_CM_EVENT_DEVICE_REMOVAL;
 }
 
 int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			struct urdma_conn **conn)
+			 struct urdma_conn **conn)
 {
 	struct rdma_cm_event *ev;
-	struct urdma_conn *c;
+	struct urdma_conn *c, *doomed = NULL;
+	enum rdma_cm_event_type t;
 	int rc = 0;
 
 	*kind = URDMA_EV_NONE;
 	if (rdma_get_cm_event(l->ec, &ev))
-		return errno == EAGAIN ? 0 : -errno;
-	c = ev->id->context;
-	switch (ev->event) {
-	case RDMA_CM_EVENT_CONNECT_REQUEST:
-		rc = accept_request(ev->id);
-		break;
-	case RDMA_CM_EVENT_ESTABLISHED:
-		if (!c)
-			break;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	c = ev->id == l->id ? NULL : ev->id->context;
+	t = ev->event;
+	if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
+		rc = accept_request(l, ev->id);
+	} else if (c && !c->established && t == RDMA_CM_EVENT_ESTABLISHED) {
+		pending_unlink(l, c);
 		c->established = true;
 		*kind = URDMA_EV_CONNECTED;
 		*conn = c;
-		break;
-	case RDMA_CM_EVENT_DISCONNECTED:
-	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
-		if (c && c->established) {
-			c->established = false;
-			c->ep.broken = true;
-			*kind = URDMA_EV_CLOSED;
-			*conn = c;
-		}
-		break;
-	default:
-		break;
+	} else if (c && !c->established && kills_pending(t)) {
+		pending_unlink(l, c);
+		doomed = c;
+	} else if (c && c->established && kills_pending(t) &&
+		   !c->reported_closed) {
+		c->reported_closed = true;
+		atomic_store(&c->ep.broken, true);
+		*kind = URDMA_EV_CLOSED; /* the owner closes it */
+		*conn = c;
 	}
 	rdma_ack_cm_event(ev);
+	if (doomed)
+		srv_conn_destroy(doomed);
 	return rc ? rc : 1;
 }
 
@@ -675,6 +723,5 @@ void urdma_srv_conn_close(struct urdma_conn *c)
 	if (!c)
 		return;
 	rdma_disconnect(c->ep.id);
-	ep_destroy(&c->ep);
-	free(c);
+	srv_conn_destroy(c);
 }

@@ -364,9 +364,31 @@ static void lead(struct rconn *rc, struct ufo_conn *c, struct rreq *r,
 	pthread_cond_broadcast(&rc->cond); /* a follower may lead now */
 	if (err) {
 		pthread_mutex_unlock(&rc->lock);
+		/* A sender may be blocked on c (a long WRITE into a slow
+		 * peer): shut c down so it returns, then close it. */
+		conn_shutdown(c);
 		conn_close_unused(rc, c);
 		pthread_mutex_lock(&rc->lock);
 	}
+}
+
+/* A follower timed out: the server stopped answering.  With a leader
+ * reading, shutting the connection down makes its read fail and it detaches
+ * the connection; with none, nobody would, so the follower detaches it and
+ * closes it itself (else the next request would find a dead connection
+ * still attached).  rc->lock held. */
+static void abandon_conn_locked(struct rconn *rc)
+{
+	struct ufo_conn *c = rc->conn;
+
+	rc->timed_out = true;
+	conn_shutdown(c);
+	if (rc->reading)
+		return;
+	conn_detach_locked(rc, c, -ETIMEDOUT);
+	pthread_mutex_unlock(&rc->lock);
+	conn_close_unused(rc, c);
+	pthread_mutex_lock(&rc->lock);
 }
 
 /* Waits for r, leading the connection whenever nobody else reads it.  A
@@ -389,10 +411,8 @@ static int wait_request(struct rconn *rc, struct rreq *r, uint64_t gen)
 			pending_take(rc, r->id);
 			r->status = -ETIMEDOUT;
 			r->done = true;
-			if (rc->conn && rc->gen == gen) {
-				rc->timed_out = true;
-				rc->cl->tops->shutdown(rc->conn);
-			}
+			if (rc->conn && rc->gen == gen)
+				abandon_conn_locked(rc);
 			break;
 		}
 		pthread_cond_timedwait(&rc->cond, &rc->lock, &ts);
