@@ -222,10 +222,17 @@ static void conn_close_unused(struct rconn *rc, struct ufo_conn *c)
 
 /* ---- connecting */
 
+/* ufo:// gives RDMA this long to connect before it falls back to TCP (a
+ * server host without an RDMA stack never answers the request). */
+#define FALLBACK_CONNECT_MS 2000
+
 static int conn_open(struct ufo_client *cl, struct ufo_conn **out,
 		     uint16_t *version)
 {
-	int rc = cl->tops->connect(&cl->addr, cl->timeout_ms, out);
+	int tmo = cl->fallback && cl->tops != &ufo_tcp_transport &&
+			  cl->timeout_ms > FALLBACK_CONNECT_MS
+		  ? FALLBACK_CONNECT_MS : cl->timeout_ms;
+	int rc = cl->tops->connect(&cl->addr, tmo, out);
 
 	if (rc)
 		return rc;
