@@ -353,6 +353,35 @@ static void handle_sync(struct server *srv, struct request *r)
 	commit_submit(srv, r);
 }
 
+/* MAP: registration by the RDMA bridge of the connection that asked. */
+static void handle_map(struct server *srv, struct request *r)
+{
+	struct wire_io io;
+	struct store_obj *o = io_target(srv, r, &io, 0);
+	struct outbuf *ob;
+	struct wire_map m;
+	int rc;
+
+	if (!o)
+		return;
+	rc = rdma_bridge_map(srv, r->conn->fd, o, io.offset, io.len, &m);
+	store_put(o);
+	if (rc) {
+		fail(r, wire_errno_to_status(rc), "map: %s", strerror(-rc));
+		return;
+	}
+	ob = outbuf_new(sizeof(m));
+	if (!ob) {
+		fail(r, WIRE_EIO, "out of memory");
+		return;
+	}
+	m.addr = htole64(m.addr);
+	m.rkey = htole32(m.rkey);
+	m.len = htole32(m.len);
+	memcpy(outbuf_payload(ob), &m, sizeof(m));
+	request_done(r, WIRE_OK, ob);
+}
+
 void handle_request(struct server *srv, struct request *r)
 {
 	if (r->hdr.op < SERVER_STATS_OPS)
@@ -379,6 +408,9 @@ void handle_request(struct server *srv, struct request *r)
 		break;
 	case WIRE_SYNC:
 		handle_sync(srv, r);
+		break;
+	case WIRE_MAP:
+		handle_map(srv, r);
 		break;
 	default: /* the loop only queues the ops above */
 		fail(r, WIRE_EINVAL, "op %u not served by workers",

@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -31,11 +33,28 @@
  * stopped reading: RNR retries forever) is destroyed after this long. */
 #define BRIDGE_CLOSE_MS 5000
 #define BRIDGE_TICK_MS 200
+/* Registrations (MAP) per connection: pinned object memory is bounded by
+ * BRIDGE_MAPS x the largest MAP (WIRE_MAX_IO); past it MAP answers EBUSY
+ * and the client reads two-sided. */
+#define BRIDGE_MAPS 64
+
+/* A registration made for MAP: the object range mapped and registered. */
+struct bridge_map {
+	uint64_t obj_id, off;
+	uint32_t len;
+	void *map;        /* mmap of the page-aligned range */
+	size_t map_len;
+	void *mr;
+	uint32_t rkey;
+};
 
 struct bridge_conn {
 	struct bridge_conn *next;
 	struct urdma_conn *rc;
 	int sock;         /* our end of the socketpair */
+	ino_t loop_ino;   /* the loop's end, to find us for MAP */
+	struct bridge_map maps[BRIDGE_MAPS];
+	unsigned nmaps;
 	int fds[2];       /* completion channels */
 	char to_sock[BRIDGE_BUF];      /* received over RDMA, not yet written */
 	size_t to_len, to_off;
@@ -50,6 +69,9 @@ struct bridge_conn {
 struct bridge {
 	struct server *srv;
 	bool stopping;
+	/* conns is changed by the bridge thread under lock; workers (MAP)
+	 * look connections up and register under it too. */
+	pthread_mutex_t lock;
 	struct urdma_listener *l;
 	int epfd, stop_fd;
 	pthread_t thread;
@@ -58,7 +80,8 @@ struct bridge {
 
 static char listener_tag, stop_tag;
 
-static struct bridge bridge = { .epfd = -1, .stop_fd = -1 };
+static struct bridge bridge = { .epfd = -1, .stop_fd = -1,
+				 .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- moving bytes */
 
@@ -181,8 +204,18 @@ static void pump(struct bridge *br, struct bridge_conn *b)
 
 /* ---- connections */
 
+static void maps_release(struct bridge_conn *b)
+{
+	for (unsigned i = 0; i < b->nmaps; i++) {
+		urdma_srv_deregister(b->maps[i].mr);
+		munmap(b->maps[i].map, b->maps[i].map_len);
+	}
+	b->nmaps = 0;
+}
+
 static void conn_free(struct bridge *br, struct bridge_conn *b)
 {
+	maps_release(b); /* registrations go before the connection's PD */
 	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[0], NULL);
 	epoll_ctl(br->epfd, EPOLL_CTL_DEL, b->fds[1], NULL);
 	if (!b->closing)
@@ -204,7 +237,9 @@ static void reap_dead(struct bridge *br)
 			b->dead = true;
 		}
 		if (b->dead) {
+			pthread_mutex_lock(&br->lock);
 			*p = b->next;
+			pthread_mutex_unlock(&br->lock);
 			log_debug("rdma: connection closed");
 			conn_free(br, b);
 		} else {
@@ -240,8 +275,14 @@ static void conn_added(struct bridge *br, struct urdma_conn *rc)
 	}
 	b->rc = rc;
 	b->sock = sv[0];
+	{
+		struct stat st;
+		b->loop_ino = fstat(sv[1], &st) ? 0 : st.st_ino;
+	}
+	pthread_mutex_lock(&br->lock);
 	b->next = br->conns;
 	br->conns = b;
+	pthread_mutex_unlock(&br->lock);
 	if (conn_watch(br, b)) {
 		log_err("rdma: epoll: %s", strerror(errno));
 		close(sv[1]);
@@ -337,9 +378,16 @@ static int bridge_setup(struct bridge *br, const struct net_addr *addr)
 
 static void bridge_release(struct bridge *br)
 {
-	while (br->conns) {
-		struct bridge_conn *b = br->conns;
-		br->conns = b->next;
+	for (;;) { /* workers may still look connections up (MAP) */
+		struct bridge_conn *b;
+
+		pthread_mutex_lock(&br->lock);
+		b = br->conns;
+		if (b)
+			br->conns = b->next;
+		pthread_mutex_unlock(&br->lock);
+		if (!b)
+			break;
 		conn_free(br, b);
 	}
 	urdma_listener_close(br->l);
@@ -347,7 +395,9 @@ static void bridge_release(struct bridge *br)
 		close(br->epfd);
 	if (br->stop_fd >= 0)
 		close(br->stop_fd);
-	*br = (struct bridge){ .epfd = -1, .stop_fd = -1 };
+	br->l = NULL;
+	br->epfd = br->stop_fd = -1;
+	br->stopping = false;
 }
 
 int rdma_bridge_start(struct server *srv, const struct net_addr *addr)
@@ -387,4 +437,96 @@ void rdma_bridge_stop(struct server *srv)
 	pthread_join(bridge.thread, NULL);
 	bridge_release(&bridge);
 	srv->rdma_on = false;
+}
+
+/* ---- MAP (called by workers) */
+
+/* The live bridge connection whose loop end is the socket loop_fd.  The
+ * socket's inode names it: a descriptor number can be reused by another
+ * connection once the loop closed this one.  bridge.lock held. */
+static struct bridge_conn *find_by_loop_fd(int loop_fd)
+{
+	struct stat st;
+
+	if (fstat(loop_fd, &st))
+		return NULL;
+	for (struct bridge_conn *b = bridge.conns; b; b = b->next)
+		if (b->loop_ino == st.st_ino && !b->dead && !b->closing)
+			return b;
+	return NULL;
+}
+
+static struct bridge_map *map_find(struct bridge_conn *b, uint64_t id,
+				   uint64_t off, uint32_t len)
+{
+	for (unsigned i = 0; i < b->nmaps; i++)
+		if (b->maps[i].obj_id == id && b->maps[i].off == off &&
+		    b->maps[i].len == len)
+			return &b->maps[i];
+	return NULL;
+}
+
+/* Maps and registers a new range of o for b.  bridge.lock held. */
+static int map_new(struct bridge_conn *b, struct store_obj *o, uint64_t off,
+		   uint32_t len, struct bridge_map **out)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t start = off & ~(uint64_t)(page - 1);
+	struct bridge_map *m = &b->maps[b->nmaps];
+	struct stat st;
+	int rc;
+
+	if (b->nmaps == BRIDGE_MAPS)
+		return -EBUSY;
+	/* Never-written tails are not in the file: mapping them would fault.
+	 * READ serves them (as zeros); extending the file here could race a
+	 * concurrent write that extends it further. */
+	if (fstat(o->fd, &st))
+		return -errno;
+	if (off + len > (uint64_t)st.st_size)
+		return -ERANGE;
+	m->map_len = (size_t)(off + len - start);
+	/* Writable although only read: rxe (and other drivers) pin user
+	 * memory for writing whatever the access asked, which fails with
+	 * EFAULT on a read-only mapping.  Nothing writes through it. */
+	m->map = mmap(NULL, m->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      o->fd, (off_t)start);
+	if (m->map == MAP_FAILED)
+		return -errno;
+	rc = urdma_srv_register(b->rc, m->map, m->map_len, &m->rkey, &m->mr);
+	if (rc) {
+		munmap(m->map, m->map_len);
+		return rc;
+	}
+	m->obj_id = o->id;
+	m->off = off;
+	m->len = len;
+	b->nmaps++;
+	*out = m;
+	return 0;
+}
+
+int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
+		    uint64_t off, uint32_t len, struct wire_map *out)
+{
+	struct bridge_conn *b;
+	struct bridge_map *m;
+	int rc = 0;
+
+	if (!srv->rdma_on || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&bridge.lock);
+	b = find_by_loop_fd(loop_fd);
+	if (!b)
+		rc = -EINVAL;
+	else if (!(m = map_find(b, o->id, off, len)))
+		rc = map_new(b, o, off, len, &m);
+	if (!rc) {
+		/* The page-aligned mapping starts before off. */
+		out->addr = (uint64_t)(uintptr_t)m->map + (off & (uint64_t)(sysconf(_SC_PAGESIZE) - 1));
+		out->rkey = m->rkey;
+		out->len = len;
+	}
+	pthread_mutex_unlock(&bridge.lock);
+	return rc;
 }

@@ -129,6 +129,12 @@ struct server {
  * no device or no rdma-core; never fails the server). */
 int rdma_bridge_start(struct server *srv, const struct net_addr *addr);
 void rdma_bridge_stop(struct server *srv);
+/* Registers [off, off + len) of o's data for one-sided reads by the RDMA
+ * client behind the loop's connection loop_fd (WIRE_MAP).  0 and *out (in
+ * host order), or -EINVAL (not an RDMA connection), -ERANGE (past the data
+ * file: never written), -EBUSY (the connection's bound), -errno. */
+int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
+		    uint64_t off, uint32_t len, struct wire_map *out);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 

@@ -19,6 +19,7 @@
 #include "rdma.h"
 
 #define RDMA_RESOLVE_MS 2000
+#define RDMA_READ_WR_ID UINT64_MAX /* the one READ a client has in flight */
 #define RDMA_BUF_BYTES ((size_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
 
 /* One end of a connection: queue pair, two completion queues each with its
@@ -37,6 +38,7 @@ struct urdma_ep {
 	unsigned ready_head, ready_count, cur_off;
 	/* send side */
 	unsigned send_next, send_inflight;
+
 	_Atomic bool broken; /* set by whichever thread sees the failure */
 };
 
@@ -145,6 +147,7 @@ static int ep_setup(struct urdma_ep *e, struct rdma_cm_id *id)
 
 static void ep_destroy(struct urdma_ep *e)
 {
+
 	if (e->id && e->id->qp)
 		rdma_destroy_qp(e->id);
 	if (e->mr)
@@ -407,6 +410,66 @@ static int client_recv(struct ufo_conn *c, void *buf, size_t len,
 	return 0;
 }
 
+static int read_posted(struct urdma_ep *e, struct ibv_mr *mr, void *dst,
+		       size_t len, uint64_t raddr, uint32_t rkey, int timeout_ms);
+
+/* One RDMA READ, waited for on the send queue's completions (SENDs that
+ * complete meanwhile are counted off as client_send would).  The caller
+ * holds the connection's send exclusion, so nobody else polls that CQ.
+ * dst is registered for this read only: a cached registration could pin
+ * pages of a buffer since unmapped, and a new buffer at the same address
+ * would silently miss the data. */
+static int client_read_remote(struct ufo_conn *c, void *dst, size_t len,
+			      uint64_t raddr, uint32_t rkey, int timeout_ms)
+{
+	struct urdma_ep *e = &rc_of(c)->ep;
+	struct ibv_mr *mr;
+	int rc;
+
+	if (len > UINT32_MAX)
+		return -EINVAL;
+	if ((rc = err_null(mr = ibv_reg_mr(e->pd, dst, len,
+					   IBV_ACCESS_LOCAL_WRITE))))
+		return rc;
+	rc = read_posted(e, mr, dst, len, raddr, rkey, timeout_ms);
+	ibv_dereg_mr(mr);
+	return rc;
+}
+
+static int read_posted(struct urdma_ep *e, struct ibv_mr *mr, void *dst,
+		       size_t len, uint64_t raddr, uint32_t rkey, int timeout_ms)
+{
+	struct ibv_wc wc;
+	int rc;
+
+	if (e->send_inflight == RDMA_NSEND) {
+		if ((rc = cq_wait1(e, e->scc, e->scq, &wc, timeout_ms)))
+			return rc;
+		e->send_inflight--;
+	}
+	{
+		struct ibv_sge sge = { .addr = (uintptr_t)dst,
+				       .length = (uint32_t)len,
+				       .lkey = mr->lkey };
+		struct ibv_send_wr wr = { .wr_id = RDMA_READ_WR_ID,
+					  .sg_list = &sge, .num_sge = 1,
+					  .opcode = IBV_WR_RDMA_READ,
+					  .send_flags = IBV_SEND_SIGNALED }, *bad;
+
+		wr.wr.rdma.remote_addr = raddr;
+		wr.wr.rdma.rkey = rkey;
+		if ((rc = err_pos(ibv_post_send(e->id->qp, &wr, &bad))))
+			return rc;
+	}
+	e->send_inflight++;
+	do {
+		if ((rc = cq_wait1(e, e->scc, e->scq, &wc, timeout_ms)))
+			return rc;
+		e->send_inflight--;
+	} while (wc.wr_id != RDMA_READ_WR_ID);
+	return 0;
+}
+
 static void client_shutdown(struct ufo_conn *c)
 {
 	/* Flushes every posted work request: blocked waits see errors. */
@@ -517,6 +580,7 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.connect = client_connect,
 	.send = client_send,
 	.recv = client_recv,
+	.read_remote = client_read_remote,
 	.shutdown = client_shutdown,
 	.close = client_close,
 };
@@ -687,6 +751,26 @@ ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
 	memcpy(send_slot(e), buf, n);
 	rc = send_one(e, n);
 	return rc ? rc : (ssize_t)n;
+}
+
+int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
+		       uint32_t *rkey, void **handle)
+{
+	struct ibv_mr *mr = ibv_reg_mr(c->ep.pd, addr, len,
+				       IBV_ACCESS_REMOTE_READ);
+	int rc = err_null(mr);
+
+	if (rc)
+		return rc;
+	*rkey = mr->rkey;
+	*handle = mr;
+	return 0;
+}
+
+void urdma_srv_deregister(void *handle)
+{
+	if (handle)
+		ibv_dereg_mr(handle);
 }
 
 bool urdma_srv_send_idle(const struct urdma_conn *c)

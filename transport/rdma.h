@@ -62,6 +62,12 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
  * is free.  Call urdma_srv_conn_poll() when the descriptor is readable. */
 ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len);
 ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len);
+/* Registers [addr, addr + len) of the server's memory for remote reads on
+ * c's device: *rkey for the peer, *handle for urdma_srv_deregister (before
+ * c is closed).  0 or -errno. */
+int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
+		       uint32_t *rkey, void **handle);
+void urdma_srv_deregister(void *handle);
 /* No SEND is still in flight (everything given to rdma_srv_send left). */
 bool urdma_srv_send_idle(const struct urdma_conn *c);
 /* The two descriptors (receive and send completion channels) to wait on. */

@@ -35,6 +35,7 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.connect = stub_connect,
 	.send = stub_send,
 	.recv = stub_recv,
+	.read_remote = NULL,
 	.shutdown = stub_void,
 	.close = stub_void,
 };
@@ -68,6 +69,16 @@ ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len)
 ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
 {
 	return -EOPNOTSUPP;
+}
+
+int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
+		       uint32_t *rkey, void **handle)
+{
+	return -EOPNOTSUPP;
+}
+
+void urdma_srv_deregister(void *handle)
+{
 }
 
 bool urdma_srv_send_idle(const struct urdma_conn *c)

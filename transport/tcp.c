@@ -191,6 +191,7 @@ const struct ufo_transport_ops ufo_tcp_transport = {
 	.connect = tcp_connect,
 	.send = tcp_send,
 	.recv = tcp_recv,
+	.read_remote = NULL, /* no one-sided reads over TCP */
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
 };

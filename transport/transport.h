@@ -48,6 +48,11 @@ struct ufo_transport_ops {
 	/* Receives exactly len bytes; -ECONNRESET on EOF, -ETIMEDOUT after
 	 * timeout_ms without progress (-1: no timeout). */
 	int (*recv)(struct ufo_conn *c, void *buf, size_t len, int timeout_ms);
+	/* One-sided read of len bytes at (raddr, rkey) of the peer into dst
+	 * (MAP gave them); NULL where the transport has none (TCP).  Called
+	 * under the same exclusion as send. */
+	int (*read_remote)(struct ufo_conn *c, void *dst, size_t len,
+			   uint64_t raddr, uint32_t rkey, int timeout_ms);
 	/* Makes blocked send/recv on c return (another thread may be in
 	 * them); c stays valid until close. */
 	void (*shutdown)(struct ufo_conn *c);

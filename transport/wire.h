@@ -52,7 +52,9 @@ enum wire_op {
 			  * on this connection is durable and the object
 			  * (id 0: none, ordering only) is synced */
 	WIRE_PING = 11,  /* empty → empty */
-	WIRE_OP_MAX = 11,
+	WIRE_MAP = 12,   /* wire_io → wire_map: RDMA connections only, see
+			  * below */
+	WIRE_OP_MAX = 12,
 	WIRE_RESPONSE = 0x8000,
 };
 /* A reply that cannot name the request's opcode (unknown op, or the refusal
@@ -168,6 +170,20 @@ _Static_assert(sizeof(struct wire_io) == 24, "io is 24 bytes");
 struct wire_id {
 	uint64_t id;
 };
+
+/* MAP: the server registers [offset, offset + len) of object id for remote
+ * reads on this connection's RDMA device and answers where: the client then
+ * fetches with a one-sided RDMA READ.  The registration lives as long as the
+ * connection.  EINVAL: not an RDMA connection; ERANGE: outside the data the
+ * server holds (a never-written tail, read as zeros by READ instead);
+ * EBUSY: the connection's registrations are at their bound.  A client
+ * falls back to READ on any of these. */
+struct wire_map {
+	uint64_t addr;
+	uint32_t rkey;
+	uint32_t len;
+};
+_Static_assert(sizeof(struct wire_map) == 16, "map is 16 bytes");
 
 /* ---- helpers (wire.c); all return 0 or a negative errno */
 

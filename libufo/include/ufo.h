@@ -307,6 +307,7 @@ struct ufo_client_stats {
 	uint64_t errors;
 	uint64_t bytes_in, bytes_out; /* payload bytes */
 	uint64_t latency_us;  /* recent request latency (moving mean) */
+	uint64_t direct_reads; /* chunks fetched by one-sided RDMA READ */
 };
 
 /* Counters of a client / of the client behind a remote object (-EINVAL

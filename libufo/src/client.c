@@ -24,6 +24,7 @@
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_CONNECTIONS 2
 #define CLIENT_MAX_CONNECTIONS 16
+#define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
 
 /* A request waiting for its response; lives on the caller's stack. */
 struct rreq {
@@ -51,6 +52,12 @@ struct rconn {
 	uint16_t version;
 	struct rreq *pending;
 	bool reading;           /* a waiter is reading responses */
+	/* Where MAP put object ranges for this connection (one-sided reads);
+	 * valid for the connection generation it was made in. */
+	struct map_entry {
+		uint64_t id, off, gen, raddr;
+		uint32_t len, rkey;
+	} maps[CLIENT_MAP_SLOTS];
 	bool timed_out;         /* torn down because a request timed out */
 };
 
@@ -66,6 +73,7 @@ struct ufo_client {
 	_Atomic unsigned rr;
 	/* Counters for ufo_client_status; relaxed atomics, no lock. */
 	_Atomic uint64_t requests, errors, bytes_in, bytes_out, latency_ns_sum;
+	_Atomic uint64_t direct_reads; /* one-sided RDMA READs */
 	_Atomic int64_t latency_ewma_ns;
 	struct rconn conns[CLIENT_MAX_CONNECTIONS];
 };
@@ -450,9 +458,14 @@ static void client_count(struct ufo_client *cl, const struct call *k, int err,
 			      memory_order_relaxed);
 }
 
-static int client_call(struct ufo_client *cl, struct call *k)
+static struct rconn *pick_conn(struct ufo_client *cl)
 {
-	struct rconn *rc = &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
+	return &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
+}
+
+static int client_call_on(struct ufo_client *cl, struct rconn *rc,
+			  struct call *k)
+{
 	struct rreq r = { .id = atomic_fetch_add(&cl->next_id, 1),
 			  .fixed = k->fixed, .fixed_len = k->fixed_len,
 			  .data = k->data, .data_cap = k->data_cap };
@@ -468,6 +481,11 @@ static int client_call(struct ufo_client *cl, struct call *k)
 	snprintf(last_error, sizeof(last_error), "%s", err ? r.errmsg : "");
 	client_count(cl, k, err, now_ns() - t0);
 	return err;
+}
+
+static int client_call(struct ufo_client *cl, struct call *k)
+{
+	return client_call_on(cl, pick_conn(cl), k);
 }
 
 /* ---- connect / close */
@@ -798,5 +816,99 @@ int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)
 	out->bytes_in = atomic_load(&cl->bytes_in);
 	out->bytes_out = atomic_load(&cl->bytes_out);
 	out->latency_us = (uint64_t)atomic_load(&cl->latency_ewma_ns) / 1000;
+	out->direct_reads = atomic_load(&cl->direct_reads);
 	return 0;
+}
+
+/* ---- one-sided reads (RDMA) */
+
+static struct map_entry *map_slot(struct rconn *rc, uint64_t id, uint64_t off)
+{
+	uint64_t h = (id * 0x9E3779B97F4A7C15ull) ^ (off >> 12);
+
+	return &rc->maps[(h ^ (h >> 29)) % CLIENT_MAP_SLOTS];
+}
+
+/* MAPs [off, off + len) of id on rc unless cached for its generation.
+ * 0 with *e filled, or -errno (the server could not map: fall back). */
+static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
+		     uint64_t off, uint32_t len, struct map_entry *e)
+{
+	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
+			      .len = htole32(len) };
+	struct wire_map m;
+	struct call k = { .op = WIRE_MAP, .p1 = &io, .l1 = sizeof(io),
+			  .fixed = &m, .fixed_len = sizeof(m) };
+	struct map_entry *slot;
+	uint64_t gen;
+	int err;
+
+	pthread_mutex_lock(&rc->lock);
+	slot = map_slot(rc, id, off);
+	gen = rc->gen;
+	if (slot->gen == gen && slot->id == id && slot->off == off &&
+	    slot->len == len && slot->raddr) {
+		*e = *slot;
+		pthread_mutex_unlock(&rc->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	err = client_call_on(cl, rc, &k);
+	if (err)
+		return err;
+	*e = (struct map_entry){ .id = id, .off = off, .len = len, .gen = gen,
+				 .raddr = le64toh(m.addr),
+				 .rkey = le32toh(m.rkey) };
+	if (le32toh(m.len) != len)
+		return -EPROTO;
+	pthread_mutex_lock(&rc->lock);
+	if (rc->gen == gen)
+		*slot = *e;
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
+}
+
+/* The READ itself, on the connection MAP was answered on (the key belongs
+ * to it), under its send exclusion. */
+static int read_mapped(struct ufo_client *cl, struct rconn *rc,
+		       const struct map_entry *e, void *buf)
+{
+	struct ufo_conn *c;
+	int err;
+
+	pthread_mutex_lock(&rc->send_lock);
+	pthread_mutex_lock(&rc->lock);
+	c = rc->gen == e->gen ? rc->conn : NULL;
+	pthread_mutex_unlock(&rc->lock);
+	err = c ? c->ops->read_remote(c, buf, e->len, e->raddr, e->rkey,
+				      cl->timeout_ms)
+		: -ECONNRESET;
+	if (err && c) /* the QP is in error: its waiters must fail too */
+		conn_shutdown(c);
+	pthread_mutex_unlock(&rc->send_lock);
+	return err;
+}
+
+int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
+		       void *buf, size_t len)
+{
+	struct rconn *rc;
+	struct map_entry e;
+	int err;
+
+	if (!cl->tops->read_remote || !len || len > WIRE_MAX_IO)
+		return -EOPNOTSUPP;
+	rc = pick_conn(cl);
+	if ((err = conn_ensure(rc)))
+		return err;
+	err = map_range(cl, rc, id, off, (uint32_t)len, &e);
+	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
+	    err == -EPROTO)
+		return -EOPNOTSUPP; /* not mappable: the caller reads */
+	if (!err)
+		err = read_mapped(cl, rc, &e, buf);
+	atomic_fetch_add_explicit(&cl->direct_reads, !err, memory_order_relaxed);
+	if (!err)
+		atomic_fetch_add_explicit(&cl->bytes_in, len, memory_order_relaxed);
+	return err;
 }

@@ -130,6 +130,11 @@ struct ufo_remote_info;
 int client_open(struct ufo_client *cl, const char *name,
 		struct ufo_remote_info *out);
 int client_timeout_ms(const struct ufo_client *cl);
+/* Reads by one-sided RDMA READ after a MAP (cached per connection).
+ * -EOPNOTSUPP when this client's transport cannot or the server would not
+ * map the range: read it with ufo_client_read instead. */
+int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
+		       void *buf, size_t len);
 /* The server's name of a remote object (remote.c), NULL for others. */
 const char *remote_object_name(const struct ufo_obj *obj);
 

@@ -102,6 +102,19 @@ static void roundtrip(const char *name, enum ufo_dirty_mode mode,
 	assert_true(s.evictions > 0);
 	/* Nothing was written, so nothing is written back. */
 	assert_int_equal(s.writebacks, 0);
+	/* Over RDMA the fetches were one-sided READs of mapped ranges; over
+	 * TCP there are none. */
+	{
+		struct ufo_client_stats cs;
+
+		assert_int_equal(ufo_remote_status(obj, &cs), 0);
+		assert_string_equal(cs.transport,
+				    t_rdma_expected() ? "rdma" : "tcp");
+		if (t_rdma_expected())
+			assert_true(cs.direct_reads > 0);
+		else
+			assert_int_equal(cs.direct_reads, 0);
+	}
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 }
