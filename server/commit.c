@@ -43,7 +43,7 @@ static void answer_batch(struct server *srv, struct request *batch)
 
 	for (struct request *r = batch; r; r = next) {
 		next = r->next;
-		if (r->hdr.op == WIRE_WRITE)
+		if (r->hdr.op == WIRE_WRITE || r->hdr.op == WIRE_COMMIT)
 			atomic_fetch_add(&srv->stats.writes, 1);
 		if (r->rc) {
 			server_count(&srv->stats.errors, 1);

@@ -382,6 +382,33 @@ static void handle_map(struct server *srv, struct request *r)
 	request_done(r, WIRE_OK, ob);
 }
 
+/* COMMIT: the client RDMA-wrote [off, off + len) into a range it MAPped
+ * on this connection; make it durable like a WRITE.  RDMA writes into
+ * pinned page-cache pages leave no dirty mark on them, so fdatasync alone
+ * could skip them: the bridge first writes the range through the page
+ * cache from the mapping itself (a copy onto itself that marks it dirty),
+ * then the committer's group fdatasync answers. */
+static void handle_commit(struct server *srv, struct request *r)
+{
+	struct wire_io io;
+	struct store_obj *o = io_target(srv, r, &io, 0);
+	int rc;
+
+	if (!o)
+		return;
+	rc = rdma_bridge_commit(srv, r->conn->fd, o, io.offset, io.len);
+	if (rc) {
+		store_put(o);
+		fail(r, wire_errno_to_status(rc), "commit: %s", strerror(-rc));
+		return;
+	}
+	server_count(&srv->stats.written_bytes, io.len);
+	free(r->payload);
+	r->payload = NULL;
+	r->obj = o;
+	commit_submit(srv, r);
+}
+
 void handle_request(struct server *srv, struct request *r)
 {
 	if (r->hdr.op < SERVER_STATS_OPS)
@@ -411,6 +438,9 @@ void handle_request(struct server *srv, struct request *r)
 		break;
 	case WIRE_MAP:
 		handle_map(srv, r);
+		break;
+	case WIRE_COMMIT:
+		handle_commit(srv, r);
 		break;
 	default: /* the loop only queues the ops above */
 		fail(r, WIRE_EINVAL, "op %u not served by workers",

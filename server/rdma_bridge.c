@@ -530,3 +530,39 @@ int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
 	pthread_mutex_unlock(&bridge.lock);
 	return rc;
 }
+
+int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
+		       uint64_t off, uint32_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct bridge_conn *b;
+	struct bridge_map *m = NULL;
+	const char *src;
+	int rc = 0;
+
+	if (!srv->rdma_on || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&bridge.lock);
+	b = find_by_loop_fd(loop_fd);
+	if (b)
+		m = map_find(b, o->id, off, len);
+	if (!m) {
+		pthread_mutex_unlock(&bridge.lock);
+		return -EINVAL;
+	}
+	src = (const char *)m->map + (off & (uint64_t)(page - 1));
+	/* Under the lock: the bridge cannot unmap it meanwhile.  The kernel
+	 * copies each page onto itself and marks it dirty. */
+	while (len && !rc) {
+		ssize_t n = pwrite(o->fd, src, len, (off_t)off);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0) {
+			src += n;
+			off += (uint64_t)n;
+			len -= (uint32_t)n;
+		}
+	}
+	pthread_mutex_unlock(&bridge.lock);
+	return rc;
+}

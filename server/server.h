@@ -135,6 +135,11 @@ void rdma_bridge_stop(struct server *srv);
  * file: never written), -EBUSY (the connection's bound), -errno. */
 int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
 		    uint64_t off, uint32_t len, struct wire_map *out);
+/* Writes [off, off + len), RDMA-written into this connection's mapping of
+ * o, through the page cache (so fdatasync sees it).  0, -EINVAL (no such
+ * mapping on this connection), or the pwrite's -errno. */
+int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
+		       uint64_t off, uint32_t len);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 

@@ -19,7 +19,7 @@
 #include "rdma.h"
 
 #define RDMA_RESOLVE_MS 2000
-#define RDMA_READ_WR_ID UINT64_MAX /* the one READ a client has in flight */
+#define RDMA_READ_WR_ID UINT64_MAX /* the one READ/WRITE a client has in flight */
 #define RDMA_BUF_BYTES ((size_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
 
 /* One end of a connection: queue pair, two completion queues each with its
@@ -410,8 +410,9 @@ static int client_recv(struct ufo_conn *c, void *buf, size_t len,
 	return 0;
 }
 
-static int read_posted(struct urdma_ep *e, struct ibv_mr *mr, void *dst,
-		       size_t len, uint64_t raddr, uint32_t rkey, int timeout_ms);
+static int rdma_posted(struct urdma_ep *e, enum ibv_wr_opcode op,
+		       struct ibv_mr *mr, void *buf, size_t len, uint64_t raddr,
+		       uint32_t rkey, int timeout_ms);
 
 /* One RDMA READ, waited for on the send queue's completions (SENDs that
  * complete meanwhile are counted off as client_send would).  The caller
@@ -431,13 +432,35 @@ static int client_read_remote(struct ufo_conn *c, void *dst, size_t len,
 	if ((rc = err_null(mr = ibv_reg_mr(e->pd, dst, len,
 					   IBV_ACCESS_LOCAL_WRITE))))
 		return rc;
-	rc = read_posted(e, mr, dst, len, raddr, rkey, timeout_ms);
+	rc = rdma_posted(e, IBV_WR_RDMA_READ, mr, dst, len, raddr, rkey,
+			 timeout_ms);
 	ibv_dereg_mr(mr);
 	return rc;
 }
 
-static int read_posted(struct urdma_ep *e, struct ibv_mr *mr, void *dst,
-		       size_t len, uint64_t raddr, uint32_t rkey, int timeout_ms)
+/* One RDMA WRITE from src (registered for this write only). */
+static int client_write_remote(struct ufo_conn *c, const void *src, size_t len,
+			       uint64_t raddr, uint32_t rkey, int timeout_ms)
+{
+	struct urdma_ep *e = &rc_of(c)->ep;
+	struct ibv_mr *mr;
+	int rc;
+
+	if (len > UINT32_MAX)
+		return -EINVAL;
+	if ((rc = err_null(mr = ibv_reg_mr(e->pd, (void *)src, len,
+					   IBV_ACCESS_LOCAL_WRITE))))
+		return rc;
+	rc = rdma_posted(e, IBV_WR_RDMA_WRITE, mr, (void *)src, len, raddr,
+			 rkey, timeout_ms);
+	ibv_dereg_mr(mr);
+	return rc;
+}
+
+/* Posts one RDMA READ or WRITE and waits for its completion. */
+static int rdma_posted(struct urdma_ep *e, enum ibv_wr_opcode op,
+		       struct ibv_mr *mr, void *buf, size_t len, uint64_t raddr,
+		       uint32_t rkey, int timeout_ms)
 {
 	struct ibv_wc wc;
 	int rc;
@@ -448,12 +471,12 @@ static int read_posted(struct urdma_ep *e, struct ibv_mr *mr, void *dst,
 		e->send_inflight--;
 	}
 	{
-		struct ibv_sge sge = { .addr = (uintptr_t)dst,
+		struct ibv_sge sge = { .addr = (uintptr_t)buf,
 				       .length = (uint32_t)len,
 				       .lkey = mr->lkey };
 		struct ibv_send_wr wr = { .wr_id = RDMA_READ_WR_ID,
 					  .sg_list = &sge, .num_sge = 1,
-					  .opcode = IBV_WR_RDMA_READ,
+					  .opcode = op,
 					  .send_flags = IBV_SEND_SIGNALED }, *bad;
 
 		wr.wr.rdma.remote_addr = raddr;
@@ -581,6 +604,7 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.send = client_send,
 	.recv = client_recv,
 	.read_remote = client_read_remote,
+	.write_remote = client_write_remote,
 	.shutdown = client_shutdown,
 	.close = client_close,
 };
@@ -757,7 +781,9 @@ int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
 		       uint32_t *rkey, void **handle)
 {
 	struct ibv_mr *mr = ibv_reg_mr(c->ep.pd, addr, len,
-				       IBV_ACCESS_REMOTE_READ);
+				       IBV_ACCESS_LOCAL_WRITE |
+				       IBV_ACCESS_REMOTE_READ |
+				       IBV_ACCESS_REMOTE_WRITE);
 	int rc = err_null(mr);
 
 	if (rc)

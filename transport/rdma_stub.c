@@ -36,6 +36,7 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.send = stub_send,
 	.recv = stub_recv,
 	.read_remote = NULL,
+	.write_remote = NULL,
 	.shutdown = stub_void,
 	.close = stub_void,
 };

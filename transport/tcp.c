@@ -191,7 +191,8 @@ const struct ufo_transport_ops ufo_tcp_transport = {
 	.connect = tcp_connect,
 	.send = tcp_send,
 	.recv = tcp_recv,
-	.read_remote = NULL, /* no one-sided reads over TCP */
+	.read_remote = NULL, /* no one-sided operations over TCP */
+	.write_remote = NULL,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
 };

@@ -53,6 +53,10 @@ struct ufo_transport_ops {
 	 * under the same exclusion as send. */
 	int (*read_remote)(struct ufo_conn *c, void *dst, size_t len,
 			   uint64_t raddr, uint32_t rkey, int timeout_ms);
+	/* One-sided write of len bytes from src to (raddr, rkey); complete
+	 * (placed in the peer's memory, not yet durable) on return. */
+	int (*write_remote)(struct ufo_conn *c, const void *src, size_t len,
+			    uint64_t raddr, uint32_t rkey, int timeout_ms);
 	/* Makes blocked send/recv on c return (another thread may be in
 	 * them); c stays valid until close. */
 	void (*shutdown)(struct ufo_conn *c);

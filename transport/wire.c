@@ -174,6 +174,7 @@ const char *wire_op_name(uint16_t op)
 		[WIRE_DELETE] = "DELETE", [WIRE_READ] = "READ",
 		[WIRE_WRITE] = "WRITE", [WIRE_SYNC] = "SYNC",
 		[WIRE_PING] = "PING", [WIRE_MAP] = "MAP",
+		[WIRE_COMMIT] = "COMMIT",
 	};
 
 	op &= (uint16_t)~WIRE_RESPONSE;

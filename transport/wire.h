@@ -54,7 +54,9 @@ enum wire_op {
 	WIRE_PING = 11,  /* empty → empty */
 	WIRE_MAP = 12,   /* wire_io → wire_map: RDMA connections only, see
 			  * below */
-	WIRE_OP_MAX = 12,
+	WIRE_COMMIT = 13,/* wire_io → empty, once the range this connection
+			  * RDMA-wrote into a MAPped range is durable */
+	WIRE_OP_MAX = 13,
 	WIRE_RESPONSE = 0x8000,
 };
 /* A reply that cannot name the request's opcode (unknown op, or the refusal
@@ -177,7 +179,9 @@ struct wire_id {
  * connection.  EINVAL: not an RDMA connection; ERANGE: outside the data the
  * server holds (a never-written tail, read as zeros by READ instead);
  * EBUSY: the connection's registrations are at their bound.  A client
- * falls back to READ on any of these. */
+ * falls back to READ (WRITE) on any of these.  The range is registered for
+ * remote reads and writes: a writeback is an RDMA WRITE into it followed
+ * by COMMIT of the same range, answered once durable, as WRITE is. */
 struct wire_map {
 	uint64_t addr;
 	uint32_t rkey;

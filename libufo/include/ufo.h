@@ -308,6 +308,7 @@ struct ufo_client_stats {
 	uint64_t bytes_in, bytes_out; /* payload bytes */
 	uint64_t latency_us;  /* recent request latency (moving mean) */
 	uint64_t direct_reads; /* chunks fetched by one-sided RDMA READ */
+	uint64_t direct_writes; /* chunks written back by RDMA WRITE + COMMIT */
 };
 
 /* Counters of a client / of the client behind a remote object (-EINVAL

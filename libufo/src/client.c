@@ -73,7 +73,7 @@ struct ufo_client {
 	_Atomic unsigned rr;
 	/* Counters for ufo_client_status; relaxed atomics, no lock. */
 	_Atomic uint64_t requests, errors, bytes_in, bytes_out, latency_ns_sum;
-	_Atomic uint64_t direct_reads; /* one-sided RDMA READs */
+	_Atomic uint64_t direct_reads, direct_writes; /* one-sided */
 	_Atomic int64_t latency_ewma_ns;
 	struct rconn conns[CLIENT_MAX_CONNECTIONS];
 };
@@ -817,6 +817,7 @@ int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)
 	out->bytes_out = atomic_load(&cl->bytes_out);
 	out->latency_us = (uint64_t)atomic_load(&cl->latency_ewma_ns) / 1000;
 	out->direct_reads = atomic_load(&cl->direct_reads);
+	out->direct_writes = atomic_load(&cl->direct_writes);
 	return 0;
 }
 
@@ -868,10 +869,10 @@ static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 	return 0;
 }
 
-/* The READ itself, on the connection MAP was answered on (the key belongs
- * to it), under its send exclusion. */
-static int read_mapped(struct ufo_client *cl, struct rconn *rc,
-		       const struct map_entry *e, void *buf)
+/* The READ or WRITE itself, on the connection MAP was answered on (the
+ * key belongs to it), under its send exclusion. */
+static int rdma_mapped(struct ufo_client *cl, struct rconn *rc,
+		       const struct map_entry *e, void *buf, bool write)
 {
 	struct ufo_conn *c;
 	int err;
@@ -880,9 +881,14 @@ static int read_mapped(struct ufo_client *cl, struct rconn *rc,
 	pthread_mutex_lock(&rc->lock);
 	c = rc->gen == e->gen ? rc->conn : NULL;
 	pthread_mutex_unlock(&rc->lock);
-	err = c ? c->ops->read_remote(c, buf, e->len, e->raddr, e->rkey,
-				      cl->timeout_ms)
-		: -ECONNRESET;
+	if (!c)
+		err = -ECONNRESET;
+	else if (write)
+		err = c->ops->write_remote(c, buf, e->len, e->raddr, e->rkey,
+					   cl->timeout_ms);
+	else
+		err = c->ops->read_remote(c, buf, e->len, e->raddr, e->rkey,
+					  cl->timeout_ms);
 	if (err && c) /* the QP is in error: its waiters must fail too */
 		conn_shutdown(c);
 	pthread_mutex_unlock(&rc->send_lock);
@@ -906,9 +912,50 @@ int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 	    err == -EPROTO)
 		return -EOPNOTSUPP; /* not mappable: the caller reads */
 	if (!err)
-		err = read_mapped(cl, rc, &e, buf);
+		err = rdma_mapped(cl, rc, &e, buf, false);
 	atomic_fetch_add_explicit(&cl->direct_reads, !err, memory_order_relaxed);
 	if (!err)
 		atomic_fetch_add_explicit(&cl->bytes_in, len, memory_order_relaxed);
+	return err;
+}
+
+int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
+			const void *src, size_t len)
+{
+	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
+			      .len = htole32((uint32_t)len) };
+	struct call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
+	struct map_entry e;
+	struct rconn *rc;
+	void *bounce;
+	int err;
+
+	if (!cl->tops->write_remote || !len || len > WIRE_MAX_IO)
+		return -EOPNOTSUPP;
+	rc = pick_conn(cl);
+	if ((err = conn_ensure(rc)))
+		return err;
+	err = map_range(cl, rc, id, off, (uint32_t)len, &e);
+	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
+	    err == -EPROTO)
+		return -EOPNOTSUPP; /* not mappable: the caller writes */
+	if (err)
+		return err;
+	/* A private copy: src is the UFO's chunk, write-protected while it
+	 * is written back, and pinning it for RDMA could fault into our own
+	 * fault handler. */
+	bounce = malloc(len);
+	if (!bounce)
+		return -ENOMEM;
+	memcpy(bounce, src, len);
+	err = rdma_mapped(cl, rc, &e, bounce, true);
+	free(bounce);
+	/* Placed in the server's memory; COMMIT, on the same connection
+	 * (the mapping is its), answers once it is durable. */
+	if (!err)
+		err = client_call_on(cl, rc, &k);
+	if (!err)
+		atomic_fetch_add_explicit(&cl->direct_writes, 1,
+					  memory_order_relaxed);
 	return err;
 }

@@ -135,6 +135,10 @@ int client_timeout_ms(const struct ufo_client *cl);
  * map the range: read it with ufo_client_read instead. */
 int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 		       void *buf, size_t len);
+/* The same for a write: RDMA WRITE into the mapped range, then COMMIT,
+ * answered once durable.  -EOPNOTSUPP: use ufo_client_write. */
+int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
+			const void *src, size_t len);
 /* The server's name of a remote object (remote.c), NULL for others. */
 const char *remote_object_name(const struct ufo_obj *obj);
 

@@ -42,13 +42,15 @@ static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
 {
 	while (len) {
 		size_t n = len < WIRE_MAX_IO ? len : WIRE_MAX_IO;
-		int err = write ? ufo_client_write(r->cl, r->id, off, buf, n)
+		int err = write ? client_write_direct(r->cl, r->id, off, buf, n)
 				: client_read_direct(r->cl, r->id, off, buf, n);
 
-		/* Over RDMA a fetch is a one-sided READ of a range the server
-		 * mapped; TCP, or a range it would not map, reads two-sided. */
-		if (err == -EOPNOTSUPP && !write)
-			err = ufo_client_read(r->cl, r->id, off, buf, n);
+		/* Over RDMA a fetch (writeback) is a one-sided READ (WRITE +
+		 * COMMIT) of a range the server mapped; TCP, or a range it
+		 * would not map, goes two-sided. */
+		if (err == -EOPNOTSUPP)
+			err = write ? ufo_client_write(r->cl, r->id, off, buf, n)
+				    : ufo_client_read(r->cl, r->id, off, buf, n);
 		if (err)
 			return err;
 		off += n;

@@ -135,6 +135,25 @@ static void test_roundtrip_hash(void **state)
 
 /* Overwriting part of an existing object keeps the rest: chunks written
  * back are whole chunks, read from the server before being modified. */
+/* The server's copy (read two-sided) has the overwrites: what was committed
+ * one-sided is what a plain READ returns. */
+static void check_overwrite_on_server(void)
+{
+	const uint64_t step = 3 * CHUNK / sizeof(uint64_t) + 5;
+	struct ufo_client *c = t_client();
+	struct ufo_remote_info info;
+	static uint64_t buf[WORDS];
+
+	assert_int_equal(ufo_client_stat(c, "roundtrip-partial", &info), 0);
+	for (uint64_t off = 0; off < OBJ_SIZE; off += CHUNK)
+		assert_int_equal(ufo_client_read(c, info.id, off,
+						 (char *)buf + off, CHUNK), 0);
+	for (uint64_t i = 0; i < WORDS; i++)
+		assert_int_equal(buf[i], i % step ? t_value(21, i)
+						  : ~t_value(21, i));
+	ufo_client_close(c);
+}
+
 static void test_partial_overwrite(void **state)
 {
 	struct ufo_ctx *ctx;
@@ -163,8 +182,20 @@ static void test_partial_overwrite(void **state)
 				 (unsigned long long)w[i],
 				 (unsigned long long)want);
 	}
+	/* The overwrites hit data the server holds: over RDMA they went back
+	 * one-sided (RDMA WRITE + COMMIT), over TCP as WRITEs. */
+	{
+		struct ufo_client_stats cs;
+
+		assert_int_equal(ufo_remote_status(obj, &cs), 0);
+		if (t_rdma_expected())
+			assert_true(cs.direct_writes > 0);
+		else
+			assert_int_equal(cs.direct_writes, 0);
+	}
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	check_overwrite_on_server();
 }
 
 int main(void)
