@@ -184,7 +184,16 @@ int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 		log_err(ctx, "opening %s: %s", url, strerror(-err));
 		return err;
 	}
-	return obj_create(ctx, &p, &ufo_remote_backend, r, out);
+	err = obj_create(ctx, &p, &ufo_remote_backend, r, out);
+	if (!err) {
+		struct ufo_client_stats cs;
+
+		ufo_client_status(r->cl, &cs);
+		log_info(ctx, "object %llu: %s on %s over %s",
+			 (unsigned long long)(*out)->id, r->name, cs.server,
+			 cs.transport);
+	}
+	return err;
 }
 
 int ufo_refresh(struct ufo_obj *obj)
