@@ -271,11 +271,15 @@ static void fault_on_resident(struct ufo_obj *obj, struct ufo_chunk *c,
 /* Decides, under obj->lock, what a load request for chunk c does.  Returns
  * true when the caller now owns the load (the chunk went FETCHING).  addr is
  * the faulting address of a demand fault, 0 for a prefetch. */
-static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr)
+static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr,
+		       uint32_t epoch)
 {
 	switch ((enum chunk_state)c->state) {
 	case CHUNK_ABSENT:
-		if (!addr && obj->dying)
+		/* A background load queued before a reset (or free) started
+		 * is dropped: reset promises that nothing stays loaded that
+		 * no thread touched since. */
+		if (!addr && (obj->dying || epoch != obj->epoch))
 			return false;
 		return chunk_set_state(obj, c, CHUNK_FETCHING) == 0;
 	case CHUNK_FETCHING:
@@ -297,7 +301,8 @@ static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr)
 	}
 }
 
-int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid)
+int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
+		uint32_t epoch)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
 	size_t len = chunk_len(obj, idx);
@@ -306,7 +311,7 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid)
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
-	owner = claim_load(obj, c, addr);
+	owner = claim_load(obj, c, addr, epoch);
 	pthread_mutex_unlock(&obj->lock);
 	if (!owner)
 		return 0;
@@ -399,6 +404,7 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 	w->first = first;
 	w->last = last;
 	w->readahead = readahead;
+	w->epoch = atomic_load(&obj->epoch);
 	w->next = NULL;
 	pthread_mutex_lock(&ctx->work_lock);
 	if (ctx->work_tail)
@@ -414,7 +420,7 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 /* Takes the first chunk of the head item; the rest stays queued at the
  * head so that several handlers load one window in parallel, in order. */
 static bool work_take(struct ufo_ctx *ctx, struct ufo_obj **obj,
-		      uint64_t *idx, bool *readahead)
+		      uint64_t *idx, bool *readahead, uint32_t *epoch)
 {
 	struct work_item *w;
 	uint64_t one = 1;
@@ -426,6 +432,7 @@ static bool work_take(struct ufo_ctx *ctx, struct ufo_obj **obj,
 		*obj = w->obj;
 		*idx = w->first++;
 		*readahead = w->readahead;
+		*epoch = w->epoch;
 		if (w->first > w->last) {
 			ctx->work_head = w->next;
 			if (!ctx->work_head)
@@ -447,15 +454,16 @@ static void work_run_one(struct ufo_ctx *ctx)
 {
 	struct ufo_obj *obj = NULL;
 	uint64_t idx;
+	uint32_t epoch;
 	bool ra;
 
-	if (!work_take(ctx, &obj, &idx, &ra))
+	if (!work_take(ctx, &obj, &idx, &ra, &epoch))
 		return;
 	/* Readahead the scan has already passed (it faulted beyond) would
 	 * only reload evicted chunks: skip it. */
 	if (!atomic_load(&ctx->stopping) &&
 	    !(ra && idx < atomic_load_explicit(&obj->ra_pos, memory_order_relaxed)))
-		chunk_fetch(obj, idx, 0, 0);
+		chunk_fetch(obj, idx, 0, 0, epoch);
 	obj_put(obj);
 }
 
@@ -529,7 +537,7 @@ static void handle_pagefault(struct ufo_ctx *ctx, const struct uffd_msg *msg)
 	} else {
 		STAT_ADD(obj, faults, 1);
 		readahead(obj, idx);
-		chunk_fetch(obj, idx, addr, (pid_t)msg->arg.pagefault.feat.ptid);
+		chunk_fetch(obj, idx, addr, (pid_t)msg->arg.pagefault.feat.ptid, 0);
 		stats_record_latency(obj, now_ns() - t0);
 	}
 	obj_put(obj);

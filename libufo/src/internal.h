@@ -172,6 +172,8 @@ struct ufo_obj {
 	uint64_t *hashes;    /* hash mode: content hash at install */
 	_Atomic int refs;    /* registry + in-progress users (handlers, evictor) */
 	bool dying;          /* obj->lock: ufo_free has started */
+	_Atomic uint32_t epoch; /* bumped by reset: older background loads
+				 * are dropped (claim_load) */
 
 	_Atomic int advice;  /* UFO_ADV_NORMAL / SEQUENTIAL / RANDOM */
 	/* Readahead: the chunk a sequential scan will fault next, and the
@@ -295,6 +297,7 @@ struct work_item {
 	struct ufo_obj *obj; /* holds a reference */
 	uint64_t first, last; /* chunks to prefetch, inclusive */
 	bool readahead;       /* skipped once the scan has passed it */
+	uint32_t epoch;       /* obj->epoch when queued */
 };
 
 struct ufo_ctx {
@@ -385,7 +388,8 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 /* Loads chunk idx if ABSENT, on the calling thread.  addr is the faulting
  * address and tid the thread to send SIGBUS on failure; both 0 for a
  * background load.  Returns 0 when loaded or already present, or -errno. */
-int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid);
+int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
+		uint32_t epoch);
 
 int evictor_start(struct ufo_ctx *ctx);
 void evictor_stop(struct ufo_ctx *ctx);

@@ -370,7 +370,14 @@ int ufo_sync(struct ufo_obj *obj)
 
 int ufo_reset(struct ufo_obj *obj)
 {
-	return obj ? evict_range(obj, 0, obj->nchunks - 1) : -EINVAL;
+	if (!obj)
+		return -EINVAL;
+	/* Under obj->lock: a background load claims its chunk under it too,
+	 * so it either sees the new epoch or is FETCHING and evicted below. */
+	pthread_mutex_lock(&obj->lock);
+	atomic_fetch_add(&obj->epoch, 1);
+	pthread_mutex_unlock(&obj->lock);
+	return evict_range(obj, 0, obj->nchunks - 1);
 }
 
 /* Chunks overlapping elements [start, end), or -EINVAL. */
