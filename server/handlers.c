@@ -307,6 +307,18 @@ bool handle_read_inline(struct server *srv, struct request *r)
 
 /* The data goes to the page cache here; the committer makes it durable
  * and answers. */
+/* The data of r is in the page cache: the committer answers r once it is
+ * durable (group commit).  Takes o's reference. */
+static void submit_durable(struct server *srv, struct request *r,
+			   struct store_obj *o, uint32_t len)
+{
+	server_count(&srv->stats.written_bytes, len);
+	free(r->payload); /* the data is written; the answer is empty */
+	r->payload = NULL;
+	r->obj = o;
+	commit_submit(srv, r);
+}
+
 static void handle_write(struct server *srv, struct request *r)
 {
 	struct wire_io io;
@@ -322,11 +334,7 @@ static void handle_write(struct server *srv, struct request *r)
 		fail(r, storage_status(rc), "write: %s", strerror(-rc));
 		return;
 	}
-	server_count(&srv->stats.written_bytes, io.len);
-	free(r->payload); /* the data is written; the answer is empty */
-	r->payload = NULL;
-	r->obj = o;
-	commit_submit(srv, r);
+	submit_durable(srv, r, o, io.len);
 }
 
 /* Runs once every WRITE before it on the connection was answered (see
@@ -402,48 +410,28 @@ static void handle_commit(struct server *srv, struct request *r)
 		fail(r, wire_errno_to_status(rc), "commit: %s", strerror(-rc));
 		return;
 	}
-	server_count(&srv->stats.written_bytes, io.len);
-	free(r->payload);
-	r->payload = NULL;
-	r->obj = o;
-	commit_submit(srv, r);
+	submit_durable(srv, r, o, io.len);
 }
+
+typedef void handler_fn(struct server *srv, struct request *r);
+
+/* The ops the loop hands to workers (HELLO, AUTH and PING it answers). */
+static handler_fn *const handlers[WIRE_OP_MAX + 1] = {
+	[WIRE_CREATE] = handle_create, [WIRE_OPEN] = handle_open,
+	[WIRE_STAT] = handle_open,     [WIRE_LIST] = handle_list,
+	[WIRE_DELETE] = handle_delete, [WIRE_READ] = handle_read,
+	[WIRE_WRITE] = handle_write,   [WIRE_SYNC] = handle_sync,
+	[WIRE_MAP] = handle_map,       [WIRE_COMMIT] = handle_commit,
+};
 
 void handle_request(struct server *srv, struct request *r)
 {
-	if (r->hdr.op < SERVER_STATS_OPS)
-		server_count(&srv->stats.ops[r->hdr.op], 1);
-	switch (r->hdr.op) {
-	case WIRE_CREATE:
-		handle_create(srv, r);
-		break;
-	case WIRE_OPEN:
-	case WIRE_STAT:
-		handle_open(srv, r);
-		break;
-	case WIRE_LIST:
-		handle_list(srv, r);
-		break;
-	case WIRE_DELETE:
-		handle_delete(srv, r);
-		break;
-	case WIRE_READ:
-		handle_read(srv, r);
-		break;
-	case WIRE_WRITE:
-		handle_write(srv, r);
-		break;
-	case WIRE_SYNC:
-		handle_sync(srv, r);
-		break;
-	case WIRE_MAP:
-		handle_map(srv, r);
-		break;
-	case WIRE_COMMIT:
-		handle_commit(srv, r);
-		break;
-	default: /* the loop only queues the ops above */
-		fail(r, WIRE_EINVAL, "op %u not served by workers",
-			     r->hdr.op);
-	}
+	uint16_t op = r->hdr.op;
+
+	if (op < SERVER_STATS_OPS)
+		server_count(&srv->stats.ops[op], 1);
+	if (op <= WIRE_OP_MAX && handlers[op])
+		handlers[op](srv, r);
+	else
+		fail(r, WIRE_EINVAL, "op %u not served by workers", op);
 }
