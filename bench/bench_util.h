@@ -14,34 +14,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "ufo.h"
+
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
 
-/* Parses "123", "64K", "1M", "2G", "1T" (binary units) into *out.
- * Returns 0, or -EINVAL for anything else (including 0 and overflow). */
+/* A non-zero byte count in ufo_parse_size()'s format ("64K", "1G"):
+ * 0 or -EINVAL (also for 0 and sizes past size_t). */
 static inline int parse_size(const char *s, size_t *out)
 {
-	char *end;
-	unsigned shift = 0;
+	uint64_t v;
 
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (ufo_parse_size(s, &v) || !v || v > SIZE_MAX)
 		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift && strcmp(end, "iB") == 0)
-		end += 2;
-	else if (strcmp(end, "B") == 0)
-		end++;
-	if (*end || v == 0 || v > (SIZE_MAX >> shift))
-		return -EINVAL;
-	*out = (size_t)v << shift;
+	*out = (size_t)v;
 	return 0;
 }
 

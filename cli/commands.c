@@ -31,7 +31,7 @@ int name_operand(const struct command *cmd, const char *name)
 int size_operand(const struct command *cmd, const char *what,
 		 const char *arg, uint64_t max, uint64_t *out)
 {
-	int rc = parse_size(arg, out);
+	int rc = ufo_parse_size(arg, out);
 
 	if (rc == -EINVAL)
 		return usage_error(cmd->name, "%s: bad %s '%s': a number with "

@@ -62,7 +62,6 @@ void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An integer with an optional binary suffix K/M/G/T, then optionally "iB"
  * or "B" ("20M", "1GiB"; not "1.5G"), as UFO_HIGH_WATERMARK takes.  0,
  * -EINVAL (syntax) or -ERANGE (2^64 or more). */
-int parse_size(const char *s, uint64_t *out);
 /* Human-readable binary size: "0", "512", "1.0K", "20.0M", "3.5G". */
 const char *format_size(uint64_t bytes, char *buf, size_t cap);
 /* Local time "YYYY-MM-DD HH:MM:SS" of a time in ns since the epoch. */

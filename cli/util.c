@@ -85,44 +85,7 @@ void warning(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static unsigned suffix_shift(char c)
-{
-	switch (toupper((unsigned char)c)) {
-	case 'K': return 10;
-	case 'M': return 20;
-	case 'G': return 30;
-	case 'T': return 40;
-	default: return 0;
-	}
-}
 
-int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	shift = suffix_shift(*end);
-	if (shift) {
-		end++;
-		if (*end == 'i' || *end == 'I')
-			end++;
-	}
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 const char *format_size(uint64_t bytes, char *buf, size_t cap)
 {

@@ -38,23 +38,14 @@ struct opts {
 	bool keep;
 };
 
+/* A non-zero byte count, "64M" or "1G" style (ufo_parse_size). */
 static int parse_size(const char *s, size_t *out)
 {
-	char *end;
-	unsigned shift = 0;
+	uint64_t v;
 
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (ufo_parse_size(s, &v) || !v || v > SIZE_MAX)
 		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (*end || v == 0 || v > (SIZE_MAX >> shift))
-		return -EINVAL;
-	*out = (size_t)v << shift;
+	*out = (size_t)v;
 	return 0;
 }
 

@@ -343,9 +343,39 @@ static int clean_env(void **state)
 	return 0;
 }
 
+#define T_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The one size parser: UFO_* variables, ufoctl, examples and benchmarks. */
+static void test_parse_size(void **state)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "64K", 64 << 10 },
+		{ "64k", 64 << 10 }, { "64KiB", 64 << 10 }, { "1MB", 1 << 20 },
+		{ "3G", 3ull << 30 }, { "2T", 2ull << 40 }, { "5B", 5 },
+	};
+	static const char *const bad[] = {
+		"", "-1", " 1", "+1", "1 ", "1X", "1KK", "K", "1.5G", "1Ki B",
+	};
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < T_LEN(good); i++) {
+		v = ~0ull;
+		assert_int_equal(ufo_parse_size(good[i].s, &v), 0);
+		assert_int_equal(v, good[i].v);
+	}
+	for (size_t i = 0; i < T_LEN(bad); i++)
+		if (ufo_parse_size(bad[i], &v) != -EINVAL)
+			fail_msg("'%s' was accepted", bad[i]);
+	assert_int_equal(ufo_parse_size("99999999999999999999", &v), -ERANGE);
+	assert_int_equal(ufo_parse_size("16777216T", &v), -ERANGE);
+	assert_int_equal(ufo_parse_size(NULL, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test_setup_teardown(test_defaults, clean_env,
 						clean_env),
 		cmocka_unit_test_setup_teardown(test_env_overrides, clean_env,

@@ -91,6 +91,12 @@ struct ufo_config {
 
 #define UFO_MAX_THREADS 64
 
+/* Parses a byte count as the UFO_* variables take it: decimal digits, then
+ * an optional binary suffix K, M, G or T (either case), optionally followed
+ * by "i" and/or "B" ("64M", "64MiB", "1g").  0 and *out, -EINVAL for
+ * anything else (signs, spaces, trailing text), -ERANGE on overflow. */
+int ufo_parse_size(const char *s, uint64_t *out);
+
 /* Fills *cfg with the defaults.  Environment variables are applied later, by
  * ufo_ctx_create, and override whatever the struct holds:
  *   UFO_HIGH_WATERMARK, UFO_LOW_WATERMARK  bytes; suffix K/M/G/T (binary

@@ -21,17 +21,18 @@ void ufo_config_init(struct ufo_config *cfg)
 	cfg->log_level = UFO_LOG_WARN;
 }
 
-/* "64M" → 67108864.  Returns 0 or -EINVAL. */
-static int parse_size(const char *s, size_t *out)
+int ufo_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 	unsigned shift = 0;
 
+	if (!s || !out || !isdigit((unsigned char)*s)) /* no sign, no space */
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -EINVAL;
+	if (errno)
+		return -ERANGE;
 	switch (toupper((unsigned char)*end)) {
 	case 'K': shift = 10; end++; break;
 	case 'M': shift = 20; end++; break;
@@ -43,9 +44,21 @@ static int parse_size(const char *s, size_t *out)
 		end++;
 	if (*end == 'b' || *end == 'B')
 		end++;
-	if (*end || (shift && v > (~0ULL >> shift)))
+	if (*end)
 		return -EINVAL;
-	*out = (size_t)(v << shift);
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+	uint64_t v;
+
+	if (ufo_parse_size(s, &v) || v > SIZE_MAX)
+		return -EINVAL;
+	*out = (size_t)v;
 	return 0;
 }
 
