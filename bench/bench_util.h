@@ -14,6 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "ufo.h"
 
 #define KiB ((size_t)1 << 10)
@@ -104,3 +111,24 @@ static inline double median(double *v, int n)
 }
 
 #endif /* UFO_BENCH_UTIL_H */
+
+/* The raw peers' region: a userfaultfd (non-blocking) and size bytes of
+ * anonymous memory registered with it for missing-page faults.  0, or
+ * -errno (what is already open stays in *uffd / *base for the caller to
+ * close). */
+static inline int bench_uffd_region(size_t size, int *uffd, char **base)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	*uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (*uffd < 0 || ioctl(*uffd, UFFDIO_API, &api))
+		return -errno;
+	*base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*base == MAP_FAILED)
+		return -errno;
+	reg.range.start = (uint64_t)(uintptr_t)*base;
+	reg.range.len = size;
+	return ioctl(*uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}

@@ -911,22 +911,10 @@ static void *mini_handler(void *arg)
 
 static int mini_open(struct mini *m)
 {
-	struct uffdio_api api = { .api = UFFD_API };
-
-	m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	m->stop_fd = eventfd(0, EFD_CLOEXEC);
-	m->base = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->uffd < 0 || m->stop_fd < 0 || m->base == MAP_FAILED)
+	if (m->stop_fd < 0)
 		return -errno;
-	struct uffdio_register reg = {
-		.range = { (uint64_t)m->base, m->size },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	if (ioctl(m->uffd, UFFDIO_API, &api) ||
-	    ioctl(m->uffd, UFFDIO_REGISTER, &reg))
-		return -errno;
-	return 0;
+	return bench_uffd_region(m->size, &m->uffd, &m->base);
 }
 
 static void mini_close(struct mini *m)

@@ -212,25 +212,13 @@ static int mini_open(struct mini *m, const struct opts *o, size_t chunk)
 	*m = (struct mini){ .uffd = -1, .stop_fd = -1, .size = o->size,
 			    .chunk = chunk, .high = o->budget,
 			    .low = o->budget / 4 * 3 };
-	m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (m->uffd < 0)
-		return -errno;
-	struct uffdio_api api = { .api = UFFD_API };
-	if (ioctl(m->uffd, UFFDIO_API, &api))
-		return -errno;
 	m->stop_fd = eventfd(0, EFD_CLOEXEC);
-	m->base = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	m->buf = aligned_alloc(4096, chunk);
 	m->fifo_cap = o->budget / chunk + 2;
 	m->fifo = calloc(m->fifo_cap, sizeof(*m->fifo));
-	if (m->stop_fd < 0 || m->base == MAP_FAILED || !m->buf || !m->fifo)
+	if (m->stop_fd < 0 || !m->buf || !m->fifo)
 		return -ENOMEM;
-	struct uffdio_register reg = {
-		.range = { (uint64_t)m->base, m->size },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	return ioctl(m->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+	return bench_uffd_region(m->size, &m->uffd, &m->base);
 }
 
 static void mini_close(struct mini *m)
