@@ -264,6 +264,29 @@ static void test_bad_advice(void **state)
 	free(f);
 }
 
+/* Regression: ufo_reset must also drop background loads queued before it
+ * (t_model found a chunk resident after a reset: a readahead item queued
+ * earlier loaded it afterwards).  Each round queues WILLNEED for every
+ * chunk with a slow populate, resets at once, gives the handlers time to
+ * run whatever is still queued, and requires that nothing got loaded. */
+static void test_reset_drops_queued_loads(void **state)
+{
+	struct fixture f;
+
+	(void)state;
+	setup_fixture(&f, 2 * NCHUNKS); /* room for everything: no eviction */
+	f.a.populate_delay_us = 300;
+	for (int round = 0; round < 10; round++) {
+		assert_int_equal(ufo_advise(f.obj, 0, COUNT, UFO_ADV_WILLNEED), 0);
+		assert_int_equal(ufo_reset(f.obj), 0);
+		t_sleep_us(2 * NCHUNKS * 300); /* every queued load has had its turn */
+		assert_int_equal(t_obj_stats(f.obj).resident_bytes, 0);
+	}
+	/* The object still works: a touch loads. */
+	assert_int_equal(f.body[EPC + 1], t_value(SEED, EPC + 1));
+	teardown_fixture(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_dontneed),
 		cmocka_unit_test(test_sequential_random),
 		cmocka_unit_test(test_bad_advice),
+		cmocka_unit_test(test_reset_drops_queued_loads),
 	};
 
 	t_setup();
