@@ -249,15 +249,26 @@ static void print_info(const struct ufo_remote_info *o)
 	       o->mtime_ns % 1000000000u);
 }
 
+/* COMMAND NAME: parses the one operand and connects.  PARSE_CONTINUE when
+ * ready, else the exit status to return. */
+static int name_and_connect(struct ufoctl *g, const char *cmd, int argc,
+			    char **argv, const char **name)
+{
+	int rc = name_only(find_command(cmd), argc, argv, name);
+
+	if (rc != PARSE_CONTINUE)
+		return rc;
+	rc = ufoctl_connect(g);
+	return rc ? rc : PARSE_CONTINUE;
+}
+
 int cmd_stat(struct ufoctl *g, int argc, char **argv)
 {
 	struct ufo_remote_info info;
 	const char *name;
-	int rc = name_only(find_command("stat"), argc, argv, &name);
+	int rc = name_and_connect(g, "stat", argc, argv, &name);
 
 	if (rc != PARSE_CONTINUE)
-		return rc;
-	if ((rc = ufoctl_connect(g)))
 		return rc;
 	if (ufoctl_stat(g, name, &info))
 		return EXIT_FAILED;
@@ -268,11 +279,9 @@ int cmd_stat(struct ufoctl *g, int argc, char **argv)
 int cmd_delete(struct ufoctl *g, int argc, char **argv)
 {
 	const char *name;
-	int rc = name_only(find_command("delete"), argc, argv, &name);
+	int rc = name_and_connect(g, "delete", argc, argv, &name);
 
 	if (rc != PARSE_CONTINUE)
-		return rc;
-	if ((rc = ufoctl_connect(g)))
 		return rc;
 	rc = ufo_client_delete(g->client, name);
 	if (rc == -ENOENT)
@@ -286,11 +295,9 @@ int cmd_sync(struct ufoctl *g, int argc, char **argv)
 {
 	struct ufo_remote_info info;
 	const char *name;
-	int rc = name_only(find_command("sync"), argc, argv, &name);
+	int rc = name_and_connect(g, "sync", argc, argv, &name);
 
 	if (rc != PARSE_CONTINUE)
-		return rc;
-	if ((rc = ufoctl_connect(g)))
 		return rc;
 	if (ufoctl_stat(g, name, &info))
 		return EXIT_FAILED;
