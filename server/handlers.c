@@ -98,19 +98,27 @@ static void handle_create(struct server *srv, struct request *r)
 	store_put(o);
 }
 
+/* The name payload of OPEN, STAT and DELETE; false when r was answered
+ * with the error. */
+static bool request_name(struct request *r, const char **name, uint16_t *len)
+{
+	int rc = wire_parse_name(r->payload, r->hdr.len, name, len);
+
+	if (rc)
+		parse_fail(r, rc, rc == -EPROTO ? "name payload size"
+						: "bad object name");
+	return rc == 0;
+}
+
 /* OPEN and STAT: the same answer; OPEN is what clients say before I/O. */
 static void handle_open(struct server *srv, struct request *r)
 {
 	struct store_obj *o;
 	const char *name;
 	uint16_t len;
-	int rc = wire_parse_name(r->payload, r->hdr.len, &name, &len);
 
-	if (rc) {
-		parse_fail(r, rc, rc == -EPROTO ? "name payload size"
-						: "bad object name");
+	if (!request_name(r, &name, &len))
 		return;
-	}
 	if (store_find_name(srv->store, name, len, &o)) {
 		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
 			     name);
@@ -124,13 +132,10 @@ static void handle_delete(struct server *srv, struct request *r)
 {
 	const char *name;
 	uint16_t len;
-	int rc = wire_parse_name(r->payload, r->hdr.len, &name, &len);
+	int rc;
 
-	if (rc) {
-		parse_fail(r, rc, rc == -EPROTO ? "name payload size"
-						: "bad object name");
+	if (!request_name(r, &name, &len))
 		return;
-	}
 	rc = store_delete(srv->store, name, len);
 	if (rc == -ENOENT) {
 		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,

@@ -414,14 +414,15 @@ static int rdma_posted(struct urdma_ep *e, enum ibv_wr_opcode op,
 		       struct ibv_mr *mr, void *buf, size_t len, uint64_t raddr,
 		       uint32_t rkey, int timeout_ms);
 
-/* One RDMA READ, waited for on the send queue's completions (SENDs that
- * complete meanwhile are counted off as client_send would).  The caller
- * holds the connection's send exclusion, so nobody else polls that CQ.
- * dst is registered for this read only: a cached registration could pin
- * pages of a buffer since unmapped, and a new buffer at the same address
- * would silently miss the data. */
-static int client_read_remote(struct ufo_conn *c, void *dst, size_t len,
-			      uint64_t raddr, uint32_t rkey, int timeout_ms)
+/* One RDMA READ or WRITE between buf and (raddr, rkey), waited for on the
+ * send queue's completions (SENDs completing meanwhile are counted off as
+ * client_send would).  The caller holds the connection's send exclusion,
+ * so nobody else polls that CQ.  buf is registered for this operation
+ * only: a cached registration could pin pages of a buffer since unmapped,
+ * and a new buffer at the same address would silently miss the data. */
+static int client_rdma_one(struct ufo_conn *c, enum ibv_wr_opcode op, void *buf,
+			   size_t len, uint64_t raddr, uint32_t rkey,
+			   int timeout_ms)
 {
 	struct urdma_ep *e = &rc_of(c)->ep;
 	struct ibv_mr *mr;
@@ -429,32 +430,26 @@ static int client_read_remote(struct ufo_conn *c, void *dst, size_t len,
 
 	if (len > UINT32_MAX)
 		return -EINVAL;
-	if ((rc = err_null(mr = ibv_reg_mr(e->pd, dst, len,
+	if ((rc = err_null(mr = ibv_reg_mr(e->pd, buf, len,
 					   IBV_ACCESS_LOCAL_WRITE))))
 		return rc;
-	rc = rdma_posted(e, IBV_WR_RDMA_READ, mr, dst, len, raddr, rkey,
-			 timeout_ms);
+	rc = rdma_posted(e, op, mr, buf, len, raddr, rkey, timeout_ms);
 	ibv_dereg_mr(mr);
 	return rc;
 }
 
-/* One RDMA WRITE from src (registered for this write only). */
+static int client_read_remote(struct ufo_conn *c, void *dst, size_t len,
+			      uint64_t raddr, uint32_t rkey, int timeout_ms)
+{
+	return client_rdma_one(c, IBV_WR_RDMA_READ, dst, len, raddr, rkey,
+			       timeout_ms);
+}
+
 static int client_write_remote(struct ufo_conn *c, const void *src, size_t len,
 			       uint64_t raddr, uint32_t rkey, int timeout_ms)
 {
-	struct urdma_ep *e = &rc_of(c)->ep;
-	struct ibv_mr *mr;
-	int rc;
-
-	if (len > UINT32_MAX)
-		return -EINVAL;
-	if ((rc = err_null(mr = ibv_reg_mr(e->pd, (void *)src, len,
-					   IBV_ACCESS_LOCAL_WRITE))))
-		return rc;
-	rc = rdma_posted(e, IBV_WR_RDMA_WRITE, mr, (void *)src, len, raddr,
-			 rkey, timeout_ms);
-	ibv_dereg_mr(mr);
-	return rc;
+	return client_rdma_one(c, IBV_WR_RDMA_WRITE, (void *)src, len, raddr,
+			       rkey, timeout_ms);
 }
 
 /* Posts one RDMA READ or WRITE and waits for its completion. */

@@ -895,22 +895,37 @@ static int rdma_mapped(struct ufo_client *cl, struct rconn *rc,
 	return err;
 }
 
+/* Picks a connection and MAPs [off, off + len) of id on it.  0 with *rcp
+ * and *e, -EOPNOTSUPP when the server will not map it (the caller goes
+ * two-sided), or a connection error. */
+static int direct_begin(struct ufo_client *cl, uint64_t id, uint64_t off,
+			size_t len, struct rconn **rcp, struct map_entry *e)
+{
+	struct rconn *rc = pick_conn(cl);
+	int err;
+
+	if (!len || len > WIRE_MAX_IO)
+		return -EOPNOTSUPP;
+	if ((err = conn_ensure(rc)))
+		return err;
+	err = map_range(cl, rc, id, off, (uint32_t)len, e);
+	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
+	    err == -EPROTO)
+		return -EOPNOTSUPP;
+	*rcp = rc;
+	return err;
+}
+
 int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 		       void *buf, size_t len)
 {
-	struct rconn *rc;
+	struct rconn *rc = NULL;
 	struct map_entry e;
 	int err;
 
-	if (!cl->tops->read_remote || !len || len > WIRE_MAX_IO)
+	if (!cl->tops->read_remote)
 		return -EOPNOTSUPP;
-	rc = pick_conn(cl);
-	if ((err = conn_ensure(rc)))
-		return err;
-	err = map_range(cl, rc, id, off, (uint32_t)len, &e);
-	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
-	    err == -EPROTO)
-		return -EOPNOTSUPP; /* not mappable: the caller reads */
+	err = direct_begin(cl, id, off, len, &rc, &e);
 	if (!err)
 		err = rdma_mapped(cl, rc, &e, buf, false);
 	atomic_fetch_add_explicit(&cl->direct_reads, !err, memory_order_relaxed);
@@ -926,20 +941,13 @@ int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 			      .len = htole32((uint32_t)len) };
 	struct call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
 	struct map_entry e;
-	struct rconn *rc;
+	struct rconn *rc = NULL;
 	void *bounce;
 	int err;
 
-	if (!cl->tops->write_remote || !len || len > WIRE_MAX_IO)
+	if (!cl->tops->write_remote)
 		return -EOPNOTSUPP;
-	rc = pick_conn(cl);
-	if ((err = conn_ensure(rc)))
-		return err;
-	err = map_range(cl, rc, id, off, (uint32_t)len, &e);
-	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
-	    err == -EPROTO)
-		return -EOPNOTSUPP; /* not mappable: the caller writes */
-	if (err)
+	if ((err = direct_begin(cl, id, off, len, &rc, &e)))
 		return err;
 	/* A private copy: src is the UFO's chunk, write-protected while it
 	 * is written back, and pinning it for RDMA could fault into our own
