@@ -8,21 +8,18 @@
 
 #include "internal.h"
 
+/* Resolves cfg.dirty_mode (AUTO becomes WP or HASH): the config then
+ * reports the mode in force.  -ENOTSUP when WP is forced but missing. */
 static int ctx_choose_mode(struct ufo_ctx *ctx)
 {
-	switch (ctx->cfg.dirty_mode) {
-	case UFO_DIRTY_WP:
-		if (!ctx->uffd.wp) {
-			log_err(ctx, "UFO_DIRTY_WP requested but this kernel has no userfaultfd write-protect for anonymous memory");
-			return -ENOTSUP;
-		}
-		ctx->mode = UFO_DIRTY_WP;
-		break;
-	case UFO_DIRTY_HASH:
-		ctx->mode = UFO_DIRTY_HASH;
-		break;
-	default:
-		ctx->mode = ctx->uffd.wp ? UFO_DIRTY_WP : UFO_DIRTY_HASH;
+	enum ufo_dirty_mode *m = &ctx->cfg.dirty_mode;
+
+	if (*m == UFO_DIRTY_WP && !ctx->uffd.wp) {
+		log_err(ctx, "UFO_DIRTY_WP requested but this kernel has no userfaultfd write-protect for anonymous memory");
+		return -ENOTSUP;
+	}
+	if (*m == UFO_DIRTY_AUTO) {
+		*m = ctx->uffd.wp ? UFO_DIRTY_WP : UFO_DIRTY_HASH;
 		if (!ctx->uffd.wp)
 			log_warn(ctx, "userfaultfd write-protect unavailable: dirty chunks found by hashing at eviction");
 	}
@@ -66,7 +63,6 @@ static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
 	if (rc)
 		return rc;
 	rc = ctx_choose_mode(ctx);
-	ctx->cfg.dirty_mode = ctx->mode; /* report the mode in force */
 	if (!rc)
 		rc = handlers_start(ctx);
 	if (!rc)
@@ -111,7 +107,7 @@ int ufo_ctx_create(const struct ufo_config *cfg, struct ufo_ctx **out)
 	ctx_monitor_start(ctx);
 	log_info(ctx, "context: budget %zu/%zu bytes, %u handlers, dirty tracking %s, policy %s",
 		 ctx->cfg.high_watermark, ctx->cfg.low_watermark,
-		 ctx->cfg.threads, ufo_dirty_mode_name(ctx->mode),
+		 ctx->cfg.threads, ufo_dirty_mode_name(ctx->cfg.dirty_mode),
 		 ctx->policy->name);
 	*out = ctx;
 	return 0;
@@ -141,5 +137,5 @@ void ufo_ctx_config(const struct ufo_ctx *ctx, struct ufo_config *out)
 
 enum ufo_dirty_mode ufo_ctx_dirty_mode(const struct ufo_ctx *ctx)
 {
-	return ctx->mode;
+	return ctx->cfg.dirty_mode;
 }

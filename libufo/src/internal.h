@@ -274,9 +274,7 @@ void policy_remove(struct ufo_obj *obj, struct ufo_chunk *c);
 
 struct uffd_info {
 	int fd;
-	uint64_t features;
 	bool wp;          /* write-protect usable on anonymous memory */
-	bool user_only;   /* opened with UFFD_USER_MODE_ONLY */
 };
 
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out);
@@ -303,7 +301,6 @@ struct work_item {
 struct ufo_ctx {
 	struct ufo_config cfg;
 	struct uffd_info uffd;
-	enum ufo_dirty_mode mode;
 	size_t page_size;
 	int pagemap_fd;
 	_Atomic bool stopping;

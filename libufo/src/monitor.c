@@ -191,7 +191,7 @@ static void expo_context(const struct ufo_ctx *ctx, const struct snap *s,
 {
 	struct mon_label info[] = {
 		{ "version", UFO_LIB_VERSION },
-		{ "dirty_mode", ufo_dirty_mode_name(ctx->mode) },
+		{ "dirty_mode", ufo_dirty_mode_name(ctx->cfg.dirty_mode) },
 		{ "policy", ctx->policy->name },
 	};
 	char name[96];
@@ -368,7 +368,7 @@ static void json_context(struct mon_json *j, const struct ufo_ctx *ctx,
 	json_metrics(j, ctx_metrics, UFO_ARRAY_SIZE(ctx_metrics), &s->st);
 	mon_json_u64(j, "objects", s->nobjs);
 	mon_json_u64(j, "threads", ctx->cfg.threads);
-	mon_json_str(j, "dirty_mode", ufo_dirty_mode_name(ctx->mode));
+	mon_json_str(j, "dirty_mode", ufo_dirty_mode_name(ctx->cfg.dirty_mode));
 	mon_json_str(j, "policy", ctx->policy->name);
 	mon_json_double(j, "uptime_seconds", s->uptime);
 	json_latency(j, &s->st, s->lat_sum_ns);

@@ -230,7 +230,7 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 	if (hdr_pages < 0)
 		return hdr_pages;
 	obj->flags = p->flags;
-	obj->wp = ctx->mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
+	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
 	obj->populate = p->populate;
 	obj->writeback = p->writeback;
 	obj->user = p->user;
@@ -239,7 +239,7 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 		return -ENOMEM;
 	for (uint64_t i = 0; i < obj->nchunks; i++)
 		obj->chunks[i].obj = obj;
-	if (ctx->mode == UFO_DIRTY_HASH && !(p->flags & UFO_READ_ONLY)) {
+	if (ctx->cfg.dirty_mode == UFO_DIRTY_HASH && !(p->flags & UFO_READ_ONLY)) {
 		obj->hashes = calloc(obj->nchunks, sizeof(*obj->hashes));
 		if (!obj->hashes)
 			return -ENOMEM;

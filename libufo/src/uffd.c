@@ -104,12 +104,13 @@ static bool probe_wp(int fd, size_t page)
 
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 {
-	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID;
+	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID, got;
+	bool user_only;
 	int fd, rc;
 
 	/* UFFDIO_API may be called once per descriptor: probe on a throwaway
 	 * one which features this kernel offers, then ask for ours. */
-	fd = open_raw(ctx, &out->user_only);
+	fd = open_raw(ctx, &user_only);
 	if (fd < 0)
 		return fd;
 	rc = api_handshake(fd, 0, &avail);
@@ -121,10 +122,10 @@ int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 	want &= avail;
 	if (avail & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
 		want |= UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-	fd = open_raw(ctx, &out->user_only);
+	fd = open_raw(ctx, &user_only);
 	if (fd < 0)
 		return fd;
-	rc = api_handshake(fd, want, &out->features);
+	rc = api_handshake(fd, want, &got);
 	if (rc) {
 		close(fd);
 		return rc;
