@@ -15,6 +15,29 @@
 
 #include "log.h"
 #include "server.h"
+#include "vstore.h"
+
+/* A VWRITE's versions are recorded only now that its data is durable,
+ * then the version file is synced once per object (vstore.h: a version
+ * never vouches for data that is not on disk). */
+static void record_versions(struct request *batch, uint64_t batch_no)
+{
+	for (struct request *r = batch; r; r = r->next) {
+		struct store_obj *o = r->obj;
+
+		if (!r->vpend)
+			continue;
+		r->rc = vstore_commit(o, r->vpend, r->rc);
+		r->vpend = NULL;
+		if (r->rc)
+			continue;
+		if (o->vsync_batch != batch_no) {
+			o->vsync_batch = batch_no;
+			o->vsync_rc = vstore_sync(o);
+		}
+		r->rc = o->vsync_rc;
+	}
+}
 
 /* obj->commit_batch / commit_rc remember, for this batch, whether the
  * object was already synced and how that went.  Only this thread uses
@@ -35,6 +58,7 @@ static void sync_batch(struct server *srv, struct request *batch,
 		}
 		r->rc = o->commit_rc;
 	}
+	record_versions(batch, batch_no);
 }
 
 static void answer_batch(struct server *srv, struct request *batch)
@@ -43,7 +67,7 @@ static void answer_batch(struct server *srv, struct request *batch)
 
 	for (struct request *r = batch; r; r = next) {
 		next = r->next;
-		if (r->hdr.op == WIRE_WRITE || r->hdr.op == WIRE_COMMIT)
+		if (request_is_write(r))
 			atomic_fetch_add(&srv->stats.writes, 1);
 		if (r->rc) {
 			server_count(&srv->stats.errors, 1);

@@ -328,7 +328,7 @@ void request_start(struct request *r, size_t cost)
 	c->inflight++;
 	c->inflight_bytes += cost;
 	/* A COMMIT is a write made durable: SYNC waits for it too. */
-	if (r->hdr.op == WIRE_WRITE || r->hdr.op == WIRE_COMMIT)
+	if (request_is_write(r))
 		c->writes_inflight++;
 	conn_update_locked(c);
 	pthread_mutex_unlock(&c->lock);
@@ -347,7 +347,7 @@ void request_done(struct request *r, uint32_t status, struct outbuf *ob)
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
 	c->inflight_bytes -= r->cost;
-	if ((r->hdr.op == WIRE_WRITE || r->hdr.op == WIRE_COMMIT) &&
+	if ((request_is_write(r)) &&
 	    !--c->writes_inflight && c->barrier) {
 		barrier = c->barrier;
 		c->barrier = NULL;

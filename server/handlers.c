@@ -14,11 +14,10 @@
 
 #include "log.h"
 #include "server.h"
+#include "vstore.h"
 
 /* request_fail, counting the error for the monitor. */
-static void fail(struct request *r, uint32_t status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fail(struct request *r, uint32_t status, const char *fmt, ...)
+void handler_fail(struct request *r, uint32_t status, const char *fmt, ...)
 {
 	char msg[WIRE_MAX_ERRMSG + 1];
 	va_list ap;
@@ -31,7 +30,7 @@ static void fail(struct request *r, uint32_t status, const char *fmt, ...)
 }
 
 /* Storage errnos that have their own status; the rest are WIRE_EIO. */
-static uint32_t storage_status(int rc)
+uint32_t handler_storage_status(int rc)
 {
 	if (rc == -EFBIG) /* past the file system's largest file */
 		return WIRE_E2BIG;
@@ -44,13 +43,13 @@ static void answer_info(struct request *r, struct store_obj *o)
 	int rc;
 
 	if (!ob) {
-		fail(r, WIRE_EIO, "out of memory");
+		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
 	rc = store_info(o, (struct wire_objinfo *)outbuf_payload(ob));
 	if (rc) {
 		free(ob);
-		fail(r, storage_status(rc), "stat: %s", strerror(-rc));
+		handler_fail(r, handler_storage_status(rc), "stat: %s", strerror(-rc));
 		return;
 	}
 	request_done(r, WIRE_OK, ob);
@@ -58,7 +57,7 @@ static void answer_info(struct request *r, struct store_obj *o)
 
 static void parse_fail(struct request *r, int rc, const char *what)
 {
-	fail(r, wire_errno_to_status(rc), "%s", what);
+	handler_fail(r, wire_errno_to_status(rc), "%s", what);
 }
 
 static void handle_create(struct server *srv, struct request *r)
@@ -84,12 +83,12 @@ static void handle_create(struct server *srv, struct request *r)
 	rc = store_create(srv->store, name, cr.name_len, cr.size,
 			  cr.chunk_size, &o);
 	if (rc == -EEXIST) {
-		fail(r, WIRE_EEXIST, "object %.*s exists",
+		handler_fail(r, WIRE_EEXIST, "object %.*s exists",
 			     (int)cr.name_len, name);
 		return;
 	}
 	if (rc) {
-		fail(r, storage_status(rc), "create: %s", strerror(-rc));
+		handler_fail(r, handler_storage_status(rc), "create: %s", strerror(-rc));
 		return;
 	}
 	log_info("created %s id %" PRIu64 " size %" PRIu64, o->name, o->id,
@@ -120,7 +119,7 @@ static void handle_open(struct server *srv, struct request *r)
 	if (!request_name(r, &name, &len))
 		return;
 	if (store_find_name(srv->store, name, len, &o)) {
-		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+		handler_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
 			     name);
 		return;
 	}
@@ -138,12 +137,12 @@ static void handle_delete(struct server *srv, struct request *r)
 		return;
 	rc = store_delete(srv->store, name, len);
 	if (rc == -ENOENT) {
-		fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
+		handler_fail(r, WIRE_ENOENT, "no object %.*s", (int)len,
 			     name);
 		return;
 	}
 	if (rc) {
-		fail(r, storage_status(rc), "delete: %s",
+		handler_fail(r, handler_storage_status(rc), "delete: %s",
 			     strerror(-rc));
 		return;
 	}
@@ -178,7 +177,7 @@ static void answer_list(struct request *r, struct store_obj **objs,
 		sizeof(h) + n * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME));
 
 	if (!ob) {
-		fail(r, WIRE_EIO, "out of memory");
+		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
 	memcpy(outbuf_payload(ob), &h, sizeof(h));
@@ -195,18 +194,18 @@ static void handle_list(struct server *srv, struct request *r)
 	uint64_t next;
 
 	if (r->hdr.len != sizeof(l)) {
-		fail(r, WIRE_EPROTO, "LIST payload is %zu bytes",
+		handler_fail(r, WIRE_EPROTO, "LIST payload is %zu bytes",
 			     sizeof(l));
 		return;
 	}
 	memcpy(&l, r->payload, sizeof(l));
 	l.max = le32toh(l.max);
 	if (!l.max) {
-		fail(r, WIRE_EINVAL, "LIST max is 0");
+		handler_fail(r, WIRE_EINVAL, "LIST max is 0");
 		return;
 	}
 	if (l.max > WIRE_LIST_MAX) {
-		fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
+		handler_fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
 		return;
 	}
 	store_list(srv->store, le64toh(l.cursor), l.max, objs, &n, &next);
@@ -223,7 +222,7 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	struct store_obj *o;
 
 	if (r->hdr.len < sizeof(*io)) {
-		fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
+		handler_fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
 			     sizeof(*io));
 		return NULL;
 	}
@@ -233,27 +232,27 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	io->len = le32toh(io->len);
 	io->flags = le32toh(io->flags);
 	if (r->hdr.len != sizeof(*io) + (payload_extra ? io->len : 0)) {
-		fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
+		handler_fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
 			     r->hdr.len,
 			     sizeof(*io) + (payload_extra ? io->len : 0));
 		return NULL;
 	}
 	if (io->flags) {
-		fail(r, WIRE_EINVAL, "I/O flags must be 0");
+		handler_fail(r, WIRE_EINVAL, "I/O flags must be 0");
 		return NULL;
 	}
 	if (io->len > WIRE_MAX_IO) {
-		fail(r, WIRE_E2BIG, "I/O of %u bytes, limit %u",
+		handler_fail(r, WIRE_E2BIG, "I/O of %u bytes, limit %u",
 			     io->len, WIRE_MAX_IO);
 		return NULL;
 	}
 	if (store_find_id(srv->store, io->id, &o)) {
-		fail(r, WIRE_ENOENT, "no object with id %" PRIu64,
+		handler_fail(r, WIRE_ENOENT, "no object with id %" PRIu64,
 			     io->id);
 		return NULL;
 	}
 	if (io->offset > o->size || io->len > o->size - io->offset) {
-		fail(r, WIRE_ERANGE,
+		handler_fail(r, WIRE_ERANGE,
 			     "[%" PRIu64 ", +%u) outside object of %" PRIu64
 			     " bytes", io->offset, io->len, o->size);
 		store_put(o);
@@ -289,7 +288,7 @@ static bool read_answer(struct server *srv, struct request *r, bool nowait)
 	}
 	if (rc) {
 		free(ob);
-		fail(r, storage_status(rc), "read: %s", strerror(-rc));
+		handler_fail(r, handler_storage_status(rc), "read: %s", strerror(-rc));
 		return true;
 	}
 	server_count(&srv->stats.read_bytes, io.len);
@@ -314,7 +313,7 @@ bool handle_read_inline(struct server *srv, struct request *r)
  * and answers. */
 /* The data of r is in the page cache: the committer answers r once it is
  * durable (group commit).  Takes o's reference. */
-static void submit_durable(struct server *srv, struct request *r,
+void handler_submit_durable(struct server *srv, struct request *r,
 			   struct store_obj *o, uint32_t len)
 {
 	server_count(&srv->stats.written_bytes, len);
@@ -324,22 +323,38 @@ static void submit_durable(struct server *srv, struct request *r,
 	commit_submit(srv, r);
 }
 
+/* A replicated object's blocks carry versions that only VWRITE keeps
+ * (vstore.h): a plain WRITE would change data under an old version.
+ * Takes o's reference when it refuses. */
+static bool refuse_replicated(struct request *r, struct store_obj *o)
+{
+	uint64_t epoch = vstore_epoch(o);
+
+	if (!epoch)
+		return false;
+	store_put(o);
+	handler_fail(r, WIRE_EINVAL,
+		     "object is replicated (placement epoch %" PRIu64
+		     "): write it through a cluster client", epoch);
+	return true;
+}
+
 static void handle_write(struct server *srv, struct request *r)
 {
 	struct wire_io io;
 	struct store_obj *o = io_target(srv, r, &io, 1);
 	int rc;
 
-	if (!o)
+	if (!o || refuse_replicated(r, o))
 		return;
 	rc = store_write(o, io.offset, r->payload + sizeof(io), io.len);
 	if (rc) {
 		log_warn("object %s: write: %s", o->name, strerror(-rc));
 		store_put(o);
-		fail(r, storage_status(rc), "write: %s", strerror(-rc));
+		handler_fail(r, handler_storage_status(rc), "write: %s", strerror(-rc));
 		return;
 	}
-	submit_durable(srv, r, o, io.len);
+	handler_submit_durable(srv, r, o, io.len);
 }
 
 /* Runs once every WRITE before it on the connection was answered (see
@@ -350,7 +365,7 @@ static void handle_sync(struct server *srv, struct request *r)
 	struct wire_id id;
 
 	if (r->hdr.len != sizeof(id)) {
-		fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
+		handler_fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
 		return;
 	}
 	memcpy(&id, r->payload, sizeof(id));
@@ -360,7 +375,7 @@ static void handle_sync(struct server *srv, struct request *r)
 		return;
 	}
 	if (store_find_id(srv->store, id.id, &r->obj)) {
-		fail(r, WIRE_ENOENT, "no object with id %" PRIu64, id.id);
+		handler_fail(r, WIRE_ENOENT, "no object with id %" PRIu64, id.id);
 		return;
 	}
 	commit_submit(srv, r);
@@ -380,12 +395,12 @@ static void handle_map(struct server *srv, struct request *r)
 	rc = rdma_bridge_map(srv, r->conn->fd, o, io.offset, io.len, &m);
 	store_put(o);
 	if (rc) {
-		fail(r, wire_errno_to_status(rc), "map: %s", strerror(-rc));
+		handler_fail(r, wire_errno_to_status(rc), "map: %s", strerror(-rc));
 		return;
 	}
 	ob = outbuf_new(sizeof(m));
 	if (!ob) {
-		fail(r, WIRE_EIO, "out of memory");
+		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
 	m.addr = htole64(m.addr);
@@ -407,15 +422,15 @@ static void handle_commit(struct server *srv, struct request *r)
 	struct store_obj *o = io_target(srv, r, &io, 0);
 	int rc;
 
-	if (!o)
+	if (!o || refuse_replicated(r, o))
 		return;
 	rc = rdma_bridge_commit(srv, r->conn->fd, o, io.offset, io.len);
 	if (rc) {
 		store_put(o);
-		fail(r, wire_errno_to_status(rc), "commit: %s", strerror(-rc));
+		handler_fail(r, wire_errno_to_status(rc), "commit: %s", strerror(-rc));
 		return;
 	}
-	submit_durable(srv, r, o, io.len);
+	handler_submit_durable(srv, r, o, io.len);
 }
 
 typedef void handler_fn(struct server *srv, struct request *r);
@@ -427,6 +442,10 @@ static handler_fn *const handlers[WIRE_OP_MAX + 1] = {
 	[WIRE_DELETE] = handle_delete, [WIRE_READ] = handle_read,
 	[WIRE_WRITE] = handle_write,   [WIRE_SYNC] = handle_sync,
 	[WIRE_MAP] = handle_map,       [WIRE_COMMIT] = handle_commit,
+	[WIRE_VWRITE] = handle_vwrite, [WIRE_VERSIONS] = handle_versions,
+	[WIRE_DISCARD] = handle_discard, [WIRE_NODE] = handle_node,
+	[WIRE_PLACE] = handle_place,   [WIRE_PLACEMENT] = handle_placement,
+	[WIRE_HINTS] = handle_hints,   [WIRE_HINTS_DROP] = handle_hints_drop,
 };
 
 void handle_request(struct server *srv, struct request *r)
@@ -438,5 +457,5 @@ void handle_request(struct server *srv, struct request *r)
 	if (op <= WIRE_OP_MAX && handlers[op])
 		handlers[op](srv, r);
 	else
-		fail(r, WIRE_EINVAL, "op %u not served by workers", op);
+		handler_fail(r, WIRE_EINVAL, "op %u not served by workers", op);
 }

@@ -28,7 +28,8 @@ static struct {
 /* Operations the workers run, in wire order: the op label's values. */
 static const uint16_t served_ops[] = {
 	WIRE_CREATE, WIRE_OPEN, WIRE_STAT, WIRE_LIST, WIRE_DELETE,
-	WIRE_READ, WIRE_WRITE, WIRE_SYNC,
+	WIRE_READ, WIRE_WRITE, WIRE_SYNC, WIRE_VWRITE, WIRE_VERSIONS,
+	WIRE_DISCARD,
 };
 #define N_SERVED_OPS (sizeof(served_ops) / sizeof(served_ops[0]))
 

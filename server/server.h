@@ -76,8 +76,16 @@ struct request {
 	uint8_t *payload;
 	size_t cost; /* bytes counted in conn->inflight_bytes */
 	struct store_obj *obj; /* WRITE/SYNC on their way to the committer */
+	struct vpend *vpend;   /* VWRITE: versions to record once durable */
 	int rc;
 };
+
+/* Requests answered by the committer once durable; a SYNC waits for them. */
+static inline bool request_is_write(const struct request *r)
+{
+	return r->hdr.op == WIRE_WRITE || r->hdr.op == WIRE_COMMIT ||
+	       r->hdr.op == WIRE_VWRITE;
+}
 
 struct work_queue {
 	pthread_mutex_t lock;
@@ -90,7 +98,7 @@ struct work_queue {
  * ops counts requests run by the workers (and READs answered inline) by
  * enum wire_op; errors the error answers of handlers.c and commit.c;
  * read_bytes/written_bytes the data of successful READs and WRITEs. */
-#define SERVER_STATS_OPS 16
+#define SERVER_STATS_OPS 32
 struct server_stats {
 	atomic_uint_fast64_t writes, fdatasyncs, batches, requests;
 	atomic_uint_fast64_t ops[SERVER_STATS_OPS], errors;
@@ -201,6 +209,25 @@ void handle_request(struct server *srv, struct request *r);
  * loop) thread when its data is in the page cache; false: queue it. */
 bool handle_read_inline(struct server *srv, struct request *r);
 #define INLINE_READ_MAX (64u << 10)
+
+/* Shared by the handler files: request_fail counting the error; the
+ * status of a storage errno; handing a written request to the committer
+ * (takes o's reference). */
+void handler_fail(struct request *r, uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+uint32_t handler_storage_status(int rc);
+void handler_submit_durable(struct server *srv, struct request *r,
+			    struct store_obj *o, uint32_t len);
+
+/* handlers_cluster.c: the replication ops (docs/cluster.md). */
+void handle_vwrite(struct server *srv, struct request *r);
+void handle_versions(struct server *srv, struct request *r);
+void handle_discard(struct server *srv, struct request *r);
+void handle_node(struct server *srv, struct request *r);
+void handle_place(struct server *srv, struct request *r);
+void handle_placement(struct server *srv, struct request *r);
+void handle_hints(struct server *srv, struct request *r);
+void handle_hints_drop(struct server *srv, struct request *r);
 
 /* commit.c */
 int committer_start(struct server *srv);

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "store_meta.h"
+#include "vstore.h"
 
 #define INDEX_MIN_BUCKETS 64
 
@@ -35,6 +36,7 @@ struct store {
 	size_t nobjs, cap;
 	struct store_obj **buckets; /* by name; nbuckets is a power of 2 */
 	size_t nbuckets;
+	uint8_t node_id[WIRE_NODE_ID];
 };
 
 /* ---- the in-memory index (callers hold index_lock) */
@@ -134,7 +136,9 @@ void store_get(struct store_obj *o)
 void store_put(struct store_obj *o)
 {
 	if (o && atomic_fetch_sub(&o->refs, 1) == 1) {
-		close(o->fd);
+		if (o->fd >= 0)
+			close(o->fd);
+		vstore_detach(o);
 		free(o);
 	}
 }
@@ -218,7 +222,9 @@ static int data_create(struct store *s, struct store_obj *o)
 		       0600);
 	if (o->fd < 0)
 		return -errno;
-	return fsync(o->fd) ? -errno : 0;
+	if (fsync(o->fd))
+		return -errno;
+	return vstore_attach(s->objfd, o);
 }
 
 static void files_remove(struct store *s, uint64_t id)
@@ -229,6 +235,7 @@ static void files_remove(struct store *s, uint64_t id)
 	unlinkat(s->objfd, file, 0);
 	obj_file_name(file, id, DATA_SUFFIX);
 	unlinkat(s->objfd, file, 0);
+	vstore_remove(s->objfd, id);
 }
 
 /* The metadata rename is the commit point: a crash before it leaves an
@@ -261,7 +268,7 @@ static struct store_obj *obj_new(const char *name, uint16_t len)
 
 	if (!o)
 		return NULL;
-	o->fd = -1;
+	o->fd = o->vfd = o->hfd = -1;
 	o->name_len = len;
 	memcpy(o->name, name, len);
 	atomic_init(&o->refs, 1);
@@ -307,6 +314,7 @@ static int delete_locked(struct store *s, struct store_obj *o)
 	pthread_rwlock_unlock(&s->index_lock);
 	obj_file_name(file, o->id, DATA_SUFFIX);
 	unlinkat(s->objfd, file, 0);
+	vstore_remove(s->objfd, o->id);
 	store_put(o); /* the index's reference */
 	return rc;
 }
@@ -388,6 +396,11 @@ int store_write(struct store_obj *o, uint64_t off, const void *buf,
 	return 0;
 }
 
+const uint8_t *store_node_id(struct store *s)
+{
+	return s->node_id;
+}
+
 int store_sync(struct store_obj *o)
 {
 	return fdatasync(o->fd) ? -errno : 0;
@@ -414,7 +427,9 @@ static int open_data(struct store *s, struct store_obj *o)
 		o->fd = openat(s->objfd, file, O_RDWR | O_CREAT | O_CLOEXEC,
 			       0600);
 	}
-	return o->fd < 0 ? -errno : 0;
+	if (o->fd < 0)
+		return -errno;
+	return vstore_attach(s->objfd, o);
 }
 
 /* A metadata file that does not check out is kept (with its data) for an
@@ -455,18 +470,23 @@ static int scan_entry(struct store *s, const char *file)
 	return has_suffix(file, META_SUFFIX) ? load_meta(s, file) : 0;
 }
 
-/* A data file without a metadata file is a create that crashed before its
- * commit point, or a delete after it: never acknowledged, or deleted. */
+/* A data (or version, placement, hints) file without a metadata file is a
+ * create that crashed before its commit point, or a delete after it: never
+ * acknowledged, or deleted. */
 static void remove_orphan(struct store *s, const char *file)
 {
+	static const char *const side[] = { DATA_SUFFIX, VER_SUFFIX,
+					    PLACE_SUFFIX, HINTS_SUFFIX };
 	char meta[OBJ_FILE_MAX];
 	uint64_t id;
 	char *end;
+	size_t i;
 
-	if (!has_suffix(file, DATA_SUFFIX))
-		return;
 	id = strtoull(file, &end, 16);
-	if (strcmp(end, DATA_SUFFIX))
+	for (i = 0; i < sizeof(side) / sizeof(side[0]); i++)
+		if (end != file && !strcmp(end, side[i]))
+			break;
+	if (i == sizeof(side) / sizeof(side[0]))
 		return;
 	obj_file_name(meta, id, META_SUFFIX);
 	if (faccessat(s->objfd, meta, F_OK, 0) && errno == ENOENT) {
@@ -546,6 +566,10 @@ static int store_load(struct store *s, const char *dir)
 		return rc;
 	}
 	s->next_id = counted;
+	if ((rc = node_id_load(s->dirfd, s->node_id))) {
+		log_err("%s/%s: %s", dir, NODE_ID_FILE, strerror(-rc));
+		return rc;
+	}
 	if ((rc = scan_objects(s)))
 		return rc;
 	s->id_limit = s->next_id; /* the first create reserves afresh */

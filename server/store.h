@@ -14,6 +14,7 @@
 #ifndef UFO_SERVER_STORE_H
 #define UFO_SERVER_STORE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,12 +34,23 @@ struct store_obj {
 	int fd; /* data file, open for the object's life */
 	atomic_uint refs;
 	struct store_obj *name_next; /* hash chain, under the index lock */
+	/* Replication state (vstore.c), under vlock. */
+	pthread_mutex_t vlock;
+	int objdir;  /* the objects directory (the store's; not owned) */
+	int vfd, hfd; /* .ver and .hints */
+	uint64_t nhints;
+	struct vpend *pending;
+	struct placement *place;
 	/* Private to the committer thread (commit.c). */
+	uint64_t vsync_batch;
+	int vsync_rc;
 	uint64_t commit_batch;
 	int commit_rc;
 };
 
 struct store;
+struct vpend;
+struct placement;
 
 /* Opens (creating if needed) a data directory, takes its lock (one server
  * per directory), drops half-created leftovers and loads every object. */
@@ -70,5 +82,7 @@ int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len,
 int store_write(struct store_obj *o, uint64_t off, const void *buf,
 		uint32_t len);
 int store_sync(struct store_obj *o); /* fdatasync */
+/* The server's node id (vstore.h). */
+const uint8_t *store_node_id(struct store *s);
 
 #endif /* UFO_SERVER_STORE_H */

@@ -135,6 +135,7 @@ static const struct {
 	{ WIRE_ECSUM, EBADMSG, "checksum mismatch" },
 	{ WIRE_ENOTAUTH, EPERM, "not authenticated" },
 	{ WIRE_ESHUTDOWN, ESHUTDOWN, "server shutting down" },
+	{ WIRE_ESTALE, ESTALE, "stale placement" },
 };
 
 int wire_status_to_errno(uint32_t status)
@@ -174,7 +175,11 @@ const char *wire_op_name(uint16_t op)
 		[WIRE_DELETE] = "DELETE", [WIRE_READ] = "READ",
 		[WIRE_WRITE] = "WRITE", [WIRE_SYNC] = "SYNC",
 		[WIRE_PING] = "PING", [WIRE_MAP] = "MAP",
-		[WIRE_COMMIT] = "COMMIT",
+		[WIRE_COMMIT] = "COMMIT", [WIRE_VWRITE] = "VWRITE",
+		[WIRE_VERSIONS] = "VERSIONS", [WIRE_DISCARD] = "DISCARD",
+		[WIRE_NODE] = "NODE", [WIRE_PLACE] = "PLACE",
+		[WIRE_PLACEMENT] = "PLACEMENT", [WIRE_HINTS] = "HINTS",
+		[WIRE_HINTS_DROP] = "HINTS_DROP",
 	};
 
 	op &= (uint16_t)~WIRE_RESPONSE;

@@ -37,6 +37,10 @@
 #define WIRE_MAC 32                                /* HMAC-SHA256 */
 #define WIRE_MIN_SECRET 16                         /* bytes of shared secret */
 #define WIRE_MAX_SECRET 4096                       /* buffer; secrets < this */
+#define WIRE_MAX_VERSIONS 65536u                   /* per VERSIONS reply */
+#define WIRE_MAX_MEMBERS 64                        /* servers in a placement */
+#define WIRE_MAX_HINTS 4096u                       /* per HINTS reply */
+#define WIRE_NODE_ID 16                            /* bytes of a server id */
 
 enum wire_op {
 	WIRE_HELLO = 1,  /* wire_hello → wire_hello (server's choice) */
@@ -56,7 +60,16 @@ enum wire_op {
 			  * below */
 	WIRE_COMMIT = 13,/* wire_io → empty, once the range this connection
 			  * RDMA-wrote into a MAPped range is durable */
-	WIRE_OP_MAX = 13,
+	/* Replicated objects (docs/cluster.md); see the structs below. */
+	WIRE_VWRITE = 14,   /* wire_vio + data → empty, once durable */
+	WIRE_VERSIONS = 15, /* wire_vq → wire_vq_reply + count × u64 */
+	WIRE_DISCARD = 16,  /* wire_vio (len: the range, no data) → empty */
+	WIRE_NODE = 17,     /* empty → wire_node */
+	WIRE_PLACE = 18,    /* wire_id + wire_placement + members → empty */
+	WIRE_PLACEMENT = 19,/* wire_id → wire_placement + members */
+	WIRE_HINTS = 20,    /* wire_hint_q → wire_hint_reply + records */
+	WIRE_HINTS_DROP = 21, /* wire_hint_drop → empty */
+	WIRE_OP_MAX = 21,
 	WIRE_RESPONSE = 0x8000,
 };
 /* A reply that cannot name the request's opcode (unknown op, or the refusal
@@ -81,7 +94,9 @@ enum wire_status {
 	WIRE_ECSUM = 12,    /* payload checksum mismatch */
 	WIRE_ENOTAUTH = 13, /* request before authentication */
 	WIRE_ESHUTDOWN = 14,/* server stopping */
-	WIRE_STATUS_MAX = 14,
+	WIRE_ESTALE = 15,   /* the client's placement epoch is not the
+			     * object's: reload the placement */
+	WIRE_STATUS_MAX = 15,
 };
 
 struct wire_hdr {
@@ -188,6 +203,104 @@ struct wire_map {
 	uint32_t len;
 };
 _Static_assert(sizeof(struct wire_map) == 16, "map is 16 bytes");
+
+/* ---- replicated objects (docs/cluster.md)
+ *
+ * A server keeps, per object, a version for every block (the object's
+ * chunk_size bytes; the last may be short): 0 for never written, else the
+ * version the client gave the VWRITE that last wrote it.  Versions only
+ * grow: a VWRITE applies to the blocks whose version is below its own and
+ * leaves newer ones alone (the answer is OK either way).  A version is
+ * recorded only after the block's data is durable, so a block's data is
+ * never older than its version, even across a crash. */
+
+/* VWRITE: offset block-aligned, len a whole number of blocks (or reaching
+ * the object's end), version > 0, epoch the object's placement epoch
+ * (ESTALE otherwise).  flags & WIRE_VIO_HINT: the server also records that
+ * server `node` missed this write (a hint for repair).
+ * DISCARD: the same fields without data; drops the blocks (version set to
+ * 0, the file range punched) whose version is at most `version`. */
+struct wire_vio {
+	uint64_t id;
+	uint64_t offset;
+	uint32_t len;
+	uint32_t flags;
+	uint64_t version;
+	uint64_t epoch;
+	uint8_t node[WIRE_NODE_ID];
+};
+_Static_assert(sizeof(struct wire_vio) == 56, "vio is 56 bytes");
+#define WIRE_VIO_HINT 1u
+
+/* VERSIONS: the versions of `count` blocks (1..WIRE_MAX_VERSIONS) from the
+ * block-aligned offset, cut at the object's end. */
+struct wire_vq {
+	uint64_t id;
+	uint64_t offset;
+	uint32_t count;
+	uint32_t flags; /* 0 */
+};
+_Static_assert(sizeof(struct wire_vq) == 24, "vq is 24 bytes");
+
+struct wire_vq_reply {
+	uint64_t epoch;      /* the object's placement epoch */
+	uint32_t count;      /* u64 versions that follow */
+	uint32_t block_size; /* the object's chunk size */
+};
+_Static_assert(sizeof(struct wire_vq_reply) == 16, "vq reply is 16 bytes");
+
+/* NODE: the server's identity, made once per data directory, so placement
+ * does not change when a server's address does. */
+struct wire_node {
+	uint8_t id[WIRE_NODE_ID];
+	uint64_t objects;
+	uint64_t flags; /* 0 */
+};
+_Static_assert(sizeof(struct wire_node) == 32, "node is 32 bytes");
+
+/* PLACE / PLACEMENT: how a replicated object is spread; nmembers node ids
+ * follow.  PLACE installs it if its epoch is above the object's (the same
+ * epoch and contents: OK; anything else: ESTALE).  An object never placed
+ * answers epoch 0 and no members. */
+struct wire_placement {
+	uint64_t epoch;
+	uint32_t group_size;   /* bytes per placement group, multiple of the
+				* object's chunk size */
+	uint8_t replicas;      /* R, 1..nmembers */
+	uint8_t write_quorum;  /* W, 1..R */
+	uint16_t nmembers;     /* 1..WIRE_MAX_MEMBERS */
+};
+_Static_assert(sizeof(struct wire_placement) == 16, "placement is 16 bytes");
+
+/* HINTS: records from `cursor` (0 first); HINTS_DROP removes the records
+ * before `upto` that name `node`. */
+struct wire_hint_q {
+	uint64_t id;
+	uint64_t cursor;
+};
+_Static_assert(sizeof(struct wire_hint_q) == 16, "hint query is 16 bytes");
+
+struct wire_hint_reply {
+	uint64_t next_cursor; /* records so far; 0 when none */
+	uint32_t count;
+	uint32_t more;        /* 1: records past next_cursor remain */
+};
+_Static_assert(sizeof(struct wire_hint_reply) == 16, "hint reply is 16 bytes");
+
+struct wire_hint {
+	uint64_t offset;
+	uint32_t len;
+	uint32_t pad;
+	uint8_t node[WIRE_NODE_ID];
+};
+_Static_assert(sizeof(struct wire_hint) == 32, "hint is 32 bytes");
+
+struct wire_hint_drop {
+	uint64_t id;
+	uint64_t upto;
+	uint8_t node[WIRE_NODE_ID];
+};
+_Static_assert(sizeof(struct wire_hint_drop) == 32, "hint drop is 32 bytes");
 
 /* ---- helpers (wire.c); all return 0 or a negative errno */
 

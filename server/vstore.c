@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Replication state of stored objects; vstore.h states the contracts and
+ * the crash ordering.  Everything here runs under the object's vlock,
+ * which serialises "compare versions, then write" for VWRITE and DISCARD.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "store_meta.h"
+#include "vstore.h"
+
+#define VER_BATCH 512 /* versions per pread/pwrite */
+
+static int pread_all(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+	char *p = buf;
+
+	*got = 0;
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			break;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static uint64_t nblocks(const struct store_obj *o)
+{
+	return (o->size + o->chunk_size - 1) / o->chunk_size;
+}
+
+/* Recorded versions of [first, first + n), n <= VER_BATCH; past the
+ * file's end (never written) they are 0. */
+static int file_versions(struct store_obj *o, uint64_t first, uint32_t n,
+			 uint64_t *out)
+{
+	size_t got;
+	int rc = pread_all(o->vfd, out, (size_t)n * 8, (off_t)(first * 8), &got);
+
+	if (rc)
+		return rc;
+	memset((char *)out + got, 0, (size_t)n * 8 - got);
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = le64toh(out[i]);
+	return 0;
+}
+
+/* The version a new write is compared with: recorded or pending. */
+static void add_pending(const struct store_obj *o, uint64_t first, uint32_t n,
+			uint64_t *v)
+{
+	for (const struct vpend *p = o->pending; p; p = p->next) {
+		uint64_t lo = p->first > first ? p->first : first;
+		uint64_t hi = p->first + p->count < first + n ? p->first + p->count
+							      : first + n;
+		for (uint64_t b = lo; b < hi; b++)
+			if (v[b - first] < p->version)
+				v[b - first] = p->version;
+	}
+}
+
+/* ---- attach / detach */
+
+static int open_side(int objdir, uint64_t id, const char *suffix, int flags)
+{
+	char file[OBJ_FILE_MAX];
+
+	obj_file_name(file, id, suffix);
+	return openat(objdir, file, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+}
+
+static int place_load(struct store_obj *o)
+{
+	uint8_t buf[sizeof(struct wire_placement) +
+		    WIRE_MAX_MEMBERS * WIRE_NODE_ID + 8];
+	struct wire_placement w;
+	char file[OBJ_FILE_MAX];
+	uint64_t csum;
+	size_t got, body;
+	int fd, rc;
+
+	obj_file_name(file, o->id, PLACE_SUFFIX);
+	fd = openat(o->objdir, file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = pread_all(fd, buf, sizeof(buf), 0, &got);
+	close(fd);
+	if (rc)
+		return rc;
+	if (got < sizeof(w) + 8)
+		return -EBADMSG;
+	memcpy(&w, buf, sizeof(w));
+	body = sizeof(w) + (size_t)le16toh(w.nmembers) * WIRE_NODE_ID;
+	if (le16toh(w.nmembers) > WIRE_MAX_MEMBERS || got != body + 8)
+		return -EBADMSG;
+	memcpy(&csum, buf + body, 8);
+	if (le64toh(csum) != XXH3_64bits(buf, body))
+		return -EBADMSG;
+	o->place->epoch = le64toh(w.epoch);
+	o->place->group_size = le32toh(w.group_size);
+	o->place->replicas = w.replicas;
+	o->place->write_quorum = w.write_quorum;
+	o->place->nmembers = le16toh(w.nmembers);
+	memcpy(o->place->members, buf + sizeof(w),
+	       (size_t)o->place->nmembers * WIRE_NODE_ID);
+	return 0;
+}
+
+int vstore_attach(int objdir, struct store_obj *o)
+{
+	off_t end;
+	int rc;
+
+	pthread_mutex_init(&o->vlock, NULL);
+	o->objdir = objdir;
+	o->place = calloc(1, sizeof(*o->place));
+	if (!o->place)
+		return -ENOMEM;
+	o->vfd = open_side(objdir, o->id, VER_SUFFIX, 0);
+	o->hfd = o->vfd < 0 ? -1 : open_side(objdir, o->id, HINTS_SUFFIX,
+					     O_APPEND);
+	if (o->vfd < 0 || o->hfd < 0)
+		return -errno;
+	end = lseek(o->hfd, 0, SEEK_END);
+	if (end < 0)
+		return -errno;
+	o->nhints = (uint64_t)end / sizeof(struct wire_hint);
+	rc = place_load(o);
+	if (rc)
+		log_err("object %s: placement file: %s", o->name, strerror(-rc));
+	return rc;
+}
+
+void vstore_detach(struct store_obj *o)
+{
+	struct vpend *p, *next;
+
+	if (o->vfd >= 0)
+		close(o->vfd);
+	if (o->hfd >= 0)
+		close(o->hfd);
+	for (p = o->pending; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	free(o->place);
+	pthread_mutex_destroy(&o->vlock);
+}
+
+void vstore_remove(int objdir, uint64_t id)
+{
+	static const char *const suffixes[] = { VER_SUFFIX, PLACE_SUFFIX,
+						HINTS_SUFFIX };
+	char file[OBJ_FILE_MAX];
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		obj_file_name(file, id, suffixes[i]);
+		unlinkat(objdir, file, 0);
+	}
+}
+
+/* ---- versioned writes */
+
+static int check_blocks(const struct store_obj *o, uint64_t off, uint64_t len)
+{
+	if (off % o->chunk_size)
+		return -EINVAL;
+	if (len % o->chunk_size && off + len != o->size)
+		return -EINVAL;
+	return 0;
+}
+
+/* Writes the runs of blocks in [first, first + n) that want[] marks. */
+static int write_marked(struct store_obj *o, uint64_t first, uint32_t n,
+			const bool *want, const char *buf, uint64_t buf_first,
+			uint64_t end)
+{
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+		uint64_t lo, hi;
+		int rc;
+
+		if (!want[i]) {
+			i++;
+			continue;
+		}
+		while (j < n && want[j])
+			j++;
+		lo = (first + i) * o->chunk_size;
+		hi = (first + j) * o->chunk_size;
+		if (hi > end)
+			hi = end;
+		rc = store_write(o, lo, buf + (lo - buf_first * o->chunk_size),
+				 (uint32_t)(hi - lo));
+		if (rc)
+			return rc;
+		i = j;
+	}
+	return 0;
+}
+
+static int write_locked(struct store_obj *o, uint64_t off, const char *buf,
+			uint32_t len, uint64_t version, uint64_t *applied)
+{
+	uint64_t first = off / o->chunk_size, end = off + len;
+	uint64_t count = (len + o->chunk_size - 1) / o->chunk_size;
+	uint64_t v[VER_BATCH];
+	bool want[VER_BATCH];
+
+	*applied = 0;
+	for (uint64_t b = first; b < first + count;) {
+		uint32_t n = (uint32_t)(first + count - b < VER_BATCH
+						? first + count - b
+						: VER_BATCH);
+		int rc = file_versions(o, b, n, v);
+
+		if (rc)
+			return rc;
+		add_pending(o, b, n, v);
+		for (uint32_t i = 0; i < n; i++) {
+			want[i] = v[i] < version;
+			*applied += want[i];
+		}
+		rc = write_marked(o, b, n, want, buf, first, end);
+		if (rc)
+			return rc;
+		b += n;
+	}
+	return 0;
+}
+
+int vstore_write(struct store_obj *o, uint64_t off, const void *buf,
+		 uint32_t len, uint64_t version, struct vpend **out)
+{
+	struct vpend *p = calloc(1, sizeof(*p));
+	uint64_t applied = 0;
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	if (!len || !version || check_blocks(o, off, len)) {
+		free(p);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&o->vlock);
+	rc = write_locked(o, off, buf, len, version, &applied);
+	if (!rc && applied) {
+		/* Pending until the committer records it (vstore.h). */
+		p->first = off / o->chunk_size;
+		p->count = (len + o->chunk_size - 1) / o->chunk_size;
+		p->version = version;
+		p->next = o->pending;
+		o->pending = p;
+		*out = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&o->vlock);
+	free(p);
+	return rc;
+}
+
+static void pending_unlink(struct store_obj *o, struct vpend *p)
+{
+	for (struct vpend **pp = &o->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+/* Raises the recorded versions of p's blocks to p->version; a block
+ * already at or above it (a later write committed first) keeps its own. */
+static int record_locked(struct store_obj *o, const struct vpend *p)
+{
+	uint64_t v[VER_BATCH];
+
+	for (uint64_t b = p->first; b < p->first + p->count;) {
+		uint32_t n = (uint32_t)(p->first + p->count - b < VER_BATCH
+						? p->first + p->count - b
+						: VER_BATCH);
+		int rc = file_versions(o, b, n, v);
+
+		if (rc)
+			return rc;
+		for (uint32_t i = 0; i < n; i++)
+			v[i] = htole64(v[i] < p->version ? p->version : v[i]);
+		rc = pwrite_all(o->vfd, v, (size_t)n * 8, (off_t)(b * 8));
+		if (rc)
+			return rc;
+		b += n;
+	}
+	return 0;
+}
+
+int vstore_commit(struct store_obj *o, struct vpend *p, int durable_rc)
+{
+	int rc = durable_rc;
+
+	pthread_mutex_lock(&o->vlock);
+	if (!rc)
+		rc = record_locked(o, p);
+	pending_unlink(o, p);
+	pthread_mutex_unlock(&o->vlock);
+	free(p);
+	return rc;
+}
+
+int vstore_sync(struct store_obj *o)
+{
+	return fdatasync(o->vfd) ? -errno : 0;
+}
+
+int vstore_versions(struct store_obj *o, uint64_t first, uint32_t count,
+		    uint64_t *out, uint32_t *got)
+{
+	uint64_t total = nblocks(o);
+	int rc = 0;
+
+	*got = 0;
+	if (first >= total)
+		return 0;
+	if (count > total - first)
+		count = (uint32_t)(total - first);
+	pthread_mutex_lock(&o->vlock);
+	for (uint32_t i = 0; !rc && i < count; i += VER_BATCH)
+		rc = file_versions(o, first + i,
+				   count - i < VER_BATCH ? count - i : VER_BATCH,
+				   out + i);
+	pthread_mutex_unlock(&o->vlock);
+	if (!rc)
+		*got = count;
+	return rc;
+}
+
+/* ---- discard */
+
+/* Zeroes the versions first (durably), then punches the data: a crash in
+ * between leaves data under version 0, which is never trusted. */
+static int drop_run(struct store_obj *o, uint64_t b, uint64_t n)
+{
+	static const uint64_t zeros[VER_BATCH];
+	uint64_t lo = b * o->chunk_size, hi = (b + n) * o->chunk_size;
+	int rc = 0;
+
+	for (uint64_t i = 0; !rc && i < n; i += VER_BATCH)
+		rc = pwrite_all(o->vfd, zeros,
+				(size_t)(n - i < VER_BATCH ? n - i : VER_BATCH) * 8,
+				(off_t)((b + i) * 8));
+	if (!rc && fdatasync(o->vfd))
+		rc = -errno;
+	if (hi > o->size)
+		hi = o->size;
+	if (!rc && fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			     (off_t)lo, (off_t)(hi - lo)))
+		rc = errno == EOPNOTSUPP ? 0 : -errno;
+	return rc;
+}
+
+static int discard_locked(struct store_obj *o, uint64_t first, uint64_t count,
+			  uint64_t max_version, uint64_t *dropped)
+{
+	uint64_t v[VER_BATCH];
+
+	for (uint64_t b = first; b < first + count;) {
+		uint32_t n = (uint32_t)(first + count - b < VER_BATCH
+						? first + count - b
+						: VER_BATCH);
+		int rc = file_versions(o, b, n, v);
+
+		if (rc)
+			return rc;
+		add_pending(o, b, n, v); /* a write in flight is kept */
+		for (uint32_t i = 0; i < n;) {
+			uint32_t j = i;
+
+			while (j < n && v[j] && v[j] <= max_version)
+				j++;
+			if (j == i) {
+				i++;
+				continue;
+			}
+			rc = drop_run(o, b + i, j - i);
+			if (rc)
+				return rc;
+			*dropped += j - i;
+			i = j;
+		}
+		b += n;
+	}
+	return 0;
+}
+
+int vstore_discard(struct store_obj *o, uint64_t off, uint64_t len,
+		   uint64_t max_version, uint64_t *dropped)
+{
+	int rc;
+
+	*dropped = 0;
+	if (!len || check_blocks(o, off, len))
+		return -EINVAL;
+	pthread_mutex_lock(&o->vlock);
+	rc = discard_locked(o, off / o->chunk_size,
+			    (len + o->chunk_size - 1) / o->chunk_size,
+			    max_version, dropped);
+	pthread_mutex_unlock(&o->vlock);
+	return rc;
+}
+
+/* ---- placement */
+
+static bool place_equal(const struct placement *a, const struct placement *b)
+{
+	return a->epoch == b->epoch && a->group_size == b->group_size &&
+	       a->replicas == b->replicas &&
+	       a->write_quorum == b->write_quorum &&
+	       a->nmembers == b->nmembers &&
+	       !memcmp(a->members, b->members,
+		       (size_t)a->nmembers * WIRE_NODE_ID);
+}
+
+static int place_write(struct store_obj *o, const struct placement *p)
+{
+	uint8_t buf[sizeof(struct wire_placement) +
+		    WIRE_MAX_MEMBERS * WIRE_NODE_ID + 8];
+	struct wire_placement w = {
+		.epoch = htole64(p->epoch), .group_size = htole32(p->group_size),
+		.replicas = p->replicas, .write_quorum = p->write_quorum,
+		.nmembers = htole16(p->nmembers),
+	};
+	size_t body = sizeof(w) + (size_t)p->nmembers * WIRE_NODE_ID;
+	char file[OBJ_FILE_MAX];
+	uint64_t csum;
+
+	memcpy(buf, &w, sizeof(w));
+	memcpy(buf + sizeof(w), p->members, (size_t)p->nmembers * WIRE_NODE_ID);
+	csum = htole64(XXH3_64bits(buf, body));
+	memcpy(buf + body, &csum, 8);
+	obj_file_name(file, o->id, PLACE_SUFFIX);
+	return atomic_replace(o->objdir, file, buf, body + 8);
+}
+
+int vstore_place(struct store_obj *o, const struct placement *p)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&o->vlock);
+	if (p->epoch <= o->place->epoch)
+		rc = place_equal(p, o->place) ? 0 : -ESTALE;
+	else if (!(rc = place_write(o, p)))
+		*o->place = *p;
+	pthread_mutex_unlock(&o->vlock);
+	return rc;
+}
+
+void vstore_placement(struct store_obj *o, struct placement *out)
+{
+	pthread_mutex_lock(&o->vlock);
+	*out = *o->place;
+	pthread_mutex_unlock(&o->vlock);
+}
+
+uint64_t vstore_epoch(struct store_obj *o)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&o->vlock);
+	e = o->place->epoch;
+	pthread_mutex_unlock(&o->vlock);
+	return e;
+}
+
+/* ---- hints */
+
+int vstore_hint_add(struct store_obj *o, uint64_t off, uint32_t len,
+		    const uint8_t node[WIRE_NODE_ID])
+{
+	struct wire_hint h = { .offset = htole64(off), .len = htole32(len) };
+	int rc;
+
+	memcpy(h.node, node, WIRE_NODE_ID);
+	pthread_mutex_lock(&o->vlock);
+	/* O_APPEND: a torn record at a crash is a short tail, ignored by
+	 * the count (nhints is the whole records only). */
+	rc = pwrite_all(o->hfd, &h, sizeof(h), 0);
+	if (!rc && fdatasync(o->hfd))
+		rc = -errno;
+	if (!rc)
+		o->nhints++;
+	pthread_mutex_unlock(&o->vlock);
+	return rc;
+}
+
+int vstore_hints(struct store_obj *o, uint64_t cursor, struct wire_hint *out,
+		 uint32_t max, uint32_t *count, bool *more)
+{
+	size_t got = 0;
+	uint64_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&o->vlock);
+	n = cursor < o->nhints ? o->nhints - cursor : 0;
+	*more = n > max;
+	if (n > max)
+		n = max;
+	if (n)
+		rc = pread_all(o->hfd, out, n * sizeof(*out),
+			       (off_t)(cursor * sizeof(*out)), &got);
+	pthread_mutex_unlock(&o->vlock);
+	*count = (uint32_t)(got / sizeof(*out));
+	return rc;
+}
+
+/* Rewrites .hints without the dropped records and reopens it. */
+static int hints_rewrite(struct store_obj *o, uint64_t upto,
+			 const uint8_t node[WIRE_NODE_ID])
+{
+	size_t bytes = o->nhints * sizeof(struct wire_hint), got, keep = 0;
+	struct wire_hint *h = malloc(bytes ? bytes : 1);
+	char file[OBJ_FILE_MAX];
+	int rc, fd;
+
+	if (!h)
+		return -ENOMEM;
+	rc = pread_all(o->hfd, h, bytes, 0, &got);
+	for (uint64_t i = 0; !rc && i < got / sizeof(*h); i++)
+		if (i >= upto || memcmp(h[i].node, node, WIRE_NODE_ID))
+			h[keep++] = h[i];
+	obj_file_name(file, o->id, HINTS_SUFFIX);
+	if (!rc)
+		rc = atomic_replace(o->objdir, file, h, keep * sizeof(*h));
+	free(h);
+	if (rc)
+		return rc;
+	fd = open_side(o->objdir, o->id, HINTS_SUFFIX, O_APPEND);
+	if (fd < 0)
+		return -errno;
+	close(o->hfd);
+	o->hfd = fd;
+	o->nhints = keep;
+	return 0;
+}
+
+int vstore_hints_drop(struct store_obj *o, uint64_t upto,
+		      const uint8_t node[WIRE_NODE_ID])
+{
+	int rc;
+
+	pthread_mutex_lock(&o->vlock);
+	rc = hints_rewrite(o, upto, node);
+	pthread_mutex_unlock(&o->vlock);
+	return rc;
+}
+
+/* ---- node id */
+
+int node_id_load(int dirfd, uint8_t out[WIRE_NODE_ID])
+{
+	size_t got;
+	int fd = openat(dirfd, NODE_ID_FILE, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd >= 0) {
+		rc = pread_all(fd, out, WIRE_NODE_ID, 0, &got);
+		close(fd);
+		if (rc)
+			return rc;
+		return got == WIRE_NODE_ID ? 0 : -EBADMSG;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	wire_random(out, WIRE_NODE_ID);
+	return atomic_replace(dirfd, NODE_ID_FILE, out, WIRE_NODE_ID);
+}
