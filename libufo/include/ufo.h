@@ -245,6 +245,13 @@ struct ufo_remote_opts {
 	uint64_t create_size;    /* bytes, with UFO_REMOTE_CREATE */
 	size_t chunk_size;       /* 0: the object's chunk size on the server
 				  * (when creating: UFO_DEFAULT_CHUNK_SIZE) */
+	/* Replicated objects (several servers; docs/cluster.md), used when
+	 * creating one; an existing object keeps the values it was created
+	 * with. */
+	unsigned replicas;       /* R; 0: min(2, servers) */
+	unsigned write_quorum;   /* W, 1..R; 0: R */
+	uint64_t group_size;     /* bytes per placement group, a multiple of
+				  * the chunk size; 0: 4 chunks */
 };
 
 void ufo_remote_opts_init(struct ufo_remote_opts *o);
@@ -321,6 +328,76 @@ struct ufo_client_stats {
  * for an object that is not remote). */
 int ufo_client_status(struct ufo_client *c, struct ufo_client_stats *out);
 int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out);
+
+/* ------------------------------------------------------------- clusters */
+
+/*
+ * Several ufo-servers form a cluster with no coordinator (docs/cluster.md).
+ * An object is cut into placement groups; rendezvous hashing over the
+ * servers' node ids picks R of them ("homes") for each group.  Every block
+ * on a server carries a version; reads take the newest copy among the
+ * homes, writes go to R live servers (a stand-in records a hint when a
+ * home is down) and succeed once W have made them durable.
+ *
+ * ufo_remote_open accepts a server list in the URL,
+ * "ufo://host1:7070,host2:7070,host3:7070/name", or an empty host,
+ * "ufo:///name", for the list in $UFO_SERVERS ("host:port,host:port").  A
+ * host name that resolves to several addresses (a Kubernetes headless
+ * Service) is one server per address.
+ */
+struct ufo_cluster;
+
+/* Connects to every server of the list ("host:port,..." with an optional
+ * scheme prefix, as in URLs; NULL: $UFO_SERVERS).  Servers down now are
+ * tried again in the background.  -EINVAL (bad list), -EHOSTDOWN (none
+ * reachable), the secret errors of ufo_client_connect. */
+int ufo_cluster_connect(const char *servers, const struct ufo_remote_opts *opts,
+			struct ufo_cluster **out);
+void ufo_cluster_close(struct ufo_cluster *c);
+
+struct ufo_cluster_member {
+	char server[280];      /* host:port */
+	char node_id[33];      /* hex; "" until the server was reached once */
+	int up;
+	uint64_t objects;      /* on the server, at the last health check */
+	uint64_t failures;     /* requests that failed over it */
+};
+
+/* Fills up to max members; returns how many there are, or -errno. */
+int ufo_cluster_members(struct ufo_cluster *c, struct ufo_cluster_member *out,
+			unsigned max);
+
+struct ufo_repair_stats {
+	uint64_t objects;         /* objects visited */
+	uint64_t groups;          /* groups to visit */
+	uint64_t groups_done;
+	uint64_t groups_moved;    /* rebalance: groups whose homes changed */
+	uint64_t replicas_moved;  /* rebalance: (group, new home) pairs */
+	uint64_t blocks_copied;
+	uint64_t bytes_copied;
+	uint64_t blocks_discarded; /* copies removed from non-homes */
+	uint64_t hints;           /* missing copies recorded (repair backlog) */
+	uint64_t hints_dropped;   /* of those, repaired and forgotten */
+	uint64_t errors;          /* groups left unrepaired (a home down) */
+};
+
+enum ufo_repair_flags {
+	UFO_REPAIR_FULL = 1 << 0,      /* every group, not just hinted ones */
+	UFO_REPAIR_REBALANCE = 1 << 1, /* place objects over all servers of
+					* the list first (implies FULL) */
+	UFO_REPAIR_DRY_RUN = 1 << 2,   /* change nothing: count what would be
+					* copied and discarded (the backlog) */
+};
+
+/* Repairs one object (name) or all (NULL): every home of every visited
+ * group gets the newest version of each block, then copies on servers
+ * that are not homes are dropped.  progress (may be NULL) is called after
+ * each group.  Returns 0 when everything visited is repaired, -EAGAIN when
+ * some groups could not be (a home down: see stats.errors), or -errno. */
+int ufo_cluster_repair(struct ufo_cluster *c, const char *name, unsigned flags,
+		       void (*progress)(void *user,
+					const struct ufo_repair_stats *s),
+		       void *user, struct ufo_repair_stats *out);
 
 /* Drops every clean resident chunk of obj (dirty ones stay), so that later
  * touches reload them.  In hash mode, where clean and dirty are told apart

@@ -283,19 +283,6 @@ static int conn_ensure(struct rconn *rc)
 
 /* ---- requests */
 
-struct call {
-	uint16_t op;
-	const void *p1;
-	size_t l1;
-	const void *p2;
-	size_t l2;
-	void *fixed;
-	size_t fixed_len;
-	void *data;
-	size_t data_cap;
-	size_t data_len; /* out */
-};
-
 static void deadline_after(struct timespec *ts, int ms)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
@@ -310,7 +297,7 @@ static void deadline_after(struct timespec *ts, int ms)
 /* Registers r on rc and sends the request.  *registered tells whether r
  * went on the pending list: then it will be completed (by the response,
  * or with the connection's error), and the caller must wait for it. */
-static int send_request(struct rconn *rc, struct rreq *r, const struct call *k,
+static int send_request(struct rconn *rc, struct rreq *r, const struct client_call *k,
 			bool *registered, uint64_t *gen_out)
 {
 	struct ufo_conn *c;
@@ -438,7 +425,7 @@ static int wait_request(struct rconn *rc, struct rreq *r, uint64_t gen)
 
 /* Latency is an exponentially weighted mean (1/8 per sample): a racy
  * read-modify-write may lose a sample, which only delays the mean. */
-static void client_count(struct ufo_client *cl, const struct call *k, int err,
+static void client_count(struct ufo_client *cl, const struct client_call *k, int err,
 			 uint64_t ns)
 {
 	int64_t ewma = atomic_load_explicit(&cl->latency_ewma_ns,
@@ -463,29 +450,80 @@ static struct rconn *pick_conn(struct ufo_client *cl)
 	return &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
 }
 
-static int client_call_on(struct ufo_client *cl, struct rconn *rc,
-			  struct call *k)
-{
-	struct rreq r = { .id = atomic_fetch_add(&cl->next_id, 1),
-			  .fixed = k->fixed, .fixed_len = k->fixed_len,
-			  .data = k->data, .data_cap = k->data_cap };
-	bool registered = false;
-	uint64_t gen = 0, t0 = now_ns();
-	int err = conn_ensure(rc);
+/* A request in flight for the cluster layer (client_start/finish). */
+struct client_op {
+	struct ufo_client *cl;
+	struct rconn *rc;
+	struct client_call *k;
+	struct rreq r;
+	bool registered;
+	uint64_t gen, t0;
+	int err;
+};
 
-	if (!err)
-		err = send_request(rc, &r, k, &registered, &gen);
-	if (registered)
-		err = wait_request(rc, &r, gen);
-	k->data_len = r.data_len;
-	snprintf(last_error, sizeof(last_error), "%s", err ? r.errmsg : "");
-	client_count(cl, k, err, now_ns() - t0);
+static void op_start(struct ufo_client *cl, struct rconn *rc,
+		     struct client_call *k, struct client_op *o)
+{
+	*o = (struct client_op){
+		.cl = cl, .rc = rc, .k = k, .t0 = now_ns(),
+		.r = { .id = atomic_fetch_add(&cl->next_id, 1),
+		       .fixed = k->fixed, .fixed_len = k->fixed_len,
+		       .data = k->data, .data_cap = k->data_cap },
+	};
+	o->err = conn_ensure(rc);
+	if (!o->err)
+		o->err = send_request(rc, &o->r, k, &o->registered, &o->gen);
+}
+
+static int op_finish(struct client_op *o)
+{
+	int err = o->err;
+
+	if (o->registered)
+		err = wait_request(o->rc, &o->r, o->gen);
+	o->k->data_len = o->r.data_len;
+	snprintf(last_error, sizeof(last_error), "%s", err ? o->r.errmsg : "");
+	client_count(o->cl, o->k, err, now_ns() - o->t0);
 	return err;
 }
 
-static int client_call(struct ufo_client *cl, struct call *k)
+static int client_call_on(struct ufo_client *cl, struct rconn *rc,
+			  struct client_call *k)
+{
+	struct client_op o;
+
+	op_start(cl, rc, k, &o);
+	return op_finish(&o);
+}
+
+struct client_op *client_start(struct ufo_client *cl, struct client_call *k)
+{
+	struct client_op *o = malloc(sizeof(*o));
+
+	if (o)
+		op_start(cl, pick_conn(cl), k, o);
+	return o;
+}
+
+int client_finish(struct client_op *o)
+{
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	err = op_finish(o);
+	free(o);
+	return err;
+}
+
+static int client_call(struct ufo_client *cl, struct client_call *k)
 {
 	return client_call_on(cl, pick_conn(cl), k);
+}
+
+int client_call_sync(struct ufo_client *cl, struct client_call *k)
+{
+	return client_call(cl, k);
 }
 
 /* ---- connect / close */
@@ -570,8 +608,8 @@ static int client_first_connect(struct ufo_client *cl)
 	return err;
 }
 
-int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
-		       struct ufo_client **out)
+int client_new(const char *url, const struct ufo_remote_opts *opts,
+	       struct ufo_client **out, int *connect_err)
 {
 	struct ufo_client *cl;
 	int err;
@@ -582,11 +620,27 @@ int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
 	if (!cl)
 		return -ENOMEM;
 	err = client_init(cl, url, opts);
-	if (!err) /* connect one now, so a bad address or secret shows here */
-		err = client_first_connect(cl);
 	if (err) {
 		ufo_client_close(cl);
 		return err;
+	}
+	*connect_err = client_first_connect(cl);
+	*out = cl;
+	return 0;
+}
+
+/* Connects one connection now, so a bad address or secret shows here. */
+int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
+		       struct ufo_client **out)
+{
+	struct ufo_client *cl;
+	int connect_err, err = client_new(url, opts, &cl, &connect_err);
+
+	if (err)
+		return err;
+	if (connect_err) {
+		ufo_client_close(cl);
+		return connect_err;
 	}
 	*out = cl;
 	return 0;
@@ -636,7 +690,7 @@ static int name_call(struct ufo_client *cl, uint16_t op, const char *name,
 	struct wire_objinfo w;
 	struct wire_name n;
 	size_t len;
-	struct call k = { .op = op, .p1 = &n, .l1 = sizeof(n), .p2 = name,
+	struct client_call k = { .op = op, .p1 = &n, .l1 = sizeof(n), .p2 = name,
 			  .fixed = info ? &w : NULL,
 			  .fixed_len = info ? sizeof(w) : 0 };
 	int err;
@@ -673,7 +727,7 @@ int ufo_client_create(struct ufo_client *cl, const char *name, uint64_t size,
 	struct wire_create cr = { 0 };
 	struct wire_objinfo w;
 	size_t len = name ? strlen(name) : 0;
-	struct call k = { .op = WIRE_CREATE, .p1 = &cr, .l1 = sizeof(cr),
+	struct client_call k = { .op = WIRE_CREATE, .p1 = &cr, .l1 = sizeof(cr),
 			  .p2 = name, .l2 = len, .fixed = &w,
 			  .fixed_len = sizeof(w) };
 	int err;
@@ -734,7 +788,7 @@ int ufo_client_list(struct ufo_client *cl,
 	if (!buf)
 		return -ENOMEM;
 	do {
-		struct call k = { .op = WIRE_LIST, .p1 = &req, .l1 = sizeof(req),
+		struct client_call k = { .op = WIRE_LIST, .p1 = &req, .l1 = sizeof(req),
 				  .fixed = &rep, .fixed_len = sizeof(rep),
 				  .data = buf, .data_cap = LIST_REPLY_MAX };
 		err = client_call(cl, &k);
@@ -752,7 +806,7 @@ static int io_call(struct ufo_client *cl, uint16_t op, uint64_t id,
 {
 	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
 			      .len = htole32((uint32_t)len) };
-	struct call k = { .op = op, .p1 = &io, .l1 = sizeof(io) };
+	struct client_call k = { .op = op, .p1 = &io, .l1 = sizeof(io) };
 	int err;
 
 	if (!cl || len > WIRE_MAX_IO || (len && !buf))
@@ -785,7 +839,7 @@ int ufo_client_write(struct ufo_client *cl, uint64_t id, uint64_t offset,
 int ufo_client_sync(struct ufo_client *cl, uint64_t id)
 {
 	struct wire_id w = { .id = htole64(id) };
-	struct call k = { .op = WIRE_SYNC, .p1 = &w, .l1 = sizeof(w) };
+	struct client_call k = { .op = WIRE_SYNC, .p1 = &w, .l1 = sizeof(w) };
 
 	return cl ? client_call(cl, &k) : -EINVAL;
 }
@@ -838,7 +892,7 @@ static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
 			      .len = htole32(len) };
 	struct wire_map m;
-	struct call k = { .op = WIRE_MAP, .p1 = &io, .l1 = sizeof(io),
+	struct client_call k = { .op = WIRE_MAP, .p1 = &io, .l1 = sizeof(io),
 			  .fixed = &m, .fixed_len = sizeof(m) };
 	struct map_entry *slot;
 	uint64_t gen;
@@ -939,7 +993,7 @@ int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 {
 	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
 			      .len = htole32((uint32_t)len) };
-	struct call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
+	struct client_call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
 	struct map_entry e;
 	struct rconn *rc = NULL;
 	void *bounce;

@@ -139,6 +139,57 @@ int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
  * answered once durable.  -EOPNOTSUPP: use ufo_client_write. */
 int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 			const void *src, size_t len);
+/* One request: p1/p2 are sent after the header; the answer fills fixed
+ * (exactly fixed_len bytes) then up to data_cap bytes of data. */
+struct client_call {
+	uint16_t op;
+	const void *p1;
+	size_t l1;
+	const void *p2;
+	size_t l2;
+	void *fixed;
+	size_t fixed_len;
+	void *data;
+	size_t data_cap;
+	size_t data_len; /* out */
+};
+/* For the cluster layer: a client whose server may be down now (the
+ * first connect's error is *connect_err; later requests reconnect). */
+int client_new(const char *url, const struct ufo_remote_opts *opts,
+	       struct ufo_client **out, int *connect_err);
+int client_call_sync(struct ufo_client *cl, struct client_call *k);
+/* Requests to several servers at once: start sends (k must live until
+ * finish), finish waits and frees; finish(NULL) is -ENOMEM. */
+struct client_op;
+struct client_op *client_start(struct ufo_client *cl, struct client_call *k);
+int client_finish(struct client_op *o);
+
+/* remote.c: errors worth retrying (connection trouble, a busy or
+ * stopping server, a stale placement), and the retry loop of remote and
+ * cluster objects: fn runs until it succeeds, fails for good, or
+ * timeout_ms has passed since the first attempt (doubling delays). */
+bool remote_transient(int err);
+struct remote_io {
+	const char *name; /* for the log */
+	int (*fn)(void *arg, bool write, uint64_t off, char *buf, size_t len);
+	void *arg;
+	int timeout_ms;
+};
+int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
+		 uint64_t off, void *buf, size_t len);
+
+/* cluster.c: replicated objects.  cluster_url: whether url names several
+ * servers ("a,b" or an empty host for $UFO_SERVERS, or a host name with
+ * several addresses of one family), and which. */
+extern const struct ufo_backend_ops ufo_cluster_backend;
+bool cluster_url(const char *url, char *servers, size_t cap, char *name,
+		 size_t name_cap);
+int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
+			const char *name, const struct ufo_remote_opts *opts,
+			struct ufo_obj **out);
+int cluster_status(const struct ufo_obj *obj, struct ufo_client_stats *out);
+const char *cluster_object_name(const struct ufo_obj *obj);
+
 /* The server's name of a remote object (remote.c), NULL for others. */
 const char *remote_object_name(const struct ufo_obj *obj);
 

@@ -23,13 +23,13 @@ struct remote {
 	char name[WIRE_MAX_NAME + 1];
 };
 
-static bool transient(int err)
+bool remote_transient(int err)
 {
 	switch (-err) {
 	case ECONNRESET: case ECONNREFUSED: case ECONNABORTED:
 	case ETIMEDOUT: case EPIPE: case EHOSTUNREACH: case ENETUNREACH:
 	case ENETDOWN: case EBADMSG: case EBUSY: case ESHUTDOWN: case EIO:
-	case EAGAIN: case EPROTO:
+	case EAGAIN: case EPROTO: case EHOSTDOWN: case ESTALE:
 		return true;
 	default:
 		return false;
@@ -68,17 +68,15 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static int remote_retry(struct ufo_obj *obj, bool write, uint64_t off,
-			void *buf, size_t len)
+int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
+		 uint64_t off, void *buf, size_t len)
 {
-	struct remote *r = obj->backend_data;
-	uint64_t deadline = now_ns() +
-			    (uint64_t)client_timeout_ms(r->cl) * 1000000u;
+	uint64_t deadline = now_ns() + (uint64_t)io->timeout_ms * 1000000u;
 	unsigned delay = RETRY_FIRST_MS;
 
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t t0 = now_ns();
-		int err = remote_io(r, write, off, buf, len);
+		int err = io->fn(io->arg, write, off, buf, len);
 
 		if (!write) {
 			STAT_ADD(obj, populate_calls, 1);
@@ -88,27 +86,44 @@ static int remote_retry(struct ufo_obj *obj, bool write, uint64_t off,
 			return 0;
 		STAT_ADD(obj, populate_errors, write ? 0 : 1);
 		log_warn(obj->ctx, "%s %s [%llu, +%zu) attempt %u: %s%s%s",
-			 r->name, write ? "write" : "read",
+			 io->name, write ? "write" : "read",
 			 (unsigned long long)off, len, attempt, strerror(-err),
 			 ufo_client_last_error()[0] ? ": " : "",
 			 ufo_client_last_error());
-		if (!transient(err) || now_ns() + delay * 1000000ull > deadline)
+		if (!remote_transient(err) ||
+		    now_ns() + delay * 1000000ull > deadline)
 			return err;
 		sleep_ms(delay);
 		delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
 	}
 }
 
+static int remote_io_fn(void *arg, bool write, uint64_t off, char *buf,
+			size_t len)
+{
+	return remote_io(arg, write, off, buf, len);
+}
+
+static int remote_run(struct ufo_obj *obj, bool write, uint64_t off,
+		      void *buf, size_t len)
+{
+	struct remote *r = obj->backend_data;
+	struct remote_io io = { .name = r->name, .fn = remote_io_fn, .arg = r,
+				.timeout_ms = client_timeout_ms(r->cl) };
+
+	return remote_retry(obj, &io, write, off, buf, len);
+}
+
 static int remote_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
 			void *dst)
 {
-	return remote_retry(obj, false, start, dst, (size_t)(end - start));
+	return remote_run(obj, false, start, dst, (size_t)(end - start));
 }
 
 static int remote_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
 			const void *src)
 {
-	int err = remote_retry(obj, true, start, (void *)src,
+	int err = remote_run(obj, true, start, (void *)src,
 			       (size_t)(end - start));
 
 	if (err)
@@ -169,6 +184,13 @@ int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 		ufo_remote_opts_init(&defaults);
 		opts = &defaults;
 	}
+	{
+		char servers[4096], name[WIRE_MAX_NAME + 2];
+
+		if (cluster_url(url, servers, sizeof(servers), name,
+				sizeof(name)))
+			return cluster_remote_open(ctx, servers, name, opts, out);
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -203,6 +225,8 @@ int ufo_refresh(struct ufo_obj *obj)
 
 int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
 {
+	if (obj && obj->backend == &ufo_cluster_backend)
+		return cluster_status(obj, out);
 	if (!obj || obj->backend != &ufo_remote_backend)
 		return -EINVAL;
 	return ufo_client_status(((struct remote *)obj->backend_data)->cl, out);
@@ -211,6 +235,8 @@ int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
 /* The server's name of a remote object, for the monitor's labels. */
 const char *remote_object_name(const struct ufo_obj *obj)
 {
+	if (obj->backend == &ufo_cluster_backend)
+		return cluster_object_name(obj);
 	return obj->backend == &ufo_remote_backend
 		       ? ((const struct remote *)obj->backend_data)->name
 		       : NULL;
