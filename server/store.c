@@ -345,7 +345,7 @@ int store_info(struct store_obj *o, struct wire_objinfo *out)
 	out->id = htole64(o->id);
 	out->size = htole64(o->size);
 	out->chunk_size = htole32(o->chunk_size);
-	out->flags = 0;
+	out->flags = htole32(vstore_epoch(o) ? WIRE_OBJ_REPLICATED : 0);
 	out->allocated = htole64((uint64_t)st.st_blocks * 512);
 	out->mtime_ns = htole64((uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 				(uint64_t)st.st_mtim.tv_nsec);

@@ -147,11 +147,14 @@ struct wire_objinfo {
 	uint64_t id;        /* stable for the object's life, across restarts */
 	uint64_t size;
 	uint32_t chunk_size;
-	uint32_t flags;     /* 0 */
+	uint32_t flags;     /* WIRE_OBJ_* */
 	uint64_t allocated; /* bytes on disk (sparse files use less) */
 	uint64_t mtime_ns;
 };
 _Static_assert(sizeof(struct wire_objinfo) == 40, "objinfo is 40 bytes");
+/* The object is placed over several servers (PLACE): this server holds
+ * only part of it, and only versioned writes (VWRITE) are accepted. */
+#define WIRE_OBJ_REPLICATED 1u
 
 struct wire_list {
 	uint64_t cursor; /* 0 for the first page */

@@ -263,7 +263,11 @@ struct ufo_remote_info {
 	uint32_t chunk_size; /* the object's default chunk size */
 	uint64_t allocated;  /* bytes used on the server's disk */
 	uint64_t mtime_ns;
+	unsigned flags;      /* UFO_REMOTE_REPLICATED */
 };
+/* The server holds part of a replicated object (see clusters below);
+ * ufo_remote_open of it through that server alone is -EXDEV. */
+#define UFO_REMOTE_REPLICATED 1u
 
 /* Connects and authenticates to the server of url (any name part is
  * ignored).  Errors: -EINVAL (bad url; no secret file given; secret shorter

@@ -681,6 +681,8 @@ static void info_from_wire(struct ufo_remote_info *out, const char *name,
 	out->chunk_size = le32toh(w->chunk_size);
 	out->allocated = le64toh(w->allocated);
 	out->mtime_ns = le64toh(w->mtime_ns);
+	out->flags = le32toh(w->flags) & WIRE_OBJ_REPLICATED
+			     ? UFO_REMOTE_REPLICATED : 0;
 }
 
 /* OPEN, STAT or DELETE of a name; info may be NULL for DELETE. */

@@ -160,6 +160,8 @@ static int remote_lookup(struct remote *r, const struct ufo_remote_opts *o,
 					(uint32_t)o->chunk_size, &info);
 	if (err)
 		return err;
+	if (info.flags & UFO_REMOTE_REPLICATED)
+		return -EXDEV; /* a part of it only: open it on the cluster */
 	r->id = info.id;
 	ufo_params_init(p);
 	p->elem_size = 1;
@@ -203,7 +205,10 @@ int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 		err = remote_lookup(r, opts, &p);
 	if (err) {
 		remote_close(&(struct ufo_obj){ .backend_data = r });
-		log_err(ctx, "opening %s: %s", url, strerror(-err));
+		log_err(ctx, "opening %s: %s", url,
+			err == -EXDEV ? "the object is replicated over several "
+					"servers: give them all in the URL"
+				      : strerror(-err));
 		return err;
 	}
 	err = obj_create(ctx, &p, &ufo_remote_backend, r, out);

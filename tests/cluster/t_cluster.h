@@ -132,13 +132,25 @@ static inline int64_t t_cluster_check(struct ufo_obj *obj, uint64_t seed)
 	return t_check_words(ufo_body(obj), ufo_elem_count(obj), seed, 0);
 }
 
+/* The object's client sees all n servers up (its health check found
+ * the restarted ones). */
+static inline bool t_cluster_all_up(struct ufo_obj *obj, unsigned n)
+{
+	struct ufo_client_stats s;
+	char want[32];
+
+	snprintf(want, sizeof(want), "cluster (%u/%u up)", n, n);
+	return !ufo_remote_status(obj, &s) && !strcmp(s.server, want);
+}
+
 /* A ufo_repair_stats summary line on stderr. */
 static inline void t_repair_print(const char *what,
 				  const struct ufo_repair_stats *s)
 {
 	fprintf(stderr, "%s: %llu objects, %llu/%llu groups, %llu moved "
 		"(%llu replicas), %llu blocks copied (%llu bytes), %llu "
-		"discarded, %llu hints (%llu dropped), %llu errors\n", what,
+		"discarded, %llu hints (%llu dropped), %llu errors\n",
+		what ? what : "all",
 		(unsigned long long)s->objects,
 		(unsigned long long)s->groups_done,
 		(unsigned long long)s->groups,

@@ -58,17 +58,6 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The object's client sees every server up (its health check found a
- * restarted one). */
-static bool all_up(struct ufo_obj *obj)
-{
-	struct ufo_client_stats s;
-	char want[32];
-
-	snprintf(want, sizeof(want), "cluster (%u/%u up)", NSRV, NSRV);
-	return !ufo_remote_status(obj, &s) && !strcmp(s.server, want);
-}
-
 static void wait_rounds(struct writer *w, unsigned n)
 {
 	unsigned want = atomic_load(&w->acked) + n;
@@ -82,8 +71,8 @@ static void wait_rounds(struct writer *w, unsigned n)
  * seed. */
 static void check_without(struct ufo_obj *obj, unsigned i, unsigned seed)
 {
-	T_WAIT_UNTIL(all_up(obj));
-	assert_true(all_up(obj));
+	T_WAIT_UNTIL(t_cluster_all_up(obj, NSRV));
+	assert_true(t_cluster_all_up(obj, NSRV));
 	t_server_kill(&t_srvs[i]);
 	assert_int_equal(ufo_refresh(obj), 0);
 	assert_int_equal(t_cluster_check(obj, seed), -1);
@@ -126,12 +115,12 @@ static void test_kill_during_writes(void **state)
 	/* Once more without the writer's timing: the victim misses exactly
 	 * one round and comes back stale. */
 	last = atomic_load(&w.acked) + 1;
-	T_WAIT_UNTIL(all_up(w.obj));
+	T_WAIT_UNTIL(t_cluster_all_up(w.obj, NSRV));
 	t_server_kill(&t_srvs[victim]);
 	t_cluster_fill(w.obj, last);
 	assert_int_equal(ufo_sync(w.obj), 0);
 	assert_int_equal(t_server_restart(&t_srvs[victim]), 0);
-	T_WAIT_UNTIL(all_up(w.obj));
+	T_WAIT_UNTIL(t_cluster_all_up(w.obj, NSRV));
 	assert_int_equal(ufo_refresh(w.obj), 0);
 	assert_int_equal(t_cluster_check(w.obj, last), -1);
 
@@ -191,6 +180,18 @@ static void test_two_copies(void **state)
 	assert_int_equal(st.blocks_copied, 0);
 	assert_int_equal(st.blocks_discarded, 0);
 	ufo_cluster_close(c);
+	/* One server holds a part only: refused, never half the data. */
+	{
+		struct ufo_remote_opts o;
+		struct ufo_obj *part = NULL;
+
+		t_cluster_opts(&o, 0);
+		assert_int_equal(ufo_remote_open(ctx,
+						 t_url_port(t_srvs[1].port,
+							    "copies"),
+						 &o, &part), -EXDEV);
+		assert_null(part);
+	}
 	/* Opened again by a second client: the placement is the object's. */
 	assert_int_equal(ufo_free(obj), 0);
 	obj = t_cluster_obj(ctx, NSRV, "copies", 0, 0, 0, 0, 0);
