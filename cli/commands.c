@@ -57,14 +57,71 @@ int chunk_option(const struct command *cmd, const char *arg, uint32_t *out)
 
 struct create_args {
 	uint32_t chunk;
+	bool replicated;     /* --replicas given */
+	struct replication r;
 };
+
+/* A count from 1 to max for option opt. */
+static int count_option(const struct command *cmd, const char *opt,
+			const char *arg, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || *arg == '-' || v == 0 || v > max)
+		return usage_error(cmd->name, "%s: bad %s '%s': 1 to %u",
+				   cmd->name, opt, arg, max);
+	*out = (unsigned)v;
+	return EXIT_OK;
+}
+
+/* The protocol's placements hold R and W in one byte each. */
+#define REPLICAS_MAX 255
 
 static int create_option(void *ctx, int c, const char *arg)
 {
+	const struct command *cmd = find_command("create");
 	struct create_args *a = ctx;
+	int rc;
 
-	return chunk_option(find_command("create"), arg, &a->chunk) ?
-		       EXIT_USAGE : PARSE_CONTINUE;
+	switch (c) {
+	case 'c':
+		rc = chunk_option(cmd, arg, &a->chunk);
+		break;
+	case 'r':
+		rc = count_option(cmd, "--replicas", arg, REPLICAS_MAX,
+				  &a->r.replicas);
+		a->replicated = true;
+		break;
+	case 'w':
+		rc = count_option(cmd, "--write-quorum", arg, REPLICAS_MAX,
+				  &a->r.write_quorum);
+		break;
+	default: /* 'g' */
+		rc = size_operand(cmd, "group size", arg, UINT32_MAX,
+				  &a->r.group_size);
+		break;
+	}
+	return rc ? rc : PARSE_CONTINUE;
+}
+
+/* --write-quorum and --group only with --replicas, and consistent. */
+static int check_replication(const struct command *cmd,
+			     const struct create_args *a)
+{
+	if (!a->replicated && (a->r.write_quorum || a->r.group_size))
+		return usage_error(cmd->name, "create: --write-quorum and "
+				   "--group need --replicas");
+	if (a->r.write_quorum > a->r.replicas)
+		return usage_error(cmd->name, "create: --write-quorum %u is "
+				   "more than --replicas %u", a->r.write_quorum,
+				   a->r.replicas);
+	if (a->r.group_size && a->chunk && a->r.group_size % a->chunk)
+		return usage_error(cmd->name, "create: --group must be a "
+				   "multiple of --chunk");
+	return EXIT_OK;
 }
 
 int create_object(struct ufoctl *g, const char *name, uint64_t size,
@@ -87,6 +144,9 @@ int cmd_create(struct ufoctl *g, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "chunk", required_argument, NULL, 'c' },
+		{ "replicas", required_argument, NULL, 'r' },
+		{ "write-quorum", required_argument, NULL, 'w' },
+		{ "group", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct command *cmd = find_command("create");
@@ -106,6 +166,10 @@ int cmd_create(struct ufoctl *g, int argc, char **argv)
 		return rc;
 	if (size == 0)
 		return usage_error(cmd->name, "create: size must be above 0");
+	if ((rc = check_replication(cmd, &a)))
+		return rc;
+	if (a.replicated)
+		return create_replicated(g, argv[first], size, a.chunk, &a.r);
 	if ((rc = ufoctl_connect(g)))
 		return rc;
 	return create_object(g, argv[first], size, a.chunk, &info) ?

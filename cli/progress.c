@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ufoctl: transfer progress on stderr.  On a terminal, a bar redrawn in
- * place; otherwise (logs, CI) a plain line now and then, so a log shows the
- * transfer is alive without filling up with redraws.
+ * ufoctl: progress on stderr, of bytes (transfers) or of counted items
+ * (cluster repair: groups).  On a terminal, a bar redrawn in place;
+ * otherwise (logs, CI) a plain line now and then, so a log shows the work
+ * is alive without filling up with redraws.
  */
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -19,12 +20,20 @@ void progress_init(struct progress *p, const char *label, uint64_t total,
 		   bool quiet)
 {
 	p->label = label;
+	p->unit = NULL;
 	p->total = total;
 	p->start = now_seconds();
 	p->last_print = p->start;
 	p->tty = isatty(STDERR_FILENO);
 	p->enabled = !quiet;
 	p->printed = false;
+}
+
+void progress_init_count(struct progress *p, const char *label,
+			 const char *unit, uint64_t total, bool quiet)
+{
+	progress_init(p, label, total, quiet);
+	p->unit = unit;
 }
 
 static unsigned terminal_columns(void)
@@ -36,21 +45,33 @@ static unsigned terminal_columns(void)
 	return 80;
 }
 
-/* "12.5 MB/s  ETA 0:07" (decimal MB, as network rates are quoted). */
+/* A done or total figure: "20.0M" for bytes, "12" for counted items. */
+static const char *amount(const struct progress *p, uint64_t v, char *buf,
+			  size_t cap)
+{
+	if (!p->unit)
+		return format_size(v, buf, cap);
+	snprintf(buf, cap, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+/* "12.5 MB/s  ETA 0:07" (decimal MB, as network rates are quoted), or
+ * "40.0 groups/s  ETA 0:07". */
 static void format_rate(const struct progress *p, uint64_t done, double now,
 			char *buf, size_t cap)
 {
+	const char *unit = p->unit ? p->unit : "MB";
 	double elapsed = now - p->start;
 	double rate = elapsed > 0 ? (double)done / elapsed : 0;
 	unsigned eta;
 
 	if (rate <= 0 || done == 0) {
-		snprintf(buf, cap, "   -- MB/s  ETA --:--");
+		snprintf(buf, cap, "   -- %s/s  ETA --:--", unit);
 		return;
 	}
 	eta = (unsigned)((double)(p->total - done) / rate + 0.5);
-	snprintf(buf, cap, "%6.1f MB/s  ETA %u:%02u", rate / 1e6, eta / 60,
-		 eta % 60);
+	snprintf(buf, cap, "%6.1f %s/s  ETA %u:%02u",
+		 p->unit ? rate : rate / 1e6, unit, eta / 60, eta % 60);
 }
 
 static unsigned percent(const struct progress *p, uint64_t done)
@@ -60,7 +81,7 @@ static unsigned percent(const struct progress *p, uint64_t done)
 
 static void draw_bar(struct progress *p, uint64_t done, double now)
 {
-	char d[16], t[16], rate[48], bar[BAR_MAX + 1];
+	char d[24], t[24], rate[64], bar[BAR_MAX + 1];
 	unsigned cols = terminal_columns(), pct = percent(p, done);
 	int width = (int)cols - 60;
 	int fill;
@@ -76,19 +97,19 @@ static void draw_bar(struct progress *p, uint64_t done, double now)
 	format_rate(p, done, now, rate, sizeof(rate));
 	fprintf(stderr, "\r%s %3u%% %s%s%s %s/%s %s\033[K", p->label, pct,
 		width ? "[" : "", bar, width ? "]" : "",
-		format_size(done, d, sizeof(d)),
-		format_size(p->total, t, sizeof(t)), rate);
+		amount(p, done, d, sizeof(d)), amount(p, p->total, t, sizeof(t)),
+		rate);
 	fflush(stderr);
 }
 
 static void print_line(struct progress *p, uint64_t done, double now)
 {
-	char d[16], t[16], rate[48];
+	char d[24], t[24], rate[64];
 
 	format_rate(p, done, now, rate, sizeof(rate));
 	fprintf(stderr, "%s: %u%% %s/%s %s\n", p->label, percent(p, done),
-		format_size(done, d, sizeof(d)),
-		format_size(p->total, t, sizeof(t)), rate);
+		amount(p, done, d, sizeof(d)), amount(p, p->total, t, sizeof(t)),
+		rate);
 }
 
 void progress_update(struct progress *p, uint64_t done)
@@ -110,7 +131,7 @@ void progress_update(struct progress *p, uint64_t done)
 void progress_finish(struct progress *p, uint64_t done, bool ok)
 {
 	double now = now_seconds(), elapsed = now - p->start;
-	char d[16];
+	char d[24];
 
 	if (!p->enabled)
 		return;
@@ -124,7 +145,11 @@ void progress_finish(struct progress *p, uint64_t done, bool ok)
 		return;
 	if (p->tty && p->printed)
 		fputs("\r\033[K", stderr);
-	fprintf(stderr, "%s: %s in %.2f s (%.1f MB/s)\n", p->label,
-		format_size(done, d, sizeof(d)), elapsed,
-		elapsed > 0 ? (double)done / elapsed / 1e6 : 0.0);
+	if (p->unit)
+		fprintf(stderr, "%s: %s %s in %.2f s\n", p->label,
+			amount(p, done, d, sizeof(d)), p->unit, elapsed);
+	else
+		fprintf(stderr, "%s: %s in %.2f s (%.1f MB/s)\n", p->label,
+			amount(p, done, d, sizeof(d)), elapsed,
+			elapsed > 0 ? (double)done / elapsed / 1e6 : 0.0);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ufoctl: manage objects on a ufo-server (docs/ufoctl.md).
+ * ufoctl: manage objects on a ufo-server, and clusters of them
+ * (docs/ufoctl.md).
  *
- *   ufoctl [--server URL] [--secret-file F] [--timeout MS] [--quiet]
- *          COMMAND [ARGS...]
+ *   ufoctl [--server URL] [--servers LIST] [--secret-file F] [--timeout MS]
+ *          [--quiet] COMMAND [ARGS...]
  *
  * This file holds the global options, the command table, option parsing
  * shared by the commands, and the connection with its error messages.
@@ -22,11 +23,18 @@
 #define MAX_COMMAND_OPTIONS 8 /* long options of one command, --help aside */
 
 const struct command ufoctl_commands[] = {
-	{ "create", cmd_create, "NAME SIZE [--chunk BYTES]",
+	{ "create", cmd_create,
+	  "NAME SIZE [--chunk BYTES] [--replicas N [--write-quorum W] "
+	  "[--group BYTES]]",
 	  "create an object of SIZE bytes (reads as zeros)",
 	  "SIZE and BYTES take a K, M, G or T suffix (binary multiples).\n"
 	  "--chunk sets the object's default chunk size (server default "
-	  "otherwise)." },
+	  "otherwise).\n"
+	  "--replicas N creates a replicated object over the servers of\n"
+	  "--servers (or $UFO_SERVERS) instead: every placement group of\n"
+	  "--group BYTES (default 4 chunks) on N of them, a write acknowledged\n"
+	  "once W (default N) have it.  It maps the object to create it, so it\n"
+	  "needs userfaultfd (root, or vm.unprivileged_userfaultfd=1)." },
 	{ "list", cmd_list, "[--bytes]",
 	  "list objects: name, size, chunk, allocated on disk, mtime",
 	  "--bytes prints exact byte counts instead of 1.5G-style sizes." },
@@ -46,6 +54,19 @@ const struct command ufoctl_commands[] = {
 	  "is removed." },
 	{ "sync", cmd_sync, "NAME",
 	  "make everything written to an object durable on the server", NULL },
+	{ "cluster", cmd_cluster,
+	  "status | repair [--full] [NAME] | rebalance [--dry-run] [NAME]",
+	  "replicated objects on the servers of --servers: health, repair, "
+	  "rebalance",
+	  "status     each server (up/down, objects), then what a full repair\n"
+	  "           would do: missing copies, stray copies, recorded hints\n"
+	  "repair     copy what the hints name (every group with --full) to\n"
+	  "           the servers that miss it, then drop stray copies\n"
+	  "rebalance  place objects over every server of the list and move\n"
+	  "           the data (--dry-run: count what would move)\n"
+	  "NAME limits repair and rebalance to one object.  Exit status 3:\n"
+	  "a server is down or, for status, there is something to repair.\n"
+	  "'ufoctl cluster COMMAND --help' tells more." },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -77,6 +98,10 @@ static void main_usage(FILE *f)
 	      "  -s, --server URL        server, ufo://HOST[:PORT] (default "
 	      "$UFO_SERVER,\n"
 	      "                          else " UFOCTL_DEFAULT_SERVER ")\n"
+	      "  -S, --servers LIST      cluster, HOST:PORT,HOST:PORT,... "
+	      "(default\n"
+	      "                          $UFO_SERVERS), for cluster and "
+	      "create --replicas\n"
 	      "  -k, --secret-file FILE  shared secret (default "
 	      "$UFO_SECRET_FILE)\n"
 	      "  -t, --timeout MS        per-request timeout in milliseconds\n"
@@ -88,7 +113,7 @@ static void main_usage(FILE *f)
 	for (const struct command *c = ufoctl_commands; c->name; c++)
 		fprintf(f, "  %-8s %s\n", c->name, c->summary);
 	fputs("\nExit status: 0 success, 1 the operation failed, 2 usage "
-	      "error.\n", f);
+	      "error,\n3 cluster degraded (cluster commands).\n", f);
 }
 
 /* ------------------------------------------------------ command options */
@@ -178,32 +203,33 @@ static int check_secret_file(const struct ufoctl *g)
 	return EXIT_OK;
 }
 
-static int connect_failed(const struct ufoctl *g, int rc)
+/* where: the server, or the server list. */
+static int connect_failed(const char *where, int rc)
 {
 	switch (rc) {
 	case -EACCES:
 	case -EPERM:
 		return fail(rc, "authentication failed at %s: check "
-			    "--secret-file or $UFO_SECRET_FILE", g->server);
+			    "--secret-file or $UFO_SECRET_FILE", where);
 	case -ECONNREFUSED:
 	case -ETIMEDOUT:
 	case -EHOSTUNREACH:
 	case -ENETUNREACH:
 	case -EHOSTDOWN:
 	case -ECONNRESET:
-		return fail(rc, "cannot reach server %s", g->server);
+		return fail(rc, "cannot reach server %s", where);
 	case -EPROTONOSUPPORT:
 		return fail(rc, "server %s: no common protocol version",
-			    g->server);
+			    where);
 	case -EPROTO:
 	case -EBADMSG:
 		return fail(rc, "server %s: garbled reply (is it a "
-			    "ufo-server?)", g->server);
+			    "ufo-server?)", where);
 	case -EINVAL:
 		return fail(rc, "cannot connect to %s: bad server URL, or "
-			    "a secret file under 16 bytes", g->server);
+			    "a secret file under 16 bytes", where);
 	default:
-		return fail(rc, "cannot connect to %s", g->server);
+		return fail(rc, "cannot connect to %s", where);
 	}
 }
 
@@ -223,9 +249,53 @@ int ufoctl_connect(struct ufoctl *g)
 	rc = ufo_client_connect(g->url, &o, &g->client);
 	if (rc) {
 		g->client = NULL;
-		return connect_failed(g, rc);
+		return connect_failed(g->server, rc);
 	}
 	return EXIT_OK;
+}
+
+int ufoctl_cluster_check(struct ufoctl *g)
+{
+	const char *env = getenv("UFO_SERVERS");
+
+	if (!g->servers && env && *env)
+		g->servers = env;
+	if (!g->servers)
+		return usage_error(NULL, "no server list: give --servers "
+				   "HOST:PORT,HOST:PORT,... or set "
+				   "$UFO_SERVERS");
+	return check_secret_file(g);
+}
+
+int ufoctl_cluster_connect(struct ufoctl *g)
+{
+	struct ufo_remote_opts o;
+	int rc;
+
+	if (g->cluster)
+		return EXIT_OK;
+	rc = ufoctl_cluster_check(g);
+	if (rc)
+		return rc;
+	ufo_remote_opts_init(&o);
+	o.secret_file = g->secret_file;
+	o.timeout_ms = g->timeout_ms;
+	rc = ufo_cluster_connect(g->servers, &o, &g->cluster);
+	if (!rc)
+		return EXIT_OK;
+	g->cluster = NULL;
+	switch (rc) {
+	case -EINVAL:
+		return fail(rc, "cannot connect to %s: bad server list "
+			    "(HOST:PORT,HOST:PORT,...), or a secret file under "
+			    "16 bytes", g->servers);
+	case -E2BIG:
+		return fail(rc, "server list %s: too many servers", g->servers);
+	case -EHOSTDOWN:
+		return fail(rc, "cannot reach any server of %s", g->servers);
+	default:
+		return connect_failed(g->servers, rc);
+	}
 }
 
 int ufoctl_stat(struct ufoctl *g, const char *name,
@@ -274,6 +344,11 @@ static int global_option(struct ufoctl *g, int c, const char *arg,
 {
 	switch (c) {
 	case 's': return set_server(g, arg);
+	case 'S':
+		if (!*arg)
+			return usage_error(NULL, "--servers: empty list");
+		g->servers = arg;
+		return PARSE_CONTINUE;
 	case 'k': g->secret_file = arg; return PARSE_CONTINUE;
 	case 't': return parse_timeout(g, arg);
 	case 'q': g->quiet = true; return PARSE_CONTINUE;
@@ -293,6 +368,7 @@ static int parse_global_options(struct ufoctl *g, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "server", required_argument, NULL, 's' },
+		{ "servers", required_argument, NULL, 'S' },
 		{ "secret-file", required_argument, NULL, 'k' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -308,7 +384,7 @@ static int parse_global_options(struct ufoctl *g, int argc, char **argv)
 		return rc;
 	opterr = 0;
 	/* '+': stop at COMMAND, whose options are its own. */
-	while ((c = getopt_long(argc, argv, "+:s:k:t:qhV", longopts,
+	while ((c = getopt_long(argc, argv, "+:s:S:k:t:qhV", longopts,
 				NULL)) != -1) {
 		rc = global_option(g, c, optarg, argv);
 		if (rc != PARSE_CONTINUE)
@@ -347,6 +423,8 @@ int main(int argc, char **argv)
 	rc = run_command(&g, argc - optind, argv + optind);
 	if (g.client)
 		ufo_client_close(g.client);
+	if (g.cluster)
+		ufo_cluster_close(g.cluster);
 	if (fflush(stdout) || ferror(stdout)) {
 		fail(errno ? -errno : -EIO, "write standard output");
 		rc = EXIT_FAILED;

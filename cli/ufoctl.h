@@ -24,6 +24,10 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAILED = 1, /* the operation failed */
 	EXIT_USAGE = 2,  /* bad command line; nothing was attempted */
+	/* cluster commands: a server is down, or copies are missing or
+	 * stray (status), or some groups could not be repaired because a
+	 * server is down (repair, rebalance).  Run again once it is up. */
+	EXIT_DEGRADED = 3,
 };
 
 #define UFOCTL_DEFAULT_SERVER "ufo://127.0.0.1:7070"
@@ -36,6 +40,9 @@ struct ufoctl {
 	unsigned timeout_ms;     /* --timeout; 0: the library's default */
 	bool quiet;              /* --quiet: no progress output */
 	struct ufo_client *client; /* NULL until ufoctl_connect */
+	/* --servers, else $UFO_SERVERS (NULL: neither): "HOST:PORT,..." */
+	const char *servers;
+	struct ufo_cluster *cluster; /* NULL until ufoctl_cluster_connect */
 };
 
 /* ---- messages (util.c) */
@@ -78,6 +85,16 @@ double now_seconds(void);
  * unreachable server, wrong secret...). */
 int ufoctl_connect(struct ufoctl *g);
 
+/* The server list (--servers, $UFO_SERVERS) after checking the secret
+ * file: EXIT_OK, or EXIT_USAGE after reporting that either is missing. */
+int ufoctl_cluster_check(struct ufoctl *g);
+
+/* Connects g->cluster to every server of the list if not yet connected.
+ * EXIT_OK, or the exit status after reporting why (EXIT_USAGE: no list or
+ * no secret file; EXIT_FAILED: bad list, no server reachable, wrong
+ * secret...). */
+int ufoctl_cluster_connect(struct ufoctl *g);
+
 /* Stats name, reporting a failure with the server named.  0 or -errno. */
 int ufoctl_stat(struct ufoctl *g, const char *name,
 		struct ufo_remote_info *info);
@@ -86,13 +103,17 @@ int ufoctl_stat(struct ufoctl *g, const char *name,
 
 struct progress {
 	const char *label; /* "put foo" */
-	uint64_t total;    /* bytes */
+	const char *unit;  /* NULL: bytes; else what is counted, "groups" */
+	uint64_t total;    /* bytes, or counted items; may grow meanwhile */
 	double start, last_print;
 	bool tty, enabled, printed;
 };
 
 void progress_init(struct progress *p, const char *label, uint64_t total,
 		   bool quiet);
+/* The same for a count of unit ("groups") instead of bytes. */
+void progress_init_count(struct progress *p, const char *label,
+			 const char *unit, uint64_t total, bool quiet);
 /* Redraws when due (a bar on a tty, a line every few seconds otherwise). */
 void progress_update(struct progress *p, uint64_t done);
 /* Ends the display: a summary line when ok, else the bar where it stopped. */
@@ -166,5 +187,19 @@ int cmd_delete(struct ufoctl *g, int argc, char **argv);
 int cmd_sync(struct ufoctl *g, int argc, char **argv);
 int cmd_put(struct ufoctl *g, int argc, char **argv);
 int cmd_get(struct ufoctl *g, int argc, char **argv);
+int cmd_cluster(struct ufoctl *g, int argc, char **argv);
+
+/* create --replicas (cluster.c): what the replicated object gets; 0
+ * leaves a value to the library's default (ufo_remote_opts). */
+struct replication {
+	unsigned replicas, write_quorum;
+	uint64_t group_size;
+};
+
+/* Creates a replicated object over the servers of the list, by mapping it
+ * with UFO_REMOTE_CREATE (the library's only way to place one, so it needs
+ * userfaultfd).  EXIT_OK, or the exit status after reporting. */
+int create_replicated(struct ufoctl *g, const char *name, uint64_t size,
+		      uint32_t chunk, const struct replication *r);
 
 #endif /* UFOCTL_H */
