@@ -29,7 +29,8 @@ struct member {
 	 * request's own failure corrects it). */
 	uint8_t node[WIRE_NODE_ID];
 	bool known;
-	bool dup;          /* another address of a member already listed */
+	_Atomic bool dup;  /* another address of a member already listed;
+			    * written by the health thread only */
 	_Atomic bool up;
 	_Atomic uint64_t failures, objects;
 	uint64_t next_probe_ns; /* health thread only */
