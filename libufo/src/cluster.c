@@ -1066,6 +1066,7 @@ const struct ufo_backend_ops ufo_cluster_backend = {
 	.fetch = cluster_fetch,
 	.store = cluster_store,
 	.close = cluster_close,
+	.parallel = true,
 };
 
 /* ---- opening */

@@ -287,22 +287,89 @@ static void drop_batch(struct victim *v, unsigned n)
 		victim_finish(&v[i]);
 }
 
+/* ---- writing back several chunks at once. */
+
+/*
+ * A remote store waits for a round trip and the server's flush; several in
+ * flight let the server's group commit make them durable with one flush
+ * (backend ops.parallel).  Callback backends run the application's
+ * writeback, which need not be thread-safe: one at a time.
+ */
+#define WRITEBACK_WIDTH 8
+
+struct par {
+	void (*fn)(void *arg, uint64_t i);
+	void *arg;
+	uint64_t n;
+	_Atomic uint64_t next;
+};
+
+static void *par_worker(void *p)
+{
+	struct par *q = p;
+	uint64_t i;
+
+	while ((i = atomic_fetch_add(&q->next, 1)) < q->n)
+		q->fn(q->arg, i);
+	return NULL;
+}
+
+/* fn(arg, i) for i in [0, n) on up to width threads, the caller one of
+ * them; without threads (spawn failed) the caller does it all. */
+static void parallel_each(uint64_t n, unsigned width,
+			  void (*fn)(void *arg, uint64_t i), void *arg)
+{
+	struct par q = { .fn = fn, .arg = arg, .n = n };
+	pthread_t t[WRITEBACK_WIDTH];
+	unsigned nt = 0;
+
+	while (nt + 1 < width && nt + 1 < WRITEBACK_WIDTH && nt + 1 < n &&
+	       !spawn_masked(&t[nt], par_worker, &q))
+		nt++;
+	par_worker(&q);
+	for (unsigned i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+}
+
+static unsigned store_width(const struct ufo_obj *obj)
+{
+	return obj->backend->parallel ? WRITEBACK_WIDTH : 1;
+}
+
+struct prep {
+	struct victim *v;
+	int *rc;
+};
+
+static void prepare_one(void *arg, uint64_t i)
+{
+	struct prep *p = arg;
+
+	p->rc[i] = victim_prepare(&p->v[i]);
+}
+
 /* Writes back and drops the victims; returns how many were dropped and
  * stores the first store error in *err and the number of victims someone
- * else was busy with in *busy. */
+ * else was busy with in *busy.  The victims are distinct chunks, so their
+ * writebacks may run at once (each claims its chunk under its object's
+ * lock first). */
 static unsigned evict_batch(struct victim *v, unsigned n, int *err,
 			    unsigned *busy)
 {
-	unsigned ready = 0;
+	unsigned ready = 0, width = 1;
+	int rc[EVICT_BATCH];
 
+	for (unsigned i = 0; i < n; i++)
+		width = store_width(v[i].obj) > width ? store_width(v[i].obj)
+						      : width;
+	parallel_each(n, width, prepare_one, &(struct prep){ v, rc });
 	for (unsigned i = 0; i < n; i++) {
-		int rc = victim_prepare(&v[i]);
-		if (!rc)
+		if (!rc[i])
 			v[ready++] = v[i];
-		else if (rc == -EBUSY)
+		else if (rc[i] == -EBUSY)
 			(*busy)++;
 		else if (!*err)
-			*err = rc;
+			*err = rc[i];
 	}
 	if (ready)
 		drop_batch(v, ready);
@@ -405,16 +472,27 @@ static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
 	return rc;
 }
 
+struct sync_job {
+	struct ufo_obj *obj;
+	uint64_t first;
+	_Atomic int err; /* the first error */
+};
+
+static void sync_one(void *arg, uint64_t i)
+{
+	struct sync_job *j = arg;
+	int rc = chunk_sync(j->obj, j->first + i), none = 0;
+
+	if (rc)
+		atomic_compare_exchange_strong(&j->err, &none, rc);
+}
+
 int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
 {
-	int err = 0;
+	struct sync_job j = { .obj = obj, .first = first };
 
-	for (uint64_t idx = first; idx <= last; idx++) {
-		int rc = chunk_sync(obj, idx);
-		if (rc && !err)
-			err = rc;
-	}
-	return err;
+	parallel_each(last - first + 1, store_width(obj), sync_one, &j);
+	return atomic_load(&j.err);
 }
 
 /* ---- the evictor thread. */

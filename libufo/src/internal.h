@@ -114,6 +114,9 @@ struct ufo_backend_ops {
 		     const void *src);
 	/* Releases obj->backend_data (may be NULL: nothing to release). */
 	void (*close)(struct ufo_obj *obj);
+	/* store may run for several chunks at once (it waits on a server,
+	 * and is thread-safe); the application's callbacks are not. */
+	bool parallel;
 };
 
 extern const struct ufo_backend_ops ufo_callback_backend, ufo_remote_backend;

@@ -146,6 +146,7 @@ const struct ufo_backend_ops ufo_remote_backend = {
 	.fetch = remote_fetch,
 	.store = remote_store,
 	.close = remote_close,
+	.parallel = true,
 };
 
 /* Opens (or creates) the named object and fills the UFO parameters. */

@@ -198,12 +198,90 @@ static void test_partial_overwrite(void **state)
 	check_overwrite_on_server();
 }
 
+/*
+ * Remote writebacks run several at once (evict.c, WRITEBACK_WIDTH) while
+ * threads keep writing: each thread owns the words i % WRITERS == t and
+ * keeps a shadow of them; under a budget of 4 chunks of 16 KiB every
+ * eviction batch writes back in parallel with stores into other chunks
+ * and with refaults of the chunks being written back.  A write lost to a
+ * writeback race shows as a word that differs from its shadow.
+ */
+#define PW_CHUNK (16 * T_KIB)
+#define PW_SIZE (2 * T_MIB)
+#define PW_WORDS (PW_SIZE / sizeof(uint64_t))
+#define PW_WRITERS 4
+#define PW_STORES 12000
+
+struct pw {
+	uint64_t *w;
+	uint64_t *shadow;
+	unsigned t;
+};
+
+static void *pw_writer(void *arg)
+{
+	struct pw *p = arg;
+	uint64_t r = 0x9e3779b97f4a7c15ull * (p->t + 1);
+
+	for (unsigned k = 0; k < PW_STORES; k++) {
+		uint64_t i = t_rand(&r) % (PW_WORDS / PW_WRITERS) * PW_WRITERS +
+			     p->t;
+		uint64_t v = t_rand(&r);
+
+		p->w[i] = v;
+		p->shadow[i] = v;
+	}
+	return NULL;
+}
+
+static void test_parallel_writeback(void **state)
+{
+	struct ufo_config cfg;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	uint64_t *shadow = t_zalloc(PW_SIZE);
+	struct pw p[PW_WRITERS];
+	pthread_t t[PW_WRITERS];
+	struct ufo_stats s;
+
+	(void)state;
+	t_remote_begin();
+	t_config(&cfg, PW_CHUNK, 4, 2);
+	cfg.threads = 4;
+	ctx = t_ctx(&cfg);
+	obj = t_remote_obj(ctx, "parallel-wb", PW_SIZE, PW_CHUNK, 0);
+	for (unsigned i = 0; i < PW_WRITERS; i++) {
+		p[i] = (struct pw){ ufo_body(obj), shadow, i };
+		assert_int_equal(pthread_create(&t[i], NULL, pw_writer, &p[i]),
+				 0);
+	}
+	for (unsigned i = 0; i < PW_WRITERS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_reset(obj), 0);
+	for (uint64_t i = 0; i < PW_WORDS; i++)
+		if (((uint64_t *)ufo_body(obj))[i] != shadow[i])
+			fail_msg("word %llu lost: %#llx, want %#llx",
+				 (unsigned long long)i,
+				 (unsigned long long)((uint64_t *)ufo_body(obj))[i],
+				 (unsigned long long)shadow[i]);
+	s = t_obj_stats(obj);
+	fprintf(stderr, "parallel writeback: %llu writebacks, %llu evictions\n",
+		(unsigned long long)s.writebacks,
+		(unsigned long long)s.evictions);
+	assert_true(s.writebacks > 100);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	free(shadow);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_auto),
 		cmocka_unit_test(test_roundtrip_hash),
 		cmocka_unit_test(test_partial_overwrite),
+		cmocka_unit_test(test_parallel_writeback),
 	};
 
 	t_remote_setup();
