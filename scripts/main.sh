@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The main job: start a local ufo-server on loopback, then run an example
-# that maps a remote object 16 times larger than its memory budget, writes
-# every byte through the budget, reads it all back from the server and
-# checks it.  Prints the result and where the data lives.
+# The main job: start three local ufo-servers on loopback, then run an
+# example that maps a replicated object (two copies of every group, over
+# the three servers) 16 times larger than its memory budget, writes every
+# byte through the budget, reads it all back from the servers and checks
+# it.  Prints the dashboards, the result and where the data lives.
 #
 # Usage: scripts/main.sh [--size BYTES] [--budget BYTES] [--chunk BYTES]
 #        scripts/main.sh --compute [...]   the computed-sequence example
 #                                          (64 GiB of doubles, 256 MiB budget)
-# UFO_DEMO_DIR (default /tmp/ufo-demo) holds the server's data and secret.
+# UFO_DEMO_DIR (default /tmp/ufo-demo) holds the servers' data and secret;
+# UFO_DEMO_SERVERS (default 3) sets how many servers (1: not replicated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,33 +23,47 @@ if [ "${1:-}" = "--compute" ]; then
 fi
 
 demo=${UFO_DEMO_DIR:-/tmp/ufo-demo}
-mkdir -p "$demo/data"
+nservers=${UFO_DEMO_SERVERS:-3}
+mkdir -p "$demo"
 if [ ! -s "$demo/secret" ]; then
 	(umask 077; head -c 32 /dev/urandom | base64 > "$demo/secret")
 fi
 chmod 600 "$demo/secret"
 
-build/server/ufo-server --listen 127.0.0.1:0 --data "$demo/data" \
-	--secret-file "$demo/secret" --monitor 127.0.0.1:0 \
-	>"$demo/server.out" 2>"$demo/server.log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-	grep -q '^monitor on' "$demo/server.out" 2>/dev/null && break
-	kill -0 $server 2>/dev/null || { cat "$demo/server.log"; exit 1; }
-	sleep 0.1
+# Three storage servers on loopback, each with its own data directory and
+# dashboard; the object is replicated on two of them per group.
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
+start_server() { # index
+	local d=$demo/server$1
+	mkdir -p "$d/data"
+	build/server/ufo-server --listen 127.0.0.1:0 --data "$d/data" \
+		--secret-file "$demo/secret" --monitor 127.0.0.1:0 \
+		>"$d/out" 2>"$d/log" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		grep -q '^monitor on' "$d/out" 2>/dev/null && return 0
+		kill -0 $! 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q '^listening on' "$d/out" 2>/dev/null && return 0
+	echo "ufo-server $1 did not start; log:"; cat "$d/log"; exit 1
+}
+servers=
+echo "dashboards (Prometheus metrics at /metrics):"
+for i in $(seq 0 $((nservers - 1))); do
+	start_server "$i"
+	port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$demo/server$i/out" | head -n1)
+	dash=$(sed -n 's/^monitor on //p' "$demo/server$i/out" | head -n1)
+	servers=${servers:+$servers,}127.0.0.1:$port
+	echo "  ufo-server $i  ${dash:-(monitor not built)}  (data $demo/server$i/data)"
 done
-port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$demo/server.out" | head -n1)
-[ -n "$port" ] || { echo "ufo-server did not start; log:"; cat "$demo/server.log"; exit 1; }
-url="ufo://127.0.0.1:$port"
-echo "ufo-server on $url, data in $demo/data (log: $demo/server.log)"
-server_dash=$(sed -n 's/^monitor on //p' "$demo/server.out" | head -n1)
+url="ufo://$servers"
 # The client's monitor: a free loopback port, picked here so it can be shown.
 client_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export UFO_MONITOR=127.0.0.1:$client_port
-echo "dashboards (Prometheus metrics at /metrics):"
-echo "  ufo-server  ${server_dash:-(monitor not built)}"
-echo "  client      http://127.0.0.1:$client_port/  (while the example runs)"
+echo "  client        http://127.0.0.1:$client_port/  (while the example runs)"
+echo "cluster: $url (docs/cluster.md)"
 
 export UFO_SECRET_FILE=$demo/secret
 build/examples/ufo-remote-roundtrip --server "$url" --name demo \
@@ -55,6 +71,8 @@ build/examples/ufo-remote-roundtrip --server "$url" --name demo \
 
 echo
 echo "where the data lives:"
-build/cli/ufoctl --server "$url" list 2>/dev/null || true
-echo "server data directory $demo/data: $(du -sh --apparent-size "$demo/data" | cut -f1) apparent, $(du -sh "$demo/data" | cut -f1) on disk"
-echo "server dashboard was at ${server_dash:-(monitor not built)}; it stops with the server."
+build/cli/ufoctl --servers "$servers" cluster status || true
+for i in $(seq 0 $((nservers - 1))); do
+	echo "  server $i: $(du -sh "$demo/server$i/data" | cut -f1) on disk"
+done
+echo "the dashboards stop with the servers."
