@@ -14,7 +14,9 @@ Fails when:
   * groff -man -ww -z warns about any page (malformed roff), or a '.so'
     alias points at a missing page;
   * with UFO_SERVER / UFOCTL given: an option that `--help` prints is not
-    in ufo-server(8) / ufoctl(1).
+    in ufo-server(8) / ufoctl(1);
+  * a complete program in a man page EXAMPLE or in a ```c block of docs/
+    (one with main()) does not compile against ufo.h.
 ufo.h is parsed generically: new declarations need pages, nothing else.
 
 Usage: check_docs.py SOURCE_ROOT [UFO_SERVER UFOCTL]"""
@@ -184,6 +186,40 @@ def check_help(prog, page, pattern):
     return len(opts)
 
 
+def examples():
+    """(where, C source) of every complete program in the docs."""
+    out = []
+    for d in ('man1', 'man3', 'man8'):
+        for f in sorted(os.listdir(os.path.join(MAN, d))):
+            text = read(os.path.join(MAN, d, f))
+            for block in re.findall(r'^\.EX\n(.*?)^\.EE', text, re.S | re.M):
+                if 'main(' in block:
+                    src = block.replace('\\e', '\\').replace('\\-', '-')
+                    out.append(('man/%s/%s' % (d, f), src))
+    docs = os.path.join(root, 'docs')
+    for f in sorted(os.listdir(docs)):
+        if f.endswith('.md'):
+            for block in re.findall(r'```c\n(.*?)```', read(os.path.join(docs, f)), re.S):
+                if 'main(' in block:
+                    out.append(('docs/' + f, block))
+    return out
+
+
+def check_examples():
+    cc = shutil.which('cc')
+    if not cc:
+        print('note: no C compiler; examples not compiled')
+        return 0
+    progs = examples()
+    for where, src in progs:
+        r = subprocess.run([cc, '-std=gnu11', '-Wall', '-Werror', '-fsyntax-only',
+                            '-I', os.path.dirname(HEADER), '-x', 'c', '-'],
+                           input=src, capture_output=True, text=True)
+        if r.returncode:
+            fail('the program in %s does not compile:\n%s' % (where, r.stderr))
+    return len(progs)
+
+
 def main():
     if not shutil.which('groff'):
         print('skip: groff not installed (apt-get install groff-base)')
@@ -195,11 +231,11 @@ def main():
     pages += [os.path.join(MAN, d, f) for d in ('man1', 'man8')
               for f in os.listdir(os.path.join(MAN, d))]
     check_groff(pages)
-    extra = ''
+    extra = ', %d example programs compile' % check_examples()
     if len(sys.argv) > 3:
         n = check_help(sys.argv[2], 'man8/ufo-server.8', r'^\s+(--[a-z][a-z-]*)')
         n += check_help(sys.argv[3], 'man1/ufoctl.1', r'(--[a-z][a-z-]*)')
-        extra = ', %d --help options' % n
+        extra += ', %d --help options' % n
     if failures:
         print('%d problem(s)' % len(failures))
         sys.exit(1)
