@@ -7,6 +7,10 @@ PKGS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev libxxha
 # The HTTP monitor (libmicrohttpd, Chart.js embedded at build time) and its
 # tests: Prometheus scrapes it, headless Chromium loads the dashboard.
 PKGS+=(libmicrohttpd-dev libjs-chart.js prometheus chromium)
+# Deployment files and docs (suite 'deploy'): systemd-analyze and
+# systemd-sysusers for the unit, yamllint, shellcheck, groff and man for
+# the man pages, promtool (prometheus, above) for the dashboard queries.
+PKGS+=(systemd yamllint python3-yaml shellcheck groff-base man-db)
 # The RDMA transport (rdma-core) and its suite: a QEMU guest (TCG) with
 # Soft-RoCE, built from busybox-static and Debian's kernel package, which
 # tests/rdma/guest.sh downloads into a cache, never installs.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds libufo and runs every test: the cmocka suite in a normal build, the
-# install check, then the suite again under ASan+UBSan and with the library
+# Builds libufo and runs every test: the whole suite in a normal build (its
+# 'deploy' suite holds the install check and the checks of deploy/, man/
+# and the docs), then the suite again under ASan+UBSan and with the library
 # under ThreadSanitizer.
 # Usage: scripts/test.sh [--quick]   (--quick: the normal build only)
 set -euo pipefail
@@ -40,8 +41,6 @@ echo "== test suite (the rdma suite boots a QEMU guest per program)"
 # A machine that cannot build or boot the guest fails here instead of
 # skipping quietly: the RDMA transport is tested nowhere else.
 UFO_RDMA_REQUIRE=${UFO_RDMA_REQUIRE:-1} run_suite build
-echo "== install check"
-scripts/install-check.sh build
 
 [ "${1:-}" = "--quick" ] && exit 0
 
@@ -54,10 +53,10 @@ echo "== test suite under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-		-- --no-suite rdma
+		-- --no-suite rdma --no-suite deploy
 
 # TSan cannot see the ordering userfaultfd gives to UFO memory, so only the
 # library is instrumented: its locks, queues and counters are what is judged.
 echo "== test suite with the library under ThreadSanitizer"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	run_suite build-tsan -Dtsan_library=true -- --no-suite rdma
+	run_suite build-tsan -Dtsan_library=true -- --no-suite rdma --no-suite deploy
