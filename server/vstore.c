@@ -556,8 +556,11 @@ static int hints_rewrite(struct store_obj *o, uint64_t upto,
 	if (!h)
 		return -ENOMEM;
 	rc = pread_all(o->hfd, h, bytes, 0, &got);
+	static const uint8_t any[WIRE_NODE_ID];
+	bool all = !memcmp(node, any, WIRE_NODE_ID);
+
 	for (uint64_t i = 0; !rc && i < got / sizeof(*h); i++)
-		if (i >= upto || memcmp(h[i].node, node, WIRE_NODE_ID))
+		if (i >= upto || (!all && memcmp(h[i].node, node, WIRE_NODE_ID)))
 			h[keep++] = h[i];
 	obj_file_name(file, o->id, HINTS_SUFFIX);
 	if (!rc)

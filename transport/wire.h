@@ -276,7 +276,8 @@ struct wire_placement {
 _Static_assert(sizeof(struct wire_placement) == 16, "placement is 16 bytes");
 
 /* HINTS: records from `cursor` (0 first); HINTS_DROP removes the records
- * before `upto` that name `node`. */
+ * before `upto` that name `node` (all zeros: any node).  Records shift
+ * down after a drop. */
 struct wire_hint_q {
 	uint64_t id;
 	uint64_t cursor;

@@ -381,7 +381,7 @@ struct ufo_repair_stats {
 	uint64_t bytes_copied;
 	uint64_t blocks_discarded; /* copies removed from non-homes */
 	uint64_t hints;           /* missing copies recorded (repair backlog) */
-	uint64_t hints_dropped;   /* of those, repaired and forgotten */
+	uint64_t hints_dropped;   /* of those, forgotten after the repair */
 	uint64_t errors;          /* groups left unrepaired (a home down) */
 };
 
@@ -397,7 +397,8 @@ enum ufo_repair_flags {
  * group gets the newest version of each block, then copies on servers
  * that are not homes are dropped.  progress (may be NULL) is called after
  * each group.  Returns 0 when everything visited is repaired, -EAGAIN when
- * some groups could not be (a home down: see stats.errors), or -errno. */
+ * some groups could not be (a home down: see stats.errors), -ENOENT when
+ * name is not a replicated object, or -errno. */
 int ufo_cluster_repair(struct ufo_cluster *c, const char *name, unsigned flags,
 		       void (*progress)(void *user,
 					const struct ufo_repair_stats *s),

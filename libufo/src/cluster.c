@@ -81,9 +81,9 @@ void member_failed(struct ufo_cluster *c, int i, int err)
 	if (err == -ENOMEM || !remote_transient(err) || err == -ESTALE ||
 	    err == -EBUSY)
 		return;
-	if (atomic_exchange(&m->up, false))
-		fprintf(stderr, "libufo: cluster: server %s down: %s\n",
-			m->server, strerror(-err));
+	if (atomic_exchange(&m->up, false) && c->ctx)
+		log_warn(c->ctx, "cluster: server %s down: %s", m->server,
+			 strerror(-err));
 }
 
 int member_of_node(struct ufo_cluster *c, const uint8_t node[WIRE_NODE_ID])
@@ -116,8 +116,8 @@ static void member_learn(struct ufo_cluster *c, int i, const struct wire_node *n
 	m->dup = dup;
 	pthread_mutex_unlock(&c->lock);
 	atomic_store(&m->objects, le64toh(n->objects));
-	if (!dup && !atomic_exchange(&m->up, true))
-		fprintf(stderr, "libufo: cluster: server %s up\n", m->server);
+	if (!dup && !atomic_exchange(&m->up, true) && c->ctx)
+		log_info(c->ctx, "cluster: server %s up", m->server);
 }
 
 /* One health round: NODE to every member at once. */
@@ -287,6 +287,13 @@ static int connect_members(struct ufo_cluster *c)
 int ufo_cluster_connect(const char *servers, const struct ufo_remote_opts *opts,
 			struct ufo_cluster **out)
 {
+	return cluster_connect(servers, opts, NULL, out);
+}
+
+/* ctx (may be NULL): where servers going down and up are logged. */
+int cluster_connect(const char *servers, const struct ufo_remote_opts *opts,
+		    struct ufo_ctx *ctx, struct ufo_cluster **out)
+{
 	struct ufo_cluster *c;
 	bool any = false;
 	int err;
@@ -302,6 +309,7 @@ int ufo_cluster_connect(const char *servers, const struct ufo_remote_opts *opts,
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	c->ctx = ctx;
 	if (opts)
 		c->opts = *opts;
 	if (c->opts.secret_file) {
@@ -1138,7 +1146,7 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 		return -ENOMEM;
 	err = cobj_init(o, NULL, name);
 	if (!err)
-		err = ufo_cluster_connect(servers, opts, &o->c);
+		err = cluster_connect(servers, opts, ctx, &o->c);
 	if (err) {
 		free(o);
 		log_err(ctx, "cluster %s: %s", servers ? servers : "$UFO_SERVERS",

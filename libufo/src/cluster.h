@@ -37,6 +37,7 @@ struct member {
 };
 
 struct ufo_cluster {
+	struct ufo_ctx *ctx;  /* the log of servers going down and up, or NULL */
 	struct ufo_remote_opts opts;
 	char secret_file[PATH_MAX];
 	pthread_mutex_t lock;
@@ -68,6 +69,9 @@ struct cobj {
 	struct cview view;
 	uint64_t ids[WIRE_MAX_MEMBERS];
 };
+
+int cluster_connect(const char *servers, const struct ufo_remote_opts *opts,
+		    struct ufo_ctx *ctx, struct ufo_cluster **out);
 
 /* Marks member i down after a transient error (counted). */
 void member_failed(struct ufo_cluster *c, int i, int err);

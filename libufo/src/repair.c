@@ -29,6 +29,7 @@ struct repair {
 	struct ufo_cluster *c;
 	unsigned flags;
 	struct ufo_repair_stats *st;
+	bool named;
 	void (*progress)(void *user, const struct ufo_repair_stats *s);
 	void *user;
 };
@@ -253,27 +254,22 @@ static int read_hints(struct repair *rp, struct cobj *o, const struct cview *v,
 	return 0;
 }
 
-/* Every hinted group was repaired: forget the hints read, for every node
- * of the placement (new hints written meanwhile lie past upto). */
-static void drop_hints(struct repair *rp, struct cobj *o, const struct cview *v,
-		       const struct hinted *h)
+/* Every hinted group was repaired: forget the hints read (one drop per
+ * server, for every node: the server compacts the file on each drop, so
+ * a second drop with the same bound would reach hints written since). */
+static void drop_hints(struct repair *rp, struct cobj *o, const struct hinted *h)
 {
 	for (unsigned i = 0; i < o->c->n; i++) {
+		struct wire_hint_drop d = { .upto = htole64(h->upto[i]) };
+		struct client_call k = { .op = WIRE_HINTS_DROP, .p1 = &d,
+					 .l1 = sizeof(d) };
 		uint64_t id;
 
 		if (!h->upto[i] || cobj_id(o, (int)i, false, &id))
 			continue;
-		for (unsigned n = 0; n < v->n; n++) {
-			struct wire_hint_drop d = { .id = htole64(id),
-						    .upto = htole64(h->upto[i]) };
-			struct client_call k = { .op = WIRE_HINTS_DROP,
-						 .p1 = &d, .l1 = sizeof(d) };
-
-			memcpy(d.node, v->nodes[n], WIRE_NODE_ID);
-			if (client_call_sync(o->c->m[i].cl, &k))
-				return;
-		}
-		rp->st->hints_dropped += h->upto[i];
+		d.id = htole64(id); /* node all zeros: every node */
+		if (!client_call_sync(o->c->m[i].cl, &k))
+			rp->st->hints_dropped += h->upto[i];
 	}
 }
 
@@ -387,6 +383,8 @@ static int repair_object(struct repair *rp, const char *name)
 	if (err || !v.epoch) { /* gone meanwhile, or not replicated */
 		cobj_fini(o);
 		free(o);
+		if (rp->named) /* asked for by name: say it is not there */
+			return err ? err : -ENOENT;
 		return err == -ENOENT ? 0 : err;
 	}
 	rp->st->objects++;
@@ -420,10 +418,9 @@ static int repair_object(struct repair *rp, const char *name)
 		if (rp->progress)
 			rp->progress(rp->user, rp->st);
 	}
-	cobj_view(o, &v);
 	if (!err && groups && rp->st->errors == errors &&
 	    !(rp->flags & UFO_REPAIR_DRY_RUN))
-		drop_hints(rp, o, &v, &h);
+		drop_hints(rp, o, &h);
 	free(buf);
 	free(h.groups);
 	cobj_fini(o);
@@ -461,7 +458,7 @@ int ufo_cluster_repair(struct ufo_cluster *c, const char *name, unsigned flags,
 		       void *user, struct ufo_repair_stats *out)
 {
 	struct ufo_repair_stats st = { 0 };
-	struct repair rp = { .c = c, .flags = flags, .st = &st,
+	struct repair rp = { .c = c, .flags = flags, .st = &st, .named = name,
 			     .progress = progress, .user = user };
 	struct names ns = { 0 };
 	int err = 0;

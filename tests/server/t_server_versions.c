@@ -226,6 +226,16 @@ static void test_hints(void **state)
 		assert_true(le64toh(h.offset) == 9 * BLOCK);
 	}
 	t_reply_free(&r);
+	/* A node of all zeros drops every node's records before upto. */
+	memset(d.node, 0, WIRE_NODE_ID);
+	d.upto = htole64(1);
+	assert_int_equal(t_call(conn, WIRE_HINTS_DROP, &d, sizeof(d), NULL, 0,
+				NULL), WIRE_OK);
+	assert_int_equal(t_call(conn, WIRE_HINTS, &q, sizeof(q), NULL, 0, &r),
+			 WIRE_OK);
+	memcpy(&rep, r.payload, sizeof(rep));
+	assert_int_equal(le32toh(rep.count), 0);
+	t_reply_free(&r);
 }
 
 static void test_node_id_stable(void **state)
