@@ -1175,7 +1175,32 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 	return err;
 }
 
-/* "scheme://a,b/name" or "scheme:///name": the part between. */
+/* Whether host[:port] (len bytes) resolves to several addresses of one
+ * family, as a headless Service's name does. */
+static bool many_addresses(const char *hostport, size_t len)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p;
+	struct net_addr a;
+	char buf[NET_MAX_HOST + 16];
+	unsigned n4 = 0, n6 = 0;
+
+	if (len >= sizeof(buf))
+		return false;
+	memcpy(buf, hostport, len);
+	buf[len] = '\0';
+	if (net_parse_hostport(buf, NET_DEFAULT_PORT, &a) ||
+	    getaddrinfo(a.host, NULL, &hints, &res))
+		return false;
+	for (p = res; p; p = p->ai_next) {
+		n4 += p->ai_family == AF_INET;
+		n6 += p->ai_family == AF_INET6;
+	}
+	freeaddrinfo(res);
+	return n4 > 1 || n6 > 1;
+}
+
+/* "scheme://a,b/name", "scheme:///name" ($UFO_SERVERS), or a host name
+ * with several addresses: the servers part. */
 bool cluster_url(const char *url, char *servers, size_t cap, char *name,
 		 size_t name_cap)
 {
@@ -1189,7 +1214,7 @@ bool cluster_url(const char *url, char *servers, size_t cap, char *name,
 	if (!slash)
 		return false;
 	n = (size_t)(slash - hosts);
-	if (n && !memchr(hosts, ',', n))
+	if (n && !memchr(hosts, ',', n) && !many_addresses(hosts, n))
 		return false;
 	if (snprintf(name, name_cap, "%s", slash + 1) >= (int)name_cap)
 		return false;
