@@ -92,6 +92,22 @@ static void add_pending(const struct store_obj *o, uint64_t first, uint32_t n,
 	}
 }
 
+/* The versions of the next batch of blocks from b (at most VER_BATCH,
+ * none past end) into v, pending ones included when asked: the count, or
+ * -errno. */
+static int batch_versions(struct store_obj *o, uint64_t b, uint64_t end,
+			  bool pending, uint64_t *v)
+{
+	uint32_t n = (uint32_t)(end - b < VER_BATCH ? end - b : VER_BATCH);
+	int rc = file_versions(o, b, n, v);
+
+	if (rc)
+		return rc;
+	if (pending)
+		add_pending(o, b, n, v);
+	return (int)n;
+}
+
 /* ---- attach / detach */
 
 static int open_side(int objdir, uint64_t id, const char *suffix, int flags)
@@ -242,22 +258,18 @@ static int write_locked(struct store_obj *o, uint64_t off, const char *buf,
 
 	*applied = 0;
 	for (uint64_t b = first; b < first + count;) {
-		uint32_t n = (uint32_t)(first + count - b < VER_BATCH
-						? first + count - b
-						: VER_BATCH);
-		int rc = file_versions(o, b, n, v);
+		int n = batch_versions(o, b, first + count, true, v), rc;
 
-		if (rc)
-			return rc;
-		add_pending(o, b, n, v);
-		for (uint32_t i = 0; i < n; i++) {
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++) {
 			want[i] = v[i] < version;
 			*applied += want[i];
 		}
-		rc = write_marked(o, b, n, want, buf, first, end);
+		rc = write_marked(o, b, (uint32_t)n, want, buf, first, end);
 		if (rc)
 			return rc;
-		b += n;
+		b += (uint64_t)n;
 	}
 	return 0;
 }
@@ -309,19 +321,16 @@ static int record_locked(struct store_obj *o, const struct vpend *p)
 	uint64_t v[VER_BATCH];
 
 	for (uint64_t b = p->first; b < p->first + p->count;) {
-		uint32_t n = (uint32_t)(p->first + p->count - b < VER_BATCH
-						? p->first + p->count - b
-						: VER_BATCH);
-		int rc = file_versions(o, b, n, v);
+		int n = batch_versions(o, b, p->first + p->count, false, v), rc;
 
-		if (rc)
-			return rc;
-		for (uint32_t i = 0; i < n; i++)
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++)
 			v[i] = htole64(v[i] < p->version ? p->version : v[i]);
 		rc = pwrite_all(o->vfd, v, (size_t)n * 8, (off_t)(b * 8));
 		if (rc)
 			return rc;
-		b += n;
+		b += (uint64_t)n;
 	}
 	return 0;
 }
@@ -396,16 +405,13 @@ static int discard_locked(struct store_obj *o, uint64_t first, uint64_t count,
 	uint64_t v[VER_BATCH];
 
 	for (uint64_t b = first; b < first + count;) {
-		uint32_t n = (uint32_t)(first + count - b < VER_BATCH
-						? first + count - b
-						: VER_BATCH);
-		int rc = file_versions(o, b, n, v);
+		/* pending: a write in flight is kept */
+		int n = batch_versions(o, b, first + count, true, v), rc;
 
-		if (rc)
-			return rc;
-		add_pending(o, b, n, v); /* a write in flight is kept */
-		for (uint32_t i = 0; i < n;) {
-			uint32_t j = i;
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n;) {
+			int j = i;
 
 			while (j < n && v[j] && v[j] <= max_version)
 				j++;
@@ -419,7 +425,7 @@ static int discard_locked(struct store_obj *o, uint64_t first, uint64_t count,
 			*dropped += j - i;
 			i = j;
 		}
-		b += n;
+		b += (uint64_t)n;
 	}
 	return 0;
 }
