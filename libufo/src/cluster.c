@@ -559,10 +559,14 @@ int cobj_reload(struct cobj *o)
 	if (!found)
 		return err == -EHOSTDOWN ? err : -ENOENT;
 	pthread_mutex_lock(&o->lock);
+	/* size and block never change: set once, before any I/O reads them
+	 * without the lock. */
+	if (!o->block) {
+		o->size = le64toh(best_info.size);
+		o->block = le32toh(best_info.chunk_size);
+	}
 	if (best.epoch >= o->view.epoch)
 		o->view = best;
-	o->size = le64toh(best_info.size);
-	o->block = le32toh(best_info.chunk_size);
 	pthread_mutex_unlock(&o->lock);
 	return 0;
 }
