@@ -211,6 +211,9 @@ static void test_partial_overwrite(void **state)
 #define PW_WORDS (PW_SIZE / sizeof(uint64_t))
 #define PW_WRITERS 4
 #define PW_STORES 12000
+/* In the RDMA suite's emulated guest (TCG) each writeback is ~50x slower:
+ * fewer stores keep the program under its watchdog. */
+#define PW_STORES_GUEST 250
 
 struct pw {
 	uint64_t *w;
@@ -222,8 +225,9 @@ static void *pw_writer(void *arg)
 {
 	struct pw *p = arg;
 	uint64_t r = 0x9e3779b97f4a7c15ull * (p->t + 1);
+	unsigned stores = t_rdma_expected() ? PW_STORES_GUEST : PW_STORES;
 
-	for (unsigned k = 0; k < PW_STORES; k++) {
+	for (unsigned k = 0; k < stores; k++) {
 		uint64_t i = t_rand(&r) % (PW_WORDS / PW_WRITERS) * PW_WRITERS +
 			     p->t;
 		uint64_t v = t_rand(&r);
@@ -269,7 +273,7 @@ static void test_parallel_writeback(void **state)
 	fprintf(stderr, "parallel writeback: %llu writebacks, %llu evictions\n",
 		(unsigned long long)s.writebacks,
 		(unsigned long long)s.evictions);
-	assert_true(s.writebacks > 100);
+	assert_true(s.writebacks > (t_rdma_expected() ? 20 : 100));
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 	free(shadow);
