@@ -284,8 +284,8 @@ static void expire_handshakes(struct server *srv)
 
 	for (struct conn *c = srv->conns; c; c = c->next)
 		if (c->phase != PHASE_READY && now > c->auth_deadline_ms) {
-			log_info("fd %d: no authentication within %d ms",
-				 c->fd, AUTH_TIMEOUT_MS);
+			log_info("fd %d: no authentication within %u ms",
+				 c->fd, srv->cfg.auth_timeout_ms);
 			c->auth_deadline_ms = INT64_MAX;
 			conn_close_soon(c);
 		}

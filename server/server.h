@@ -26,7 +26,6 @@
 #define CONN_MAX_INFLIGHT 64                  /* requests */
 #define CONN_MAX_INFLIGHT_BYTES ((size_t)64 << 20) /* request + answer data */
 #define CONN_FRAMES_PER_WAKE 16 /* fairness between connections */
-#define AUTH_TIMEOUT_MS 10000   /* HELLO + AUTH must be done by then */
 #define SHUTDOWN_DRAIN_MS 30000 /* in-flight answers after SIGTERM */
 #define LOOP_TICK_MS 1000
 #define LISTEN_BACKLOG 512
