@@ -206,6 +206,10 @@ int committer_start(struct server *srv);
 void committer_stop(struct server *srv);
 /* Takes r (r->obj referenced); answers it once r->obj is durable. */
 void commit_submit(struct server *srv, struct request *r);
+/* Syncs and answers one batch (a list through ->next) on the calling
+ * thread; batch_no must grow by one per call.  The committer's loop body,
+ * and what the fuzz targets (tests/fuzz) run instead of the thread. */
+void commit_run(struct server *srv, struct request *batch, uint64_t batch_no);
 
 /* session.c: the loop's side of a connection. */
 void session_readable(struct conn *c);
