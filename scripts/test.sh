@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds libufo and runs every test: the cmocka suite in a normal build, the
 # install check, then the suite again under ASan+UBSan and with the library
-# under ThreadSanitizer.
+# and ufo-server under ThreadSanitizer, then the fuzz targets for a bounded
+# time (scripts/fuzz.sh: FUZZ_SECONDS, 60, per target, two at a time: about
+# 3 minutes for the five).
 # Usage: scripts/test.sh [--quick]   (--quick: the normal build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,3 +63,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 echo "== test suite with the library under ThreadSanitizer"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	run_suite build-tsan -Dtsan_library=true -- --no-suite rdma
+
+# Any crash, sanitizer report, leak or timeout a fuzzer finds fails the run.
+echo "== fuzzing (libFuzzer, ASan+UBSan)"
+scripts/fuzz.sh
