@@ -47,10 +47,10 @@ scripts/install-check.sh build
 
 [ "${1:-}" = "--quick" ] && exit 0
 
-# Without rdma-core and libmicrohttpd the stubs answer -EOPNOTSUPP and
+# Without rdma-core, libmicrohttpd and GnuTLS the stubs answer -EOPNOTSUPP and
 # everything else must still build and pass (ufo:// then means TCP).
 echo "== build without RDMA and monitor (stubs)"
-run_suite build-stubs -Drdma=disabled -Dmonitor=disabled -- --suite core --suite server --suite remote
+run_suite build-stubs -Drdma=disabled -Dmonitor=disabled -Dtls=disabled -- --suite core --suite server --suite remote --suite security
 
 echo "== test suite under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -52,6 +52,16 @@ static int set_secret(struct server_config *cfg, const char *v)
 	return set_path(cfg->secret_file, v);
 }
 
+static int set_tls_cert(struct server_config *cfg, const char *v)
+{
+	return set_path(cfg->tls_cert, v);
+}
+
+static int set_tls_key(struct server_config *cfg, const char *v)
+{
+	return set_path(cfg->tls_key, v);
+}
+
 static int set_maxconn(struct server_config *cfg, const char *v)
 {
 	return parse_uint(v, 1, 1u << 20, &cfg->max_connections);
@@ -111,6 +121,9 @@ static const struct option_def {
 	{ "secret-file", set_secret, "FILE  shared secret (required, mode 0600)" },
 	{ "max-connections", set_maxconn, "N  connection limit (default 1024)" },
 	{ "workers", set_workers, "N        worker threads (default: CPUs)" },
+	{ "tls-cert", set_tls_cert, "FILE     TLS: certificate chain (PEM); "
+				    "clients then connect with tls://" },
+	{ "tls-key", set_tls_key, "FILE      TLS: the certificate's private key (PEM)" },
 	{ "auth-timeout-ms", set_auth_timeout, "MS  time a connection has to "
 					       "authenticate (default 10000)" },
 	{ "log-level", set_log_level, "L      error|warn|info|debug (default info)" },
@@ -292,6 +305,11 @@ int config_load(struct server_config *cfg, int argc, char **argv)
 	if (!cfg->data_dir[0] || !cfg->secret_file[0]) {
 		fprintf(stderr, "ufo-server: --data and --secret-file are "
 				"required (see --help)\n");
+		return -EINVAL;
+	}
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		fprintf(stderr, "ufo-server: --tls-cert and --tls-key go "
+				"together\n");
 		return -EINVAL;
 	}
 	return 0;

@@ -189,7 +189,9 @@ static void on_accept(struct server *srv)
 			continue;
 		}
 		tcp_tune(fd);
-		if (srv->nconns >= srv->cfg.max_connections)
+		if (srv->tls_on) /* it refuses over the limit itself */
+			tls_bridge_accept(srv, fd);
+		else if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fd, srv->cfg.max_connections);
 		else
 			add_conn(srv, fd);

@@ -112,6 +112,7 @@ struct server {
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
 	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
+	bool tls_on;        /* accepted sockets go to tls_bridge.c */
 	pthread_mutex_t adopt_lock;
 	int *adopt;         /* sockets handed over by the RDMA bridge */
 	size_t nadopt, adopt_cap;
@@ -139,6 +140,12 @@ int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
  * mapping on this connection), or the pwrite's -errno. */
 int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 		       uint64_t off, uint32_t len);
+/* tls_bridge.c: with --tls-cert, loads the certificate and sets tls_on
+ * (0, or -errno after logging why); tls_bridge_accept then takes each
+ * accepted socket, runs the TLS handshake and hands the plain side of the
+ * session to the loop (loop_adopt). */
+int tls_bridge_start(struct server *srv);
+void tls_bridge_accept(struct server *srv, int fd);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 
