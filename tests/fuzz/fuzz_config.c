@@ -39,6 +39,7 @@ static void check_config(const struct server_config *c)
 	    c->workers > SERVER_MAX_WORKERS ||
 	    c->auth_timeout_ms < AUTH_TIMEOUT_MIN_MS ||
 	    c->auth_timeout_ms > AUTH_TIMEOUT_MAX_MS ||
+	    !c->tls_cert[0] != !c->tls_key[0] ||
 	    (c->monitor[0] && mon_parse_addr(c->monitor, host, &port))) {
 		fprintf(stderr, "config_load accepted an out-of-range config\n");
 		abort();

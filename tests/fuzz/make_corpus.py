@@ -115,9 +115,10 @@ config = {
     "full": b"# server\nlisten = 0.0.0.0:7070\ndata = /var/lib/ufo\n"
             b"secret-file = /etc/ufo/secret\nmax-connections = 4096\n"
             b"workers = 4\nlog-level = debug\nmonitor = 9170\n"
-            b"auth-timeout-ms = 5000\n\0"
+            b"auth-timeout-ms = 5000\ntls-cert = /etc/ufo/cert.pem\n"
+            b"tls-key = /etc/ufo/key.pem\n\0"
             b"--listen=[::1]:0\n--workers\n8\n--monitor\n127.0.0.1:0\n"
-            b"ufo://[::1]:7070/name\n",
+            b"ufo://[::1]:7070/name\ntls://example.com/x\n",
     "flags_only": b"\0--data\n/tmp/d\n--secret-file\n/tmp/s\n--monitor=on\n"
                   b"tcp://host:1/obj\n",
     "secret_value": b"data = /d\nsecret = hunter2hunter2hunter2\n\0"
