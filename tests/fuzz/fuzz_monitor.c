@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "monitor.h"
@@ -75,7 +76,7 @@ static int connect_monitor(void)
 }
 
 /* Reads the answer until the monitor closes, waiting at most wait_ms
- * for each part.  Its length, or -1 when the monitor went quiet. */
+ * for each part.  Its length, or -1 when the monitor said nothing. */
 static ssize_t read_answer(int fd, char *buf, size_t cap, int wait_ms)
 {
 	size_t got = 0;
@@ -86,7 +87,7 @@ static ssize_t read_answer(int fd, char *buf, size_t cap, int wait_ms)
 		ssize_t n;
 
 		if (poll(&p, 1, wait_ms) <= 0)
-			return -1;
+			return got ? (ssize_t)got : -1; /* answered, not closed */
 		n = recv(fd, got < cap ? buf + got : scratch,
 			 got < cap ? cap - got : sizeof(scratch), 0);
 		if (n <= 0)
@@ -96,21 +97,45 @@ static ssize_t read_answer(int fd, char *buf, size_t cap, int wait_ms)
 	}
 }
 
-/* The monitor answers a plain request: its thread is not wedged. */
+/* Closes with a reset: libmicrohttpd keeps a connection that sent an
+ * unfinished request and then EOF until its timeout, and 32 of those
+ * (MON_MAX_CONNECTIONS) would fill the monitor; a reset frees the slot. */
+static void close_reset(int fd)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}
+
+/* The monitor answers a plain request within ANSWER_MS: its thread is not
+ * wedged.  Retried, since a slot may free only when a connection given
+ * up on times out. */
 static void check_alive(void)
 {
 	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct timespec t0, t;
 	char ans[64];
-	int fd = connect_monitor();
-	ssize_t len;
 
-	(void)!send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
-	len = read_answer(fd, ans, sizeof(ans) - 1, ANSWER_MS);
-	if (len < 12 || strncmp(ans, "HTTP/1.", 7) || strncmp(ans + 8, " 200", 4)) {
-		fprintf(stderr, "monitor stopped answering\n");
-		abort();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int fd = connect_monitor();
+		ssize_t len;
+
+		(void)!send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+		shutdown(fd, SHUT_WR);
+		len = read_answer(fd, ans, sizeof(ans) - 1, ANSWER_MS);
+		close(fd);
+		if (len >= 12 && !strncmp(ans, "HTTP/1.", 7) &&
+		    !strncmp(ans + 8, " 200", 4))
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 > ANSWER_MS) {
+			fprintf(stderr, "monitor stopped answering\n");
+			abort();
+		}
+		usleep(100 * 1000);
 	}
-	close(fd);
 }
 
 static void check_answer(const uint8_t *req, size_t size, const char *ans,
@@ -160,11 +185,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)!send(fd, "\r\n\r\n", 4, MSG_NOSIGNAL);
 	shutdown(fd, SHUT_WR);
 	len = read_answer(fd, ans, sizeof(ans) - 1, QUICK_MS);
-	close(fd);
 	if (len < 0) {
+		close_reset(fd);
 		check_alive();
 		return 0;
 	}
+	close(fd);
 	ans[len] = '\0';
 	check_answer(data, size, ans, (size_t)len);
 	return 0;
