@@ -39,6 +39,14 @@ done
 ninja -C "$build" "${built[@]}" >/dev/null 2>"$build/ninja.err" ||
 	{ cat "$build/ninja.err"; exit 1; }
 
+# The server targets keep their stores here (tmpfs when there is one); a
+# crash skips their own cleanup, so the whole directory goes at exit.
+shm=/dev/shm
+[ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+UFO_FUZZ_TMPDIR=$(mktemp -d "$shm/ufo-fuzz.XXXXXX")
+export UFO_FUZZ_TMPDIR
+trap 'rm -rf "$UFO_FUZZ_TMPDIR"' EXIT
+
 # halt_on_error: UBSan reports are findings, not warnings.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -4,8 +4,9 @@
  * (session.c: framing, checks, HELLO/AUTH) reads a socketpair the harness
  * writes the input into, and the requests it dispatches are run by
  * handle_request and commit_run on this thread instead of the worker and
- * committer threads, against a store in a temporary directory (on
- * /dev/shm when there is one: fsync is then cheap).
+ * committer threads, against a store in a temporary directory under
+ * $UFO_FUZZ_TMPDIR (scripts/fuzz.sh removes it afterwards: a crash skips
+ * the cleanup), else /dev/shm when there is one (fsync is then cheap).
  *
  * Two targets from this file:
  *   fuzz_handshake  a connection starts unauthenticated (HELLO first);
@@ -308,7 +309,8 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = access("/dev/shm", W_OK) ? getenv("TMPDIR") : "/dev/shm";
+	const char *tmp = getenv("UFO_FUZZ_TMPDIR") ? getenv("UFO_FUZZ_TMPDIR")
+			  : access("/dev/shm", W_OK) ? getenv("TMPDIR") : "/dev/shm";
 	struct store_obj *o;
 
 	snprintf(dir, sizeof(dir), "%s/ufo-fuzz-XXXXXX", tmp ? tmp : "/tmp");
