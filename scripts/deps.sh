@@ -17,6 +17,12 @@ PKGS+=(systemd yamllint python3-yaml shellcheck groff-base man-db)
 PKGS+=(libibverbs-dev librdmacm-dev ibverbs-providers rdmacm-utils ibverbs-utils
        qemu-system-x86 busybox-static kmod cpio iproute2)
 
+# Fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
+# (libclang_rt.fuzzer ships in libclang-rt-14-dev on Debian 12).
+PKGS+=(clang libclang-rt-14-dev)
+# Optional TLS (GnuTLS) and the tool its test makes certificates with.
+PKGS+=(libgnutls28-dev openssl)
+
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

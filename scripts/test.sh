@@ -2,7 +2,9 @@
 # Builds libufo and runs every test: the whole suite in a normal build (its
 # 'deploy' suite holds the install check and the checks of deploy/, man/
 # and the docs), then the suite again under ASan+UBSan and with the library
-# under ThreadSanitizer.
+# and ufo-server under ThreadSanitizer, then the fuzz targets for a bounded
+# time (scripts/fuzz.sh: FUZZ_SECONDS, 60, per target, two at a time: about
+# 3 minutes for the five).
 # Usage: scripts/test.sh [--quick]   (--quick: the normal build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +46,10 @@ UFO_RDMA_REQUIRE=${UFO_RDMA_REQUIRE:-1} run_suite build
 
 [ "${1:-}" = "--quick" ] && exit 0
 
-# Without rdma-core and libmicrohttpd the stubs answer -EOPNOTSUPP and
+# Without rdma-core, libmicrohttpd and GnuTLS the stubs answer -EOPNOTSUPP and
 # everything else must still build and pass (ufo:// then means TCP).
 echo "== build without RDMA and monitor (stubs)"
-run_suite build-stubs -Drdma=disabled -Dmonitor=disabled -- --suite core --suite server --suite remote
+run_suite build-stubs -Drdma=disabled -Dmonitor=disabled -Dtls=disabled -- --suite core --suite server --suite remote --suite security
 
 echo "== test suite under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -60,3 +62,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 echo "== test suite with the library under ThreadSanitizer"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	run_suite build-tsan -Dtsan_library=true -- --no-suite rdma --no-suite deploy
+
+# Any crash, sanitizer report, leak or timeout a fuzzer finds fails the run.
+echo "== fuzzing (libFuzzer, ASan+UBSan)"
+scripts/fuzz.sh

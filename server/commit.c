@@ -79,23 +79,27 @@ static void answer_batch(struct server *srv, struct request *batch)
 	}
 }
 
+void commit_run(struct server *srv, struct request *batch, uint64_t batch_no)
+{
+	unsigned n = 0;
+
+	for (struct request *r = batch; r; r = r->next)
+		n++;
+	sync_batch(srv, batch, batch_no);
+	atomic_fetch_add(&srv->stats.batches, 1);
+	log_debug("commit batch %llu: %u requests",
+		  (unsigned long long)batch_no, n);
+	answer_batch(srv, batch);
+}
+
 static void *committer_main(void *arg)
 {
 	struct server *srv = arg;
 	struct request *batch;
 	uint64_t batch_no = 0;
 
-	while ((batch = queue_pop(&srv->commit, true))) {
-		unsigned n = 0;
-
-		for (struct request *r = batch; r; r = r->next)
-			n++;
-		sync_batch(srv, batch, ++batch_no);
-		atomic_fetch_add(&srv->stats.batches, 1);
-		log_debug("commit batch %llu: %u requests",
-			  (unsigned long long)batch_no, n);
-		answer_batch(srv, batch);
-	}
+	while ((batch = queue_pop(&srv->commit, true)))
+		commit_run(srv, batch, ++batch_no);
 	return NULL;
 }
 

@@ -5,6 +5,7 @@
  * drift apart.  Flags are applied after the file, so they override it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,16 @@ static int set_secret(struct server_config *cfg, const char *v)
 	return set_path(cfg->secret_file, v);
 }
 
+static int set_tls_cert(struct server_config *cfg, const char *v)
+{
+	return set_path(cfg->tls_cert, v);
+}
+
+static int set_tls_key(struct server_config *cfg, const char *v)
+{
+	return set_path(cfg->tls_key, v);
+}
+
 static int set_maxconn(struct server_config *cfg, const char *v)
 {
 	return parse_uint(v, 1, 1u << 20, &cfg->max_connections);
@@ -59,6 +70,12 @@ static int set_maxconn(struct server_config *cfg, const char *v)
 static int set_workers(struct server_config *cfg, const char *v)
 {
 	return parse_uint(v, 1, SERVER_MAX_WORKERS, &cfg->workers);
+}
+
+static int set_auth_timeout(struct server_config *cfg, const char *v)
+{
+	return parse_uint(v, AUTH_TIMEOUT_MIN_MS, AUTH_TIMEOUT_MAX_MS,
+			  &cfg->auth_timeout_ms);
 }
 
 static int set_log_level(struct server_config *cfg, const char *v)
@@ -104,6 +121,11 @@ static const struct option_def {
 	{ "secret-file", set_secret, "FILE  shared secret (required, mode 0600)" },
 	{ "max-connections", set_maxconn, "N  connection limit (default 1024)" },
 	{ "workers", set_workers, "N        worker threads (default: CPUs)" },
+	{ "tls-cert", set_tls_cert, "FILE     TLS: certificate chain (PEM); "
+				    "clients then connect with tls://" },
+	{ "tls-key", set_tls_key, "FILE      TLS: the certificate's private key (PEM)" },
+	{ "auth-timeout-ms", set_auth_timeout, "MS  time a connection has to "
+					       "authenticate (default 10000)" },
 	{ "log-level", set_log_level, "L      error|warn|info|debug (default info)" },
 	{ "monitor", set_monitor, "ADDR:PORT  HTTP monitor: /metrics, /api/v1/stats, "
 				  "dashboard (PORT alone or 'on': loopback; "
@@ -121,9 +143,24 @@ void config_usage(const char *prog)
 	       "  --help         this text\n");
 }
 
+/* A secret given as a value ends up in ps, /proc/PID/cmdline and shell
+ * history: these names get a refusal that says what to do instead.
+ * -EINVAL after printing it, or 0. */
+static int refuse_secret_value(const char *name, const char *where)
+{
+	if (strcmp(name, "secret") && strcmp(name, "password"))
+		return 0;
+	fprintf(stderr, "ufo-server: %s: '%s' is refused: a secret given as a "
+		"value shows in ps and shell history; write it to a file "
+		"(chmod 600) and use --secret-file FILE\n", where, name);
+	return -EINVAL;
+}
+
 static int apply(struct server_config *cfg, const char *name, const char *v,
 		 const char *where)
 {
+	if (refuse_secret_value(name, where))
+		return -EINVAL;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		if (strcmp(options[i].name, name))
 			continue;
@@ -193,6 +230,7 @@ static void config_defaults(struct server_config *cfg)
 	cfg->listen.port = NET_DEFAULT_PORT;
 	cfg->max_connections = SERVER_DEFAULT_MAX_CONNECTIONS;
 	cfg->log_level = LOG_INFO;
+	cfg->auth_timeout_ms = AUTH_TIMEOUT_MS;
 }
 
 /* Splits argv[*i] into a flag name and its value (--name=value or
@@ -218,6 +256,8 @@ static int flag_at(int argc, char **argv, int *i, char *name, size_t cap,
 		*value = NULL;
 		return 0;
 	}
+	if (refuse_secret_value(name, "command line"))
+		return -EINVAL;
 	if (eq) {
 		*value = eq + 1;
 	} else if (*i + 1 < argc) {
@@ -265,6 +305,11 @@ int config_load(struct server_config *cfg, int argc, char **argv)
 	if (!cfg->data_dir[0] || !cfg->secret_file[0]) {
 		fprintf(stderr, "ufo-server: --data and --secret-file are "
 				"required (see --help)\n");
+		return -EINVAL;
+	}
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		fprintf(stderr, "ufo-server: --tls-cert and --tls-key go "
+				"together\n");
 		return -EINVAL;
 	}
 	return 0;

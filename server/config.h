@@ -14,6 +14,11 @@
 /* --monitor with a bare port, or "on": loopback, this port. */
 #define SERVER_DEFAULT_MONITOR "127.0.0.1:9170"
 #define SERVER_MONITOR_ADDR_MAX 80
+/* --auth-timeout-ms: HELLO + AUTH must be done by then, or the connection
+ * is closed (a slot held by an idle peer is a slot lost). */
+#define AUTH_TIMEOUT_MS 10000
+#define AUTH_TIMEOUT_MIN_MS 100
+#define AUTH_TIMEOUT_MAX_MS 600000
 
 struct server_config {
 	struct net_addr listen;
@@ -23,6 +28,9 @@ struct server_config {
 	unsigned workers; /* 0: one per CPU */
 	int log_level;    /* enum log_level */
 	char monitor[SERVER_MONITOR_ADDR_MAX]; /* "" when off */
+	unsigned auth_timeout_ms; /* HELLO + AUTH must be done by then */
+	char tls_cert[PATH_MAX];  /* "" unless TLS (tls_bridge.c) */
+	char tls_key[PATH_MAX];
 };
 
 /* Fills cfg from argv (and the file named by --config).  Returns 0, 1 when

@@ -30,7 +30,7 @@ struct conn *conn_new(struct server *srv, int fd)
 	c->fd = fd;
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
-	c->auth_deadline_ms = now_ms() + AUTH_TIMEOUT_MS;
+	c->auth_deadline_ms = now_ms() + srv->cfg.auth_timeout_ms;
 	return c;
 }
 

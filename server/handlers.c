@@ -271,8 +271,10 @@ static bool read_answer(struct server *srv, struct request *r, bool nowait)
 	int rc;
 
 	if (nowait) { /* peek: anything unusual goes to a worker */
+		if (r->hdr.len != sizeof(io))
+			return false; /* before the copy: the payload is shorter */
 		memcpy(&io, r->payload, sizeof(io));
-		if (r->hdr.len != sizeof(io) || le32toh(io.len) > INLINE_READ_MAX)
+		if (le32toh(io.len) > INLINE_READ_MAX)
 			return false;
 	}
 	o = io_target(srv, r, &io, 0);

@@ -189,7 +189,9 @@ static void on_accept(struct server *srv)
 			continue;
 		}
 		tcp_tune(fd);
-		if (srv->nconns >= srv->cfg.max_connections)
+		if (srv->tls_on) /* it refuses over the limit itself */
+			tls_bridge_accept(srv, fd);
+		else if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fd, srv->cfg.max_connections);
 		else
 			add_conn(srv, fd);
@@ -284,8 +286,8 @@ static void expire_handshakes(struct server *srv)
 
 	for (struct conn *c = srv->conns; c; c = c->next)
 		if (c->phase != PHASE_READY && now > c->auth_deadline_ms) {
-			log_info("fd %d: no authentication within %d ms",
-				 c->fd, AUTH_TIMEOUT_MS);
+			log_info("fd %d: no authentication within %u ms",
+				 c->fd, srv->cfg.auth_timeout_ms);
 			c->auth_deadline_ms = INT64_MAX;
 			conn_close_soon(c);
 		}

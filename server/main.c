@@ -97,6 +97,8 @@ static int server_init(struct server *srv)
 		log_err("libsodium initialisation failed");
 		return rc;
 	}
+	if ((rc = tls_bridge_start(srv)))
+		return rc;
 	raise_fd_limit();
 	if ((rc = store_open(srv->cfg.data_dir, &srv->store))) {
 		log_err("--data %s: %s%s", srv->cfg.data_dir, strerror(-rc),

@@ -26,7 +26,6 @@
 #define CONN_MAX_INFLIGHT 64                  /* requests */
 #define CONN_MAX_INFLIGHT_BYTES ((size_t)64 << 20) /* request + answer data */
 #define CONN_FRAMES_PER_WAKE 16 /* fairness between connections */
-#define AUTH_TIMEOUT_MS 10000   /* HELLO + AUTH must be done by then */
 #define SHUTDOWN_DRAIN_MS 30000 /* in-flight answers after SIGTERM */
 #define LOOP_TICK_MS 1000
 #define LISTEN_BACKLOG 512
@@ -121,6 +120,7 @@ struct server {
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
 	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
+	bool tls_on;        /* accepted sockets go to tls_bridge.c */
 	pthread_mutex_t adopt_lock;
 	int *adopt;         /* sockets handed over by the RDMA bridge */
 	size_t nadopt, adopt_cap;
@@ -148,6 +148,12 @@ int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
  * mapping on this connection), or the pwrite's -errno. */
 int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 		       uint64_t off, uint32_t len);
+/* tls_bridge.c: with --tls-cert, loads the certificate and sets tls_on
+ * (0, or -errno after logging why); tls_bridge_accept then takes each
+ * accepted socket, runs the TLS handshake and hands the plain side of the
+ * session to the loop (loop_adopt). */
+int tls_bridge_start(struct server *srv);
+void tls_bridge_accept(struct server *srv, int fd);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 
@@ -234,6 +240,10 @@ int committer_start(struct server *srv);
 void committer_stop(struct server *srv);
 /* Takes r (r->obj referenced); answers it once r->obj is durable. */
 void commit_submit(struct server *srv, struct request *r);
+/* Syncs and answers one batch (a list through ->next) on the calling
+ * thread; batch_no must grow by one per call.  The committer's loop body,
+ * and what the fuzz targets (tests/fuzz) run instead of the thread. */
+void commit_run(struct server *srv, struct request *batch, uint64_t batch_no);
 
 /* session.c: the loop's side of a connection. */
 void session_readable(struct conn *c);

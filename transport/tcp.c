@@ -96,8 +96,7 @@ static int resolve(const struct net_addr *a, int passive, struct addrinfo **res)
 	return rc ? -EHOSTUNREACH : 0;
 }
 
-static int tcp_connect(const struct net_addr *a, int timeout_ms,
-		       struct ufo_conn **out)
+int tcp_connect_fd(const struct net_addr *a, int timeout_ms)
 {
 	struct addrinfo *res, *ai;
 	int fd = -EHOSTUNREACH, rc = resolve(a, 0, &res);
@@ -110,6 +109,14 @@ static int tcp_connect(const struct net_addr *a, int timeout_ms,
 			break;
 	}
 	freeaddrinfo(res);
+	return fd;
+}
+
+static int tcp_connect(const struct net_addr *a, int timeout_ms,
+		       struct ufo_conn **out)
+{
+	int fd = tcp_connect_fd(a, timeout_ms), rc;
+
 	if (fd < 0)
 		return fd;
 	rc = tcp_conn_from_fd(fd, out);
@@ -248,6 +255,7 @@ const struct ufo_transport_ops *transport_find(const char *name)
 	static const struct ufo_transport_ops *const all[] = {
 		&ufo_tcp_transport,
 		&ufo_rdma_transport,
+		&ufo_tls_transport,
 	};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)

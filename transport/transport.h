@@ -27,7 +27,7 @@ int net_parse_hostport(const char *s, uint16_t default_port,
 		       struct net_addr *out);
 
 /* "scheme://host:port/name" (name optional).  scheme, when not NULL, gets
- * the scheme ("ufo", "tcp", "rdma").  0 or -EINVAL. */
+ * the scheme ("ufo", "tcp", "rdma", "tls").  0 or -EINVAL. */
 int net_parse_url(const char *url, char *scheme, size_t scheme_cap,
 		  struct net_addr *addr, char *name, size_t name_cap);
 
@@ -64,6 +64,10 @@ struct ufo_transport_ops {
 };
 
 extern const struct ufo_transport_ops ufo_tcp_transport;
+/* TLS over TCP (tls.c, GnuTLS; tls_stub.c answers -EOPNOTSUPP).  Trusts
+ * the CA file in $UFO_TLS_CA_FILE, else the system store; a certificate
+ * that does not verify for the host is -EKEYREJECTED. */
+extern const struct ufo_transport_ops ufo_tls_transport;
 
 /* The transport registered under name ("tcp"), or NULL. */
 const struct ufo_transport_ops *transport_find(const char *name);
@@ -96,6 +100,8 @@ static inline void conn_close(struct ufo_conn *c)
 /* Listening socket bound to addr (IPv4 or IPv6), non-blocking, SO_REUSEADDR.
  * Returns the fd or -errno. */
 int tcp_listen(const struct net_addr *addr, int backlog);
+/* A connected, tuned (non-blocking) socket to addr, or -errno. */
+int tcp_connect_fd(const struct net_addr *addr, int timeout_ms);
 /* The port a listening fd got (for port 0). */
 int tcp_local_port(int fd);
 /* TCP_NODELAY, large buffers, keepalive, non-blocking.  0 or -errno. */

@@ -565,12 +565,13 @@ static int client_init(struct ufo_client *cl, const char *url,
 
 	if (err)
 		return err;
-	/* ufo:// tries RDMA first (see ufo_client_connect); tcp:// and
-	 * rdma:// force their transport. */
+	/* ufo:// tries RDMA first (see ufo_client_connect); tcp://, rdma://
+	 * and tls:// (TCP inside TLS) force their transport. */
 	if (!strcmp(scheme, "ufo")) {
 		cl->fallback = true;
 		scheme[0] = '\0';
-	} else if (strcmp(scheme, "tcp") && strcmp(scheme, "rdma")) {
+	} else if (strcmp(scheme, "tcp") && strcmp(scheme, "rdma") &&
+		   strcmp(scheme, "tls")) {
 		return -EINVAL;
 	}
 	cl->tops = transport_find(cl->fallback ? "rdma" : scheme);

@@ -26,6 +26,24 @@ struct fixture {
 	uint16_t port; /* 0: no monitor */
 };
 
+/* The handler records a fault's latency after the wake that lets the
+ * faulting thread go on, so the last faults' latencies may land just after
+ * the loop that took them: wait (bounded) until every fault has one.  Seen
+ * under TSan, where the handler runs slower. */
+static void settle_latency(struct ufo_ctx *ctx)
+{
+	for (int i = 0; i < 5000; i++) {
+		struct ufo_stats st = t_ctx_stats(ctx);
+		uint64_t observed = 0;
+
+		for (unsigned b = 0; b < UFO_HIST_BUCKETS; b++)
+			observed += st.fault_latency_us[b];
+		if (observed >= st.faults)
+			return;
+		usleep(1000);
+	}
+}
+
 static struct fixture *fixture_new(bool monitor)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -47,6 +65,7 @@ static struct fixture *fixture_new(bool monitor)
 	for (size_t i = 0; i < NCHUNKS; i++)
 		(void)body[i * CHUNK];
 	body[0] = 1; /* one write fault */
+	settle_latency(f->ctx);
 	if (monitor && !ufo_ctx_monitor_url(f->ctx, url, sizeof(url)))
 		f->port = t_url_port(url);
 	return f;

@@ -126,6 +126,10 @@ static void b_read_flags(struct frame *f) { put_io(f, WIRE_READ, obj_id, 0, 16, 
 static void b_write_past(struct frame *f) { put_io(f, WIRE_WRITE, obj_id, OBJ_SIZE, 16, 0, 16); }
 static void b_write_mismatch(struct frame *f) { put_io(f, WIRE_WRITE, obj_id, 0, 100, 0, 50); }
 static void b_write_short(struct frame *f) { put_io(f, WIRE_WRITE, obj_id, 0, 0, 0, 0); f->h.len = f->len = 10; }
+/* Regression (found by fuzz_request): the inline READ path copied 24
+ * bytes of wire_io before checking the payload was that long. */
+static void b_read_short(struct frame *f) { put_io(f, WIRE_READ, obj_id, 0, 16, 0, 0); f->h.len = f->len = 1; }
+static void b_read_empty(struct frame *f) { put_io(f, WIRE_READ, obj_id, 0, 16, 0, 0); f->h.len = f->len = 0; }
 static void b_stat_noent(struct frame *f) { put_name(f, WIRE_STAT, "no-such-object", 14); }
 static void b_delete_noent(struct frame *f) { put_name(f, WIRE_DELETE, "no-such-object", 14); }
 static void b_sync_noent(struct frame *f)
@@ -195,6 +199,8 @@ static const struct frame_case cases[] = {
 	{ "WRITE past end", false, b_write_past, WIRE_ERANGE, false },
 	{ "WRITE len mismatch", false, b_write_mismatch, WIRE_EPROTO, false },
 	{ "WRITE truncated struct", false, b_write_short, WIRE_EPROTO, false },
+	{ "READ truncated struct", false, b_read_short, WIRE_EPROTO, false },
+	{ "READ without payload", false, b_read_empty, WIRE_EPROTO, false },
 	{ "STAT unknown", false, b_stat_noent, WIRE_ENOENT, false },
 	{ "DELETE unknown", false, b_delete_noent, WIRE_ENOENT, false },
 	{ "SYNC unknown", false, b_sync_noent, WIRE_ENOENT, false },

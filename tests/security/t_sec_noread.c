@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Attack table (docs/security.md): a client that never reads its answers.
+ * It pipelines 1 GiB worth of 1 MiB READs and reads nothing; the server
+ * stops reading that connection once CONN_MAX_INFLIGHT_BYTES (64 MiB) of
+ * answers are pending, so its resident memory (VmHWM in /proc) grows by
+ * about that much, not by the gigabyte asked for.  Meanwhile another
+ * client is served, and when the first one finally reads, every answer
+ * arrives, in order and intact.
+ */
+#include "t_srv.h"
+
+#define MIB ((uint64_t)1 << 20)
+#define OBJ_SIZE (16 * MIB)
+#define READ_LEN ((uint32_t)MIB)
+#define NREADS 1024 /* 1 GiB of answers asked for */
+/* CONN_MAX_INFLIGHT_BYTES (server/server.h) plus one READ past it, and
+ * slack for allocator and sanitizer overheads: far under NREADS MiB. */
+#define RSS_BOUND (64 * MIB + 64 * MIB)
+#define SETTLE_MS 3000
+
+/* A "VmRSS:" / "VmHWM:" line of /proc/PID/status, in bytes. */
+static uint64_t proc_kib(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtoull(line + strlen(key), NULL, 10) * 1024;
+	fclose(f);
+	return v;
+}
+
+static void send_reads(struct ufo_conn *c, uint64_t id, uint64_t first_req)
+{
+	for (uint64_t i = 0; i < NREADS; i++) {
+		struct wire_io io = {
+			.id = htole64(id),
+			.offset = htole64(i * READ_LEN % OBJ_SIZE),
+			.len = htole32(READ_LEN) };
+		assert_int_equal(frame_send(c, 1, WIRE_READ, first_req + i, 0,
+					    &io, sizeof(io), NULL, 0,
+					    T_SRV_WAIT_MS), 0);
+	}
+}
+
+/* Reads every answer: OK, each request once (workers may answer out of
+ * order), the object's bytes. */
+static void read_answers(struct ufo_conn *c, uint64_t first_req,
+			 const uint8_t *obj)
+{
+	static bool seen[NREADS];
+
+	for (uint64_t i = 0; i < NREADS; i++) {
+		struct t_reply r;
+		uint64_t k;
+
+		assert_int_equal(t_recv(c, &r), 0);
+		assert_int_equal(r.h.status, WIRE_OK);
+		assert_int_equal(r.h.len, READ_LEN);
+		assert_true(r.h.req_id >= first_req &&
+			    r.h.req_id < first_req + NREADS);
+		k = r.h.req_id - first_req;
+		assert_false(seen[k]);
+		seen[k] = true;
+		assert_memory_equal(r.payload, obj + k * READ_LEN % OBJ_SIZE,
+				    READ_LEN);
+		t_reply_free(&r);
+	}
+}
+
+static void test_client_never_reads(void **state)
+{
+	struct ufo_conn *hog, *other;
+	struct wire_objinfo info;
+	struct t_srv s;
+	uint64_t id, base, peak = 0, first_req = 1u << 20;
+	uint8_t *obj = malloc(OBJ_SIZE);
+
+	assert_non_null(obj);
+	t_pattern(obj, OBJ_SIZE, 5);
+	t_srv_init(&s);
+	t_srv_start(&s);
+	other = t_login(&s);
+	assert_int_equal(t_create(other, "hogged", OBJ_SIZE, 1 << 20, &info), 0);
+	id = le64toh(info.id);
+	for (uint64_t off = 0; off < OBJ_SIZE; off += READ_LEN)
+		assert_int_equal(t_write(other, id, off, obj + off, READ_LEN), 0);
+	hog = t_login(&s);
+	/* Warm the READ path once so the baseline holds its buffers. */
+	assert_int_equal(t_read(hog, id, 0, obj, 4096), 0);
+	t_pattern(obj, OBJ_SIZE, 5);
+	base = proc_kib(s.pid, "VmRSS:");
+
+	send_reads(hog, id, first_req);
+	for (int64_t end = t_now_ms() + SETTLE_MS; t_now_ms() < end;) {
+		uint64_t rss = proc_kib(s.pid, "VmRSS:");
+		peak = rss > peak ? rss : peak;
+		t_ping_ok(other); /* served all along */
+		t_sleep_ms(100);
+	}
+	peak = proc_kib(s.pid, "VmHWM:") > peak ? proc_kib(s.pid, "VmHWM:")
+						: peak;
+	print_message("server RSS %llu MiB before, peak %llu MiB with %d MiB "
+		      "of answers asked for and unread\n",
+		      (unsigned long long)(base / MIB),
+		      (unsigned long long)(peak / MIB), NREADS);
+	if (peak - base > RSS_BOUND)
+		fail_msg("server memory grew by %llu MiB (bound %llu MiB)",
+			 (unsigned long long)((peak - base) / MIB),
+			 (unsigned long long)(RSS_BOUND / MIB));
+	read_answers(hog, first_req, obj);
+	t_ping_ok(hog);
+	t_ping_ok(other);
+	conn_close(hog);
+	conn_close(other);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+	free(obj);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_never_reads),
+	};
+
+	t_server_bin();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
