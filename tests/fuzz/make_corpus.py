@@ -13,7 +13,8 @@ import sys
 
 MAGIC = 0x314F4655
 HELLO, AUTH, CREATE, OPEN, STAT, LIST, DELETE, READ, WRITE, SYNC, PING, MAP, \
-    COMMIT = range(1, 14)
+    COMMIT, VWRITE, VERSIONS, DISCARD, NODE, PLACE, PLACEMENT, HINTS, \
+    HINTS_DROP = range(1, 22)
 RESPONSE = 0x8000
 SEED_ID = 1  # the harness's seed object: the first id a fresh store hands out
 FLAG_KEEP_CSUM, FLAG_FIX_AUTH = 1, 2
@@ -45,6 +46,20 @@ def io(obj, off, length, flags=0):
 
 def lst(cursor=0, mx=16):
     return struct.pack("<QII", cursor, mx, 0)
+
+
+def vio(obj, off, length, version, epoch=0, flags=0, node=b"\0" * 16):
+    return struct.pack("<QQIIQQ", obj, off, length, flags, version,
+                       epoch) + node
+
+
+def vq(obj, off, count):
+    return struct.pack("<QQII", obj, off, count, 0)
+
+
+def placement(obj, epoch, group, r, w, nodes):
+    return struct.pack("<QQIBBH", obj, epoch, group, r, w, len(nodes)) + \
+        b"".join(nodes)
 
 
 HANDSHAKE = frame(HELLO, hello(), version=0) + frame(AUTH, b"\0" * 32)
@@ -90,6 +105,20 @@ request = {
     "hello_again": frame(HELLO, hello()),
     "bad_magic": struct.pack("<IHHQIIQ", 0x12345678, 1, PING, 1, 0, 0, 0),
     "truncated": frame(STAT, name(b"seed"))[:40],
+    # Replicated objects (docs/cluster.md): the seed object's chunk size is
+    # 64 KiB, its placement epoch 0.
+    "vwrite_versions": frame(VWRITE, vio(SEED_ID, 0, 65536, 7) + b"v" * 65536) +
+    frame(VERSIONS, vq(SEED_ID, 0, 4)) +
+    frame(DISCARD, vio(SEED_ID, 0, 65536, 7)) + frame(NODE),
+    "vwrite_hint": frame(VWRITE, vio(SEED_ID, 65536, 65536, 9, flags=1,
+                                     node=b"\xab" * 16) + b"h" * 65536) +
+    frame(HINTS, struct.pack("<QQ", SEED_ID, 0)) +
+    frame(HINTS_DROP, struct.pack("<QQ", SEED_ID, 1) + b"\0" * 16),
+    "place": frame(PLACE, placement(SEED_ID, 1, 1 << 22, 2, 2,
+                                    [b"\1" * 16, b"\2" * 16])) +
+    frame(PLACEMENT, struct.pack("<Q", SEED_ID)) +
+    frame(VWRITE, vio(SEED_ID, 0, 65536, 11, epoch=1) + b"p" * 65536) +
+    frame(WRITE, io(SEED_ID, 0, 8) + b"w" * 8),
 }
 request = {k: bytes([0]) + v for k, v in request.items()}
 request["bad_csum"] = bytes([FLAG_KEEP_CSUM]) + frame(PING, b"", csum=5)
