@@ -1107,8 +1107,11 @@ static int cobj_create(struct cobj *o, const struct ufo_remote_opts *opts)
 	v.group_size = (uint32_t)(opts->group_size
 					  ? opts->group_size
 					  : (uint64_t)o->block * CLUSTER_GROUP_CHUNKS);
+	/* A group's versions must fit one VERSIONS answer (repair asks for
+	 * a whole group at once). */
 	if (v.replicas > v.n || v.quorum > v.replicas ||
-	    v.group_size % o->block || opts->group_size > UINT32_MAX)
+	    v.group_size % o->block || opts->group_size > UINT32_MAX ||
+	    v.group_size / o->block > WIRE_MAX_VERSIONS)
 		return -EINVAL;
 	pthread_mutex_lock(&o->lock);
 	o->view = v;
