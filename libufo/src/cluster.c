@@ -1272,6 +1272,24 @@ int cluster_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
 	return 0;
 }
 
+unsigned cluster_member_count(const struct ufo_obj *obj)
+{
+	return ((const struct cobj *)obj->backend_data)->c->n;
+}
+
+int cluster_member_status(const struct ufo_obj *obj, unsigned i,
+			  struct ufo_client_stats *out)
+{
+	struct ufo_cluster *c = ((const struct cobj *)obj->backend_data)->c;
+
+	if (i >= c->n || c->m[i].dup || ufo_client_status(c->m[i].cl, out))
+		return -ENOENT;
+	snprintf(out->server, sizeof(out->server), "%s", c->m[i].server);
+	if (!member_up(c, (int)i))
+		out->connected = 0; /* down, whatever its sockets say */
+	return 0;
+}
+
 const char *cluster_object_name(const struct ufo_obj *obj)
 {
 	return ((const struct cobj *)obj->backend_data)->name;

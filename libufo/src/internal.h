@@ -191,6 +191,11 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 			const char *name, const struct ufo_remote_opts *opts,
 			struct ufo_obj **out);
 int cluster_status(const struct ufo_obj *obj, struct ufo_client_stats *out);
+/* Member i's client counters, with its address as server and connected
+ * 0 while it is down; -ENOENT past the last (or a duplicate). */
+unsigned cluster_member_count(const struct ufo_obj *obj);
+int cluster_member_status(const struct ufo_obj *obj, unsigned i,
+			  struct ufo_client_stats *out);
 const char *cluster_object_name(const struct ufo_obj *obj);
 
 /* The server's name of a remote object (remote.c), NULL for others. */

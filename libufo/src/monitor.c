@@ -2,7 +2,8 @@
 /*
  * The context's metrics for the HTTP monitor (monitor/): context totals,
  * every live object, and for remote objects the client's server,
- * transport and connection state.  Rendered on the monitor's thread.
+ * transport and connection state (for a replicated object, one row per
+ * server of its cluster).  Rendered on the monitor's thread.
  *
  * Why this never slows the fault path: counters are relaxed atomics that
  * the fault path updates anyway; a render reads them without a lock.  The
@@ -23,10 +24,11 @@
 
 struct obj_snap {
 	uint64_t id, size, elem_size, chunk_size, lat_sum_ns;
-	bool remote, client_ok;
+	bool remote;
 	char name[256]; /* as ufo_remote_info.name */
 	struct ufo_stats st;
-	struct ufo_client_stats cs;
+	struct ufo_client_stats *cs; /* a row per server; ncs of them */
+	unsigned ncs;
 };
 
 struct snap {
@@ -39,6 +41,24 @@ struct snap {
 };
 
 /* ---- collecting */
+
+/* The client's state per server: one row for a remote object, one per
+ * member for a replicated one.  Out of memory: no rows. */
+static void collect_servers(struct ufo_obj *obj, struct obj_snap *o)
+{
+	unsigned n = obj->backend == &ufo_cluster_backend
+			     ? cluster_member_count(obj) : 1;
+
+	o->cs = calloc(n ? n : 1, sizeof(*o->cs));
+	if (!o->cs)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = obj->backend == &ufo_cluster_backend
+				 ? cluster_member_status(obj, i, &o->cs[o->ncs])
+				 : ufo_remote_status(obj, &o->cs[o->ncs]);
+		o->ncs += rc == 0;
+	}
+}
 
 static int collect_obj(void *user, struct ufo_obj *obj)
 {
@@ -64,11 +84,11 @@ static int collect_obj(void *user, struct ufo_obj *obj)
 	ufo_obj_stats(obj, &o->st);
 	o->lat_sum_ns = atomic_load_explicit(&obj->stats.lat_sum_ns,
 					     memory_order_relaxed);
-	o->remote = obj->backend == &ufo_remote_backend;
+	o->remote = remote_object_name(obj) != NULL;
 	if (o->remote) {
-		o->client_ok = !ufo_remote_status(obj, &o->cs);
 		snprintf(o->name, sizeof(o->name), "%s",
 			 remote_object_name(obj));
+		collect_servers(obj, o);
 	}
 	return 0;
 }
@@ -290,13 +310,14 @@ static uint64_t remote_value(const struct remote_metric *m,
 	return *(const uint64_t *)((const char *)cs + m->off);
 }
 
-static size_t remote_labels(const struct obj_snap *o, char id[24],
+static size_t remote_labels(const struct obj_snap *o,
+			    const struct ufo_client_stats *cs, char id[24],
 			    struct mon_label l[5])
 {
 	size_t n = obj_labels(o, id, l);
 
-	l[n++] = (struct mon_label){ "server", o->cs.server };
-	l[n++] = (struct mon_label){ "transport", o->cs.transport };
+	l[n++] = (struct mon_label){ "server", cs->server };
+	l[n++] = (struct mon_label){ "transport", cs->transport };
 	return n;
 }
 
@@ -309,23 +330,26 @@ static void expo_remotes(const struct snap *s, struct mon_buf *b)
 	for (size_t m = 0; m < UFO_ARRAY_SIZE(remote_metrics); m++) {
 		mon_expo_family(b, remote_metrics[m].name, remote_metrics[m].type,
 				remote_metrics[m].help);
-		for (size_t i = 0; i < s->nobjs; i++) {
-			if (!s->objs[i].client_ok)
-				continue;
-			nl = remote_labels(&s->objs[i], id, l);
-			mon_expo_u64(b, remote_metrics[m].name, l, nl,
-				     remote_value(&remote_metrics[m], &s->objs[i].cs));
-		}
+		for (size_t i = 0; i < s->nobjs; i++)
+			for (unsigned k = 0; k < s->objs[i].ncs; k++) {
+				const struct ufo_client_stats *cs =
+					&s->objs[i].cs[k];
+
+				nl = remote_labels(&s->objs[i], cs, id, l);
+				mon_expo_u64(b, remote_metrics[m].name, l, nl,
+					     remote_value(&remote_metrics[m], cs));
+			}
 	}
 	mon_expo_family(b, "ufo_remote_latency_seconds", "gauge",
 			"Recent request latency to the server (moving mean)");
-	for (size_t i = 0; i < s->nobjs; i++) {
-		if (!s->objs[i].client_ok)
-			continue;
-		nl = remote_labels(&s->objs[i], id, l);
-		mon_expo_double(b, "ufo_remote_latency_seconds", l, nl,
-				(double)s->objs[i].cs.latency_us / 1e6);
-	}
+	for (size_t i = 0; i < s->nobjs; i++)
+		for (unsigned k = 0; k < s->objs[i].ncs; k++) {
+			nl = remote_labels(&s->objs[i], &s->objs[i].cs[k], id,
+					   l);
+			mon_expo_double(b, "ufo_remote_latency_seconds", l, nl,
+					(double)s->objs[i].cs[k].latency_us /
+						1e6);
+		}
 }
 
 /* ---- JSON */
@@ -394,10 +418,9 @@ static void json_object(struct mon_json *j, const struct obj_snap *o)
 	mon_json_end(j);
 }
 
-static void json_server(struct mon_json *j, const struct obj_snap *o)
+static void json_server(struct mon_json *j, const struct obj_snap *o,
+			const struct ufo_client_stats *cs)
 {
-	const struct ufo_client_stats *cs = &o->cs;
-
 	mon_json_object(j, NULL);
 	mon_json_u64(j, "object", o->id);
 	mon_json_str(j, "name", o->name[0] ? o->name : NULL);
@@ -432,8 +455,8 @@ static void render_json(const struct ufo_ctx *ctx, const struct snap *s,
 	mon_json_end(&j);
 	mon_json_array(&j, "servers");
 	for (size_t i = 0; i < s->nobjs; i++)
-		if (s->objs[i].client_ok)
-			json_server(&j, &s->objs[i]);
+		for (unsigned k = 0; k < s->objs[i].ncs; k++)
+			json_server(&j, &s->objs[i], &s->objs[i].cs[k]);
 	mon_json_end(&j);
 	mon_json_end(&j);
 	mon_buf_puts(b, "\n");
@@ -455,6 +478,8 @@ int ctx_monitor_render(void *user, enum mon_format format, struct mon_buf *out)
 	} else if (!rc) {
 		render_json(ctx, &s, out);
 	}
+	for (size_t i = 0; i < s.nobjs; i++)
+		free(s.objs[i].cs);
 	free(s.objs);
 	return rc;
 }

@@ -17,6 +17,7 @@
  *   every block has two good copies.
  */
 #include "t_cluster.h"
+#include "../monitor/t_mon.h"
 
 #define CHUNK (64 * T_KIB)
 #define GROUP (4 * CHUNK)
@@ -150,6 +151,55 @@ static void test_kill_during_writes(void **state)
 	ufo_ctx_destroy(ctx);
 }
 
+/* The value of ufo_remote_up for server i in the context's metrics, or -1
+ * when the series is missing. */
+static int remote_up(struct ufo_ctx *ctx, unsigned i)
+{
+	char url[128], want[96], *body = NULL, *p;
+	int v = -1;
+
+	assert_int_equal(ufo_ctx_monitor_url(ctx, url, sizeof(url)), 0);
+	assert_int_equal(t_http_get(t_mon_url_port(url), "/metrics", &body),
+			 200);
+	snprintf(want, sizeof(want), "server=\"%s:%u\"", t_host(),
+		 (unsigned)t_srvs[i].port);
+	for (p = body; (p = strstr(p, "\nufo_remote_up{")); p++) {
+		char *end = strchr(p + 1, '\n');
+
+		if (end && memmem(p, (size_t)(end - p), want, strlen(want)))
+			v = atoi(strchr(p, '}') + 2);
+	}
+	free(body);
+	return v;
+}
+
+/* The monitor shows one row per server of a replicated object, and the
+ * one that is down as down. */
+static void test_monitor_rows(void **state)
+{
+	struct ufo_config cfg;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+
+	(void)state;
+	t_catch_install();
+	t_config(&cfg, CHUNK, 16, 8);
+	cfg.monitor = "127.0.0.1:0";
+	ctx = t_ctx(&cfg);
+	obj = t_cluster_obj(ctx, NSRV, "mon", SIZE, CHUNK, GROUP, 0, 2000);
+	for (unsigned i = 0; i < NSRV; i++)
+		assert_int_equal(remote_up(ctx, i), 1);
+	t_server_kill(&t_srvs[1]);
+	T_WAIT_UNTIL(remote_up(ctx, 1) == 0);
+	assert_int_equal(remote_up(ctx, 1), 0);
+	assert_int_equal(remote_up(ctx, 0), 1);
+	assert_int_equal(t_server_restart(&t_srvs[1]), 0);
+	T_WAIT_UNTIL(remote_up(ctx, 1) == 1);
+	assert_int_equal(remote_up(ctx, 1), 1);
+	assert_int_equal(ufo_free(obj), 0);
+	ufo_ctx_destroy(ctx);
+}
+
 /* Before any failure: writes land on exactly R servers per block. */
 static void test_two_copies(void **state)
 {
@@ -204,6 +254,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_copies),
+		cmocka_unit_test(test_monitor_rows),
 		cmocka_unit_test(test_kill_during_writes),
 	};
 

@@ -206,7 +206,7 @@ static inline int t_http_get(uint16_t port, const char *path, char **body)
 }
 
 /* The port of "http://127.0.0.1:PORT/". */
-static inline uint16_t t_url_port(const char *url)
+static inline uint16_t t_mon_url_port(const char *url)
 {
 	const char *c = strrchr(url, ':');
 

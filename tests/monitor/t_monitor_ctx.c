@@ -67,7 +67,7 @@ static struct fixture *fixture_new(bool monitor)
 	body[0] = 1; /* one write fault */
 	settle_latency(f->ctx);
 	if (monitor && !ufo_ctx_monitor_url(f->ctx, url, sizeof(url)))
-		f->port = t_url_port(url);
+		f->port = t_mon_url_port(url);
 	return f;
 }
 
