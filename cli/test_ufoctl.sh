@@ -33,34 +33,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-fail() {
-	echo "FAIL: $*" >&2
-	for f in out err; do
-		if [ -s "$TMP/$f" ]; then
-			echo "--- last ufoctl std$f:" >&2
-			cat "$TMP/$f" >&2
-		fi
-	done
-	echo "--- server log:" >&2
-	cat "$TMP/server.log" >&2
-	exit 1
-}
-
-# run WANT_STATUS ARGS...: runs ufoctl ARGS, output in $TMP/out and
-# $TMP/err, and checks its exit status.
-run() {
-	want=$1
-	shift
-	"$UFOCTL" "$@" >"$TMP/out" 2>"$TMP/err"
-	got=$?
-	[ "$got" -eq "$want" ] ||
-		fail "ufoctl $* exited $got, expected $want"
-}
-
-# expect FILE PATTERN: the last output file contains PATTERN (grep -E).
-expect() {
-	grep -Eq -- "$2" "$TMP/$1" || fail "std$1 lacks /$2/"
-}
+# fail, run, expect
+. "$(dirname "$0")/test_lib.sh"
 
 # ---------------------------------------------------------------- setup
 
