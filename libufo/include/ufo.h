@@ -274,8 +274,9 @@ struct ufo_remote_info {
  * than 16 bytes), the -errno of opening the secret file (-ENOENT, and
  * -EACCES, which is also what a wrong secret gets), -ECONNREFUSED,
  * -ETIMEDOUT, -EHOSTUNREACH (also for a host name that does not resolve),
- * -EPROTONOSUPPORT, -EOPNOTSUPP (rdma:// until that transport exists),
- * other -errno.  The client is
+ * -EPROTONOSUPPORT, -EOPNOTSUPP or -ENODEV (rdma:// without RDMA support
+ * in the build, or without a device), -EKEYREJECTED (tls:// and a server
+ * certificate that does not verify), other -errno.  The client is
  * thread-safe: requests from several threads are pipelined over its
  * connections, which reconnect (with backoff) after failures. */
 int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
@@ -317,7 +318,7 @@ int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 
 struct ufo_client_stats {
 	char server[280];     /* host:port ([v6]:port) */
-	char transport[8];    /* "tcp" (later "rdma") */
+	char transport[8];    /* "tcp", "rdma" or "tls" */
 	unsigned connections; /* in the pool */
 	unsigned connected;   /* of those, up now */
 	uint64_t requests;    /* completed, successful or not */
