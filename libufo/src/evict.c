@@ -231,6 +231,14 @@ static void victim_finish(struct victim *v)
 	size_t len = chunk_len(obj, idx);
 	bool wake;
 
+	/* The memory is gone (drop_batch), so it stops counting before the
+	 * chunk turns ABSENT: a thread that sees it ABSENT (ufo_reset waiting
+	 * for it) then reads counters without it.  Uncharged after the
+	 * unlock, t_model's check that a reset leaves nothing resident read
+	 * one chunk too many under TSan. */
+	budget_uncharge(obj, len);
+	if (v->was == CHUNK_DIRTY)
+		STAT_ADD(obj, dirty_bytes, -(int64_t)len);
 	pthread_mutex_lock(&obj->lock);
 	chunk_set_state(obj, v->c, CHUNK_ABSENT);
 	wake = v->c->flags & CHUNK_F_WAKE_WAITING;
@@ -241,9 +249,6 @@ static void victim_finish(struct victim *v)
 	pthread_cond_broadcast(&obj->cond);
 	pthread_mutex_unlock(&obj->lock);
 
-	budget_uncharge(obj, len);
-	if (v->was == CHUNK_DIRTY)
-		STAT_ADD(obj, dirty_bytes, -(int64_t)len);
 	STAT_ADD(obj, evictions, 1);
 	/* Threads that faulted while we were EVICTING refault and reload. */
 	if (wake)
