@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Address and URL parsing. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,5 +80,22 @@ int net_parse_url(const char *url, char *scheme, size_t scheme_cap,
 			return -EINVAL;
 		strcpy(name, n);
 	}
+	return 0;
+}
+
+int net_wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int n;
+
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (p.revents & POLLNVAL)
+		return -EBADF;
 	return 0;
 }

@@ -206,17 +206,6 @@ static int cq_poll1(struct urdma_ep *e, struct ibv_cq *cq, struct ibv_wc *wc)
 	return n;
 }
 
-static int wait_fd(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int n;
-
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n == 0 ? -ETIMEDOUT : 0;
-}
-
 /* Reads the client's pending connection-manager events.  A peer that
  * disconnected, or died (its kernel sends the disconnect), shows up here
  * and not on the completion queues: librdmacm moves the QP to the error
@@ -513,7 +502,7 @@ static int cm_expect(struct rdma_event_channel *ec, enum rdma_cm_event_type want
 {
 	struct rdma_cm_event *ev;
 	enum rdma_cm_event_type got;
-	int rc = wait_fd(ec->fd, timeout_ms);
+	int rc = net_wait_fd(ec->fd, POLLIN, timeout_ms);
 
 	if (rc)
 		return rc;

@@ -42,24 +42,6 @@ int tcp_tune(int fd)
 	return 0;
 }
 
-/* Waits for events on fd; 0 when ready, -ETIMEDOUT, or -errno. */
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int n;
-
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	if (n == 0)
-		return -ETIMEDOUT;
-	if (p.revents & POLLNVAL)
-		return -EBADF;
-	return 0;
-}
-
 static int connect_one(const struct addrinfo *ai, int timeout_ms)
 {
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
@@ -71,7 +53,7 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms)
 	rc = tcp_tune(fd);
 	if (!rc && connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS)
 		rc = -errno;
-	if (!rc && !(rc = wait_fd(fd, POLLOUT, timeout_ms)) &&
+	if (!rc && !(rc = net_wait_fd(fd, POLLOUT, timeout_ms)) &&
 	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
 		rc = -err;
 	if (rc) {
@@ -140,7 +122,7 @@ static int tcp_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
 				continue;
 			if (errno != EAGAIN)
 				return -errno;
-			if ((rc = wait_fd(fd, POLLOUT, timeout_ms)))
+			if ((rc = net_wait_fd(fd, POLLOUT, timeout_ms)))
 				return rc;
 			continue;
 		}
@@ -176,7 +158,7 @@ static int tcp_recv(struct ufo_conn *c, void *buf, size_t len, int timeout_ms)
 			continue;
 		if (errno != EAGAIN)
 			return -errno;
-		if ((rc = wait_fd(fd, POLLIN, timeout_ms)))
+		if ((rc = net_wait_fd(fd, POLLIN, timeout_ms)))
 			return rc;
 	}
 	return 0;

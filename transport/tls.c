@@ -53,24 +53,12 @@ static int tls_errno(int rc)
 	}
 }
 
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int n;
-
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n ? 0 : -ETIMEDOUT;
-}
-
 /* Waits for the direction GnuTLS last blocked on. */
 static int wait_session(struct tls_conn *t, int timeout_ms)
 {
-	return wait_fd(t->fd, gnutls_record_get_direction(t->s) ? POLLOUT : POLLIN,
-		       timeout_ms);
+	return net_wait_fd(t->fd,
+			   gnutls_record_get_direction(t->s) ? POLLOUT : POLLIN,
+			   timeout_ms);
 }
 
 static int load_trust(gnutls_certificate_credentials_t cred)
@@ -170,7 +158,7 @@ static int tls_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
 
 			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
 				/* again with the same data, as GnuTLS asks */
-				if ((w = wait_fd(t->fd, POLLOUT, timeout_ms)))
+				if ((w = net_wait_fd(t->fd, POLLOUT, timeout_ms)))
 					return w;
 				continue;
 			}
@@ -200,7 +188,7 @@ static int tls_recv(struct ufo_conn *c, void *buf, size_t len, int timeout_ms)
 			return -ECONNRESET;
 		if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
 			return tls_errno((int)n);
-		if ((w = wait_fd(t->fd, POLLIN, timeout_ms)))
+		if ((w = net_wait_fd(t->fd, POLLIN, timeout_ms)))
 			return w;
 	}
 	return 0;

@@ -31,6 +31,11 @@ int net_parse_hostport(const char *s, uint16_t default_port,
 int net_parse_url(const char *url, char *scheme, size_t scheme_cap,
 		  struct net_addr *addr, char *name, size_t name_cap);
 
+/* Waits up to timeout_ms (-1: no limit) for events on fd, restarting after
+ * signals: 0 when ready (or the peer hung up: the next call says how),
+ * -ETIMEDOUT, -EBADF, or -errno.  Shared by the transports. */
+int net_wait_fd(int fd, short events, int timeout_ms);
+
 struct ufo_conn {
 	const struct ufo_transport_ops *ops;
 };
