@@ -199,28 +199,37 @@ static int add_member(struct ufo_cluster *c, const char *scheme,
 	return 0;
 }
 
+/* host's addresses (NULL when it does not resolve), counted per family. */
+static struct addrinfo *resolve(const char *host, unsigned *n4, unsigned *n6)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p;
+
+	*n4 = *n6 = 0;
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return NULL;
+	for (p = res; p; p = p->ai_next) {
+		*n4 += p->ai_family == AF_INET;
+		*n6 += p->ai_family == AF_INET6;
+	}
+	return res;
+}
+
 /* A name that resolves to several addresses of one family (a headless
  * Service) is one member per address; a literal, or a name with one
  * address per family ("localhost"), is one member. */
 static int add_host(struct ufo_cluster *c, const char *scheme,
 		    const struct net_addr *a)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p;
 	char ip[INET6_ADDRSTRLEN];
-	unsigned n4 = 0, n6 = 0;
-	int rc;
+	unsigned n4, n6;
+	struct addrinfo *res = resolve(a->host, &n4, &n6), *p;
+	int rc = 0;
 
-	if (getaddrinfo(a->host, NULL, &hints, &res))
-		return add_member(c, scheme, a->host, a->port);
-	for (p = res; p; p = p->ai_next) {
-		n4 += p->ai_family == AF_INET;
-		n6 += p->ai_family == AF_INET6;
-	}
 	if (n4 < 2 && n6 < 2) {
-		freeaddrinfo(res);
+		if (res)
+			freeaddrinfo(res);
 		return add_member(c, scheme, a->host, a->port);
 	}
-	rc = 0;
 	for (p = res; p && !rc; p = p->ai_next) {
 		const void *sa = p->ai_family == AF_INET
 			? (const void *)&((struct sockaddr_in *)p->ai_addr)->sin_addr
@@ -450,20 +459,9 @@ int member_place(struct cobj *o, int i, uint64_t id,
 	return client_call_sync(o->c->m[i].cl, &k);
 }
 
-static int name_call(struct ufo_client *cl, uint16_t op, const char *name,
-		     struct wire_objinfo *info)
-{
-	struct wire_name n = { .name_len = htole16((uint16_t)strlen(name)) };
-	struct client_call k = { .op = op, .p1 = &n, .l1 = sizeof(n),
-				 .p2 = name, .l2 = strlen(name),
-				 .fixed = info, .fixed_len = sizeof(*info) };
-
-	return client_call_sync(cl, &k);
-}
-
 int cobj_id(struct cobj *o, int i, bool create, uint64_t *id)
 {
-	struct wire_objinfo info;
+	struct ufo_remote_info info;
 	int err;
 
 	pthread_mutex_lock(&o->lock);
@@ -471,20 +469,16 @@ int cobj_id(struct cobj *o, int i, bool create, uint64_t *id)
 	pthread_mutex_unlock(&o->lock);
 	if (*id)
 		return 0;
-	err = name_call(o->c->m[i].cl, WIRE_OPEN, o->name, &info);
+	err = client_open(o->c->m[i].cl, o->name, &info);
 	if (err == -ENOENT && create) {
-		struct ufo_remote_info ri;
-
 		err = ufo_client_create(o->c->m[i].cl, o->name, o->size,
-					o->block, &ri);
-		if (err == -EEXIST)
-			err = name_call(o->c->m[i].cl, WIRE_OPEN, o->name, &info);
-		else if (!err)
-			info.id = htole64(ri.id);
+					o->block, &info);
+		if (err == -EEXIST) /* another client just made it */
+			err = client_open(o->c->m[i].cl, o->name, &info);
 	}
 	if (err)
 		return err;
-	*id = le64toh(info.id);
+	*id = info.id;
 	if (create) { /* new here: give it the placement before any write */
 		struct cview v;
 
@@ -501,7 +495,7 @@ int cobj_id(struct cobj *o, int i, bool create, uint64_t *id)
 
 /* PLACEMENT of member i's copy; -ENOENT when it has none. */
 static int member_view(struct cobj *o, int i, struct cview *v,
-		       struct wire_objinfo *info)
+		       struct ufo_remote_info *info)
 {
 	struct wire_placement w;
 	uint64_t id;
@@ -509,11 +503,11 @@ static int member_view(struct cobj *o, int i, struct cview *v,
 				 .l1 = sizeof(id), .fixed = &w,
 				 .fixed_len = sizeof(w), .data = v->nodes,
 				 .data_cap = sizeof(v->nodes) };
-	int err = name_call(o->c->m[i].cl, WIRE_OPEN, o->name, info);
+	int err = client_open(o->c->m[i].cl, o->name, info);
 
 	if (err)
 		return err;
-	id = info->id; /* little-endian already */
+	id = htole64(info->id);
 	err = client_call_sync(o->c->m[i].cl, &k);
 	if (err)
 		return err;
@@ -530,7 +524,7 @@ static int member_view(struct cobj *o, int i, struct cview *v,
 int cobj_reload(struct cobj *o)
 {
 	struct cview best = { 0 }, *v = malloc(sizeof(*v));
-	struct wire_objinfo info, best_info = { 0 };
+	struct ufo_remote_info info, best_info = { 0 };
 	bool found = false;
 	int err = -EHOSTDOWN;
 
@@ -547,7 +541,7 @@ int cobj_reload(struct cobj *o)
 			continue;
 		}
 		pthread_mutex_lock(&o->lock);
-		o->ids[i] = le64toh(info.id);
+		o->ids[i] = info.id;
 		pthread_mutex_unlock(&o->lock);
 		if (!found || v->epoch > best.epoch) {
 			best = *v;
@@ -562,8 +556,8 @@ int cobj_reload(struct cobj *o)
 	/* size and block never change: set once, before any I/O reads them
 	 * without the lock. */
 	if (!o->block) {
-		o->size = le64toh(best_info.size);
-		o->block = le32toh(best_info.chunk_size);
+		o->size = best_info.size;
+		o->block = best_info.chunk_size;
 	}
 	if (best.epoch >= o->view.epoch)
 		o->view = best;
@@ -1169,8 +1163,11 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 	if (err) {
 		log_err(ctx, "opening %s on the cluster: %s%s", name,
 			strerror(-err),
-			err == -EINVAL ? " (placement, or a chunk size that is not"
-					 " whole blocks within a group)" : "");
+			err != -EINVAL ? ""
+			: !o->view.epoch ? " (an object of that name exists but"
+					   " is not replicated)"
+			: " (a chunk size that is not whole blocks within a"
+			  " placement group)");
 		cobj_free(o);
 		return err;
 	}
@@ -1186,22 +1183,18 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
  * family, as a headless Service's name does. */
 static bool many_addresses(const char *hostport, size_t len)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p;
+	struct addrinfo *res;
 	struct net_addr a;
 	char buf[NET_MAX_HOST + 16];
-	unsigned n4 = 0, n6 = 0;
+	unsigned n4, n6;
 
 	if (len >= sizeof(buf))
 		return false;
 	memcpy(buf, hostport, len);
 	buf[len] = '\0';
 	if (net_parse_hostport(buf, NET_DEFAULT_PORT, &a) ||
-	    getaddrinfo(a.host, NULL, &hints, &res))
+	    !(res = resolve(a.host, &n4, &n6)))
 		return false;
-	for (p = res; p; p = p->ai_next) {
-		n4 += p->ai_family == AF_INET;
-		n6 += p->ai_family == AF_INET6;
-	}
 	freeaddrinfo(res);
 	return n4 > 1 || n6 > 1;
 }
