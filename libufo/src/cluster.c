@@ -1067,12 +1067,20 @@ static void cluster_close(struct ufo_obj *obj)
 		cobj_free(obj->backend_data);
 }
 
-const struct ufo_backend_ops ufo_cluster_backend = {
+static unsigned cluster_servers(const struct ufo_obj *obj);
+static int cluster_server_status(const struct ufo_obj *obj, unsigned i,
+				 struct ufo_client_stats *out);
+static const char *cluster_name(const struct ufo_obj *obj);
+
+static const struct ufo_backend_ops cluster_backend = {
 	.name = "cluster",
 	.fetch = cluster_fetch,
 	.store = cluster_store,
 	.close = cluster_close,
 	.parallel = true,
+	.remote_name = cluster_name,
+	.servers = cluster_servers,
+	.server_status = cluster_server_status,
 };
 
 /* ---- opening */
@@ -1171,7 +1179,7 @@ int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 		cobj_free(o);
 		return err;
 	}
-	err = obj_create(ctx, &p, &ufo_cluster_backend, o, out);
+	err = obj_create(ctx, &p, &cluster_backend, o, out);
 	if (!err)
 		log_info(ctx, "object %llu: %s on %u servers, R=%u W=%u",
 			 (unsigned long long)(*out)->id, name, o->c->n,
@@ -1231,47 +1239,13 @@ bool cluster_url(const char *url, char *servers, size_t cap, char *name,
 	       (int)cap;
 }
 
-/* The counters of every member's client, summed; "server" says how many
- * members are up. */
-int cluster_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
-{
-	struct cobj *o = obj->backend_data;
-	unsigned up = 0, n = 0;
-	uint64_t lat = 0;
-
-	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < o->c->n; i++) {
-		struct ufo_client_stats s;
-
-		if (o->c->m[i].dup || ufo_client_status(o->c->m[i].cl, &s))
-			continue;
-		n++;
-		up += member_up(o->c, (int)i);
-		if (!out->transport[0] || member_up(o->c, (int)i))
-			snprintf(out->transport, sizeof(out->transport), "%s",
-				 s.transport);
-		out->connections += s.connections;
-		out->connected += s.connected;
-		out->requests += s.requests;
-		out->errors += s.errors;
-		out->bytes_in += s.bytes_in;
-		out->bytes_out += s.bytes_out;
-		out->direct_reads += s.direct_reads;
-		out->direct_writes += s.direct_writes;
-		lat += s.latency_us;
-	}
-	out->latency_us = n ? lat / n : 0;
-	snprintf(out->server, sizeof(out->server), "cluster (%u/%u up)", up, n);
-	return 0;
-}
-
-unsigned cluster_member_count(const struct ufo_obj *obj)
+static unsigned cluster_servers(const struct ufo_obj *obj)
 {
 	return ((const struct cobj *)obj->backend_data)->c->n;
 }
 
-int cluster_member_status(const struct ufo_obj *obj, unsigned i,
-			  struct ufo_client_stats *out)
+static int cluster_server_status(const struct ufo_obj *obj, unsigned i,
+				 struct ufo_client_stats *out)
 {
 	struct ufo_cluster *c = ((const struct cobj *)obj->backend_data)->c;
 
@@ -1283,7 +1257,7 @@ int cluster_member_status(const struct ufo_obj *obj, unsigned i,
 	return 0;
 }
 
-const char *cluster_object_name(const struct ufo_obj *obj)
+static const char *cluster_name(const struct ufo_obj *obj)
 {
 	return ((const struct cobj *)obj->backend_data)->name;
 }

@@ -120,7 +120,7 @@ static int cb_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
 	return obj->writeback ? cb_call(obj, true, start, end, (void *)src) : 0;
 }
 
-const struct ufo_backend_ops ufo_callback_backend = {
+const struct ufo_backend_ops callback_backend = {
 	.name = "callback",
 	.fetch = cb_fetch,
 	.store = cb_store,

@@ -117,9 +117,17 @@ struct ufo_backend_ops {
 	/* store may run for several chunks at once (it waits on a server,
 	 * and is thread-safe); the application's callbacks are not. */
 	bool parallel;
+	/* Objects stored on servers (NULL for the callback backend): the
+	 * object's name there, how many servers hold it, and the client's
+	 * counters for server i (its address as server; connected 0 while
+	 * it is known down; -ENOENT: no such server now). */
+	const char *(*remote_name)(const struct ufo_obj *obj);
+	unsigned (*servers)(const struct ufo_obj *obj);
+	int (*server_status)(const struct ufo_obj *obj, unsigned i,
+			     struct ufo_client_stats *out);
 };
 
-extern const struct ufo_backend_ops ufo_callback_backend, ufo_remote_backend;
+extern const struct ufo_backend_ops callback_backend;
 
 /* Creates an object served by backend (which owns backend_data from the
  * moment this returns 0). */
@@ -184,21 +192,13 @@ int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
 /* cluster.c: replicated objects.  cluster_url: whether url names several
  * servers ("a,b" or an empty host for $UFO_SERVERS, or a host name with
  * several addresses of one family), and which. */
-extern const struct ufo_backend_ops ufo_cluster_backend;
 bool cluster_url(const char *url, char *servers, size_t cap, char *name,
 		 size_t name_cap);
 int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
 			const char *name, const struct ufo_remote_opts *opts,
 			struct ufo_obj **out);
-int cluster_status(const struct ufo_obj *obj, struct ufo_client_stats *out);
-/* Member i's client counters, with its address as server and connected
- * 0 while it is down; -ENOENT past the last (or a duplicate). */
-unsigned cluster_member_count(const struct ufo_obj *obj);
-int cluster_member_status(const struct ufo_obj *obj, unsigned i,
-			  struct ufo_client_stats *out);
-const char *cluster_object_name(const struct ufo_obj *obj);
 
-/* The server's name of a remote object (remote.c), NULL for others. */
+/* The server's name of a remote or replicated object, NULL for others. */
 const char *remote_object_name(const struct ufo_obj *obj);
 
 /* ----------------------------------------------------------------- object */

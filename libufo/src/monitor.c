@@ -46,18 +46,13 @@ struct snap {
  * member for a replicated one.  Out of memory: no rows. */
 static void collect_servers(struct ufo_obj *obj, struct obj_snap *o)
 {
-	unsigned n = obj->backend == &ufo_cluster_backend
-			     ? cluster_member_count(obj) : 1;
+	unsigned n = obj->backend->servers(obj);
 
 	o->cs = calloc(n ? n : 1, sizeof(*o->cs));
 	if (!o->cs)
 		return;
-	for (unsigned i = 0; i < n; i++) {
-		int rc = obj->backend == &ufo_cluster_backend
-				 ? cluster_member_status(obj, i, &o->cs[o->ncs])
-				 : ufo_remote_status(obj, &o->cs[o->ncs]);
-		o->ncs += rc == 0;
-	}
+	for (unsigned i = 0; i < n; i++)
+		o->ncs += !obj->backend->server_status(obj, i, &o->cs[o->ncs]);
 }
 
 static int collect_obj(void *user, struct ufo_obj *obj)

@@ -288,7 +288,7 @@ int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
 {
 	if (!ctx || !p || !out || !p->populate)
 		return -EINVAL;
-	return obj_create(ctx, p, &ufo_callback_backend, NULL, out);
+	return obj_create(ctx, p, &callback_backend, NULL, out);
 }
 
 /* Stops new background work on obj and waits until only the registry's

@@ -7,6 +7,7 @@
  * attempt; then the error is final (a fault gets SIGBUS).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,12 +142,34 @@ static void remote_close(struct ufo_obj *obj)
 	free(r);
 }
 
-const struct ufo_backend_ops ufo_remote_backend = {
+static const char *remote_name(const struct ufo_obj *obj)
+{
+	return ((const struct remote *)obj->backend_data)->name;
+}
+
+static unsigned remote_servers(const struct ufo_obj *obj)
+{
+	(void)obj;
+	return 1;
+}
+
+static int remote_server_status(const struct ufo_obj *obj, unsigned i,
+				struct ufo_client_stats *out)
+{
+	return i ? -ENOENT
+		 : ufo_client_status(((struct remote *)obj->backend_data)->cl,
+				     out);
+}
+
+static const struct ufo_backend_ops remote_backend = {
 	.name = "remote",
 	.fetch = remote_fetch,
 	.store = remote_store,
 	.close = remote_close,
 	.parallel = true,
+	.remote_name = remote_name,
+	.servers = remote_servers,
+	.server_status = remote_server_status,
 };
 
 /* Opens (or creates) the named object and fills the UFO parameters. */
@@ -212,7 +235,7 @@ int ufo_remote_open(struct ufo_ctx *ctx, const char *url,
 				      : strerror(-err));
 		return err;
 	}
-	err = obj_create(ctx, &p, &ufo_remote_backend, r, out);
+	err = obj_create(ctx, &p, &remote_backend, r, out);
 	if (!err) {
 		struct ufo_client_stats cs;
 
@@ -229,21 +252,55 @@ int ufo_refresh(struct ufo_obj *obj)
 	return obj ? evict_clean(obj) : -EINVAL;
 }
 
-int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
+/* Several servers (a replicated object): their counters summed, latency
+ * averaged, and "cluster (UP/N up)" as the server. */
+static void status_sum(const struct ufo_obj *obj, unsigned n,
+		       struct ufo_client_stats *out)
 {
-	if (obj && obj->backend == &ufo_cluster_backend)
-		return cluster_status(obj, out);
-	if (!obj || obj->backend != &ufo_remote_backend)
-		return -EINVAL;
-	return ufo_client_status(((struct remote *)obj->backend_data)->cl, out);
+	unsigned up = 0, rows = 0;
+	uint64_t lat = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < n; i++) {
+		struct ufo_client_stats s;
+
+		if (obj->backend->server_status(obj, i, &s))
+			continue;
+		rows++;
+		up += s.connected > 0;
+		if (!out->transport[0] || s.connected)
+			snprintf(out->transport, sizeof(out->transport), "%s",
+				 s.transport);
+		out->connections += s.connections;
+		out->connected += s.connected;
+		out->requests += s.requests;
+		out->errors += s.errors;
+		out->bytes_in += s.bytes_in;
+		out->bytes_out += s.bytes_out;
+		out->direct_reads += s.direct_reads;
+		out->direct_writes += s.direct_writes;
+		lat += s.latency_us;
+	}
+	out->latency_us = rows ? lat / rows : 0;
+	snprintf(out->server, sizeof(out->server), "cluster (%u/%u up)", up,
+		 rows);
 }
 
-/* The server's name of a remote object, for the monitor's labels. */
+int ufo_remote_status(const struct ufo_obj *obj, struct ufo_client_stats *out)
+{
+	unsigned n;
+
+	if (!obj || !out || !obj->backend->servers)
+		return -EINVAL;
+	n = obj->backend->servers(obj);
+	if (n == 1)
+		return obj->backend->server_status(obj, 0, out);
+	status_sum(obj, n, out);
+	return 0;
+}
+
 const char *remote_object_name(const struct ufo_obj *obj)
 {
-	if (obj->backend == &ufo_cluster_backend)
-		return cluster_object_name(obj);
-	return obj->backend == &ufo_remote_backend
-		       ? ((const struct remote *)obj->backend_data)->name
-		       : NULL;
+	return obj->backend->remote_name ? obj->backend->remote_name(obj)
+					 : NULL;
 }
