@@ -63,7 +63,12 @@ enum ufo_policy {
 
 struct ufo_config {
 	/* Resident bytes of all UFO bodies.  Above high the evictor runs until
-	 * resident is below low.  0 selects the default (1 GiB / 3/4 of high). */
+	 * resident is below low.  0 selects the default (1 GiB / 3/4 of high).
+	 * Resident bytes stay at most high plus the chunks being loaded by
+	 * handler threads (one each), whatever other calls run meanwhile,
+	 * with one exception: when writebacks fail and nothing else can be
+	 * dropped, loads go over the budget (logged) rather than wait
+	 * forever or lose the unsaved data. */
 	size_t high_watermark;
 	size_t low_watermark;
 	/* Fault-handling threads; 0 selects the default (2).  More are started
@@ -191,6 +196,16 @@ size_t ufo_header_size(const struct ufo_obj *obj);
 size_t ufo_elem_size(const struct ufo_obj *obj);
 uint64_t ufo_elem_count(const struct ufo_obj *obj);
 size_t ufo_chunk_size(const struct ufo_obj *obj); /* after rounding */
+
+/*
+ * Sweeps: ufo_sync, ufo_reset, ufo_refresh and ufo_advise DONTNEED visit
+ * each chunk of their range once, while other threads may go on faulting.
+ * Each finishes in time bounded by the object's size and the backend's
+ * latency (the writebacks it makes, the loads in progress it waits for),
+ * whatever other threads do; faults meanwhile keep the budget (see
+ * high_watermark).  A chunk touched again after the sweep passed it may be
+ * resident (and dirty) when the sweep returns.
+ */
 
 /* Writes back every dirty chunk now (like msync); chunks stay resident and
  * clean.  Returns 0 or the first writeback error (-EIO class); the failed

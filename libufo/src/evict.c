@@ -35,6 +35,17 @@ static int64_t charged(struct ufo_ctx *ctx)
 	       atomic_load(&ctx->inflight);
 }
 
+/* Wakes loads waiting for budget: memory was dropped (by the evictor or by
+ * a sweep, which must not leave them to their 100 ms timeout). */
+static void budget_room_made(struct ufo_ctx *ctx)
+{
+	if (!atomic_load_explicit(&ctx->budget_waiters, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&ctx->budget_lock);
+	pthread_cond_broadcast(&ctx->budget_cond);
+	pthread_mutex_unlock(&ctx->budget_lock);
+}
+
 void evictor_kick(struct ufo_ctx *ctx)
 {
 	pthread_mutex_lock(&ctx->budget_lock);
@@ -63,11 +74,19 @@ static bool budget_try_admit(struct ufo_ctx *ctx, size_t len)
 	return false;
 }
 
-/* Nothing will ever make room: no chunk resident or on its way (a chunk
- * larger than the budget), or the evictor found nothing it can drop. */
-static bool budget_hopeless(struct ufo_ctx *ctx)
+/*
+ * Whether a load waiting since verdict `gen` may go over budget: the evictor
+ * has since found nothing it can drop (writebacks failing, or loads that
+ * never land: a populate reading another UFO), or nothing is resident or on
+ * its way (a chunk larger than the budget).  A verdict lets in the loads
+ * that were waiting when it was given, not the ones that come after: a
+ * standing "stuck" flag, cleared only when the evictor finished its next
+ * pass, let every fault in while that pass ran, and the faults outran it
+ * to 470 times the budget (issue 16).  budget_lock held.
+ */
+static bool budget_hopeless(struct ufo_ctx *ctx, uint64_t gen)
 {
-	return ctx->evictor_stuck ||
+	return ctx->stuck_gen != gen ||
 	       (atomic_load(&ctx->stats.resident_bytes) <= 0 &&
 		atomic_load(&ctx->inflight) <= 0);
 }
@@ -75,6 +94,7 @@ static bool budget_hopeless(struct ufo_ctx *ctx)
 int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 {
 	struct timespec ts;
+	uint64_t gen;
 
 	if (budget_try_admit(ctx, len))
 		return 0;
@@ -87,12 +107,13 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 	if (atomic_fetch_add(&ctx->busy, 1) + 1 >= atomic_load(&ctx->nthreads))
 		watchdog_all_busy(ctx);
 	pthread_mutex_lock(&ctx->budget_lock);
+	gen = ctx->stuck_gen;
 	ctx->budget_waiters++;
 	while (!budget_try_admit(ctx, len)) {
 		/* Losing no data comes before the bound: when the evictor can
 		 * drop nothing (writebacks failing), go over budget rather
 		 * than wait forever. */
-		if (budget_hopeless(ctx) || atomic_load(&ctx->stopping)) {
+		if (budget_hopeless(ctx, gen) || atomic_load(&ctx->stopping)) {
 			atomic_fetch_add(&ctx->inflight, (int64_t)len);
 			break;
 		}
@@ -191,14 +212,37 @@ struct victim {
 	enum chunk_state was;
 };
 
-/* Moves a resident chunk to EVICTING and writes it back.  Returns 0 when it
- * is ready to drop, -EBUSY when it is not resident, or the store error (the
- * chunk then stays, dirty). */
+/* obj->lock held, the chunk resident: takes it out of the policy's queues
+ * and moves it to EVICTING, after which only its claimer changes it. */
+static void victim_claim_locked(struct victim *v)
+{
+	v->was = (enum chunk_state)v->c->state;
+	policy_remove(v->obj, v->c);
+	chunk_set_state(v->obj, v->c, CHUNK_EVICTING);
+}
+
+/* Writes a claimed victim back.  Returns 0 when it is ready to drop, or the
+ * store error: the chunk is then back in its old state, queued, resident. */
+static int victim_store(struct victim *v)
+{
+	struct ufo_obj *obj = v->obj;
+	int rc = chunk_store(obj, chunk_index(obj, v->c), v->was);
+
+	if (!rc)
+		return 0;
+	pthread_mutex_lock(&obj->lock);
+	chunk_store_failed(obj, v->c, v->was);
+	pthread_mutex_unlock(&obj->lock);
+	return rc;
+}
+
+/* The evictor's victims are picked from the queues without obj->lock, so
+ * they are claimed here, if still resident.  Returns 0 when ready to drop,
+ * 1 when someone else has the chunk (a sweep claimed it, or it is being
+ * synced), or the store error. */
 static int victim_prepare(struct victim *v)
 {
 	struct ufo_obj *obj = v->obj;
-	uint64_t idx = chunk_index(obj, v->c);
-	int rc;
 
 	pthread_mutex_lock(&obj->lock);
 	if (!chunk_is_resident(v->c)) {
@@ -207,20 +251,11 @@ static int victim_prepare(struct victim *v)
 		if (v->c->state == CHUNK_WRITEBACK)
 			policy_insert(obj, v->c);
 		pthread_mutex_unlock(&obj->lock);
-		return -EBUSY;
+		return 1;
 	}
-	v->was = (enum chunk_state)v->c->state;
-	policy_remove(obj, v->c);
-	chunk_set_state(obj, v->c, CHUNK_EVICTING);
+	victim_claim_locked(v);
 	pthread_mutex_unlock(&obj->lock);
-
-	rc = chunk_store(obj, idx, v->was);
-	if (!rc)
-		return 0;
-	pthread_mutex_lock(&obj->lock);
-	chunk_store_failed(obj, v->c, v->was);
-	pthread_mutex_unlock(&obj->lock);
-	return rc;
+	return victim_store(v);
 }
 
 static void victim_finish(struct victim *v)
@@ -290,6 +325,7 @@ static void drop_batch(struct victim *v, unsigned n)
 	}
 	for (unsigned i = 0; i < n; i++)
 		victim_finish(&v[i]);
+	budget_room_made(v[0].obj->ctx);
 }
 
 /* ---- writing back several chunks at once. */
@@ -344,22 +380,23 @@ static unsigned store_width(const struct ufo_obj *obj)
 struct prep {
 	struct victim *v;
 	int *rc;
+	bool claimed; /* the victims are EVICTING already (a sweep's) */
 };
 
 static void prepare_one(void *arg, uint64_t i)
 {
 	struct prep *p = arg;
 
-	p->rc[i] = victim_prepare(&p->v[i]);
+	p->rc[i] = p->claimed ? victim_store(&p->v[i])
+			      : victim_prepare(&p->v[i]);
 }
 
-/* Writes back and drops the victims; returns how many were dropped and
- * stores the first store error in *err and the number of victims someone
- * else was busy with in *busy.  The victims are distinct chunks, so their
- * writebacks may run at once (each claims its chunk under its object's
- * lock first). */
-static unsigned evict_batch(struct victim *v, unsigned n, int *err,
-			    unsigned *busy)
+/* Writes back and drops the victims, claimed already or (the evictor's)
+ * not yet; returns how many were dropped and stores the first store error
+ * in *err.  The victims are distinct chunks, so their writebacks may run
+ * at once (each is claimed under its object's lock first). */
+static unsigned evict_batch(struct victim *v, unsigned n, bool claimed,
+			    int *err)
 {
 	unsigned ready = 0, width = 1;
 	int rc[EVICT_BATCH];
@@ -367,13 +404,11 @@ static unsigned evict_batch(struct victim *v, unsigned n, int *err,
 	for (unsigned i = 0; i < n; i++)
 		width = store_width(v[i].obj) > width ? store_width(v[i].obj)
 						      : width;
-	parallel_each(n, width, prepare_one, &(struct prep){ v, rc });
+	parallel_each(n, width, prepare_one, &(struct prep){ v, rc, claimed });
 	for (unsigned i = 0; i < n; i++) {
 		if (!rc[i])
 			v[ready++] = v[i];
-		else if (rc[i] == -EBUSY)
-			(*busy)++;
-		else if (!*err)
+		else if (rc[i] < 0 && !*err)
 			*err = rc[i];
 	}
 	if (ready)
@@ -381,52 +416,89 @@ static unsigned evict_batch(struct victim *v, unsigned n, int *err,
 	return ready;
 }
 
-/* One pass over [first, last]; returns how many chunks another thread was
- * busy with (the evictor claimed them between our check and our claim). */
-static unsigned evict_range_pass(struct ufo_obj *obj, uint64_t first,
-				 uint64_t last, bool clean_only, int *err)
-{
+/* ---- sweeps: reset, refresh, DONTNEED and free. */
+
+/*
+ * A sweep walks its range once and claims each resident chunk (EVICTING)
+ * the moment it sees it, dropping them EVICT_BATCH at a time.  Two rules
+ * make it finish, and keep the budget, whatever faulting threads do
+ * (issue 16):
+ *  - Claim while walking, never "collect now, claim later".  Collected
+ *    chunks stayed queued, so the evictor took some of them meanwhile; the
+ *    sweep then lost its claim (-EBUSY) and walked the whole range again,
+ *    and against steady faults some chunk was always lost: reset and
+ *    refresh ran for tens of seconds, or until the faults stopped.  Once
+ *    claimed, a chunk is the sweep's, so one pass is enough.
+ *  - Never sleep while holding claims.  A sweep waiting for a busy chunk
+ *    (a load that waits for budget, a sync's writeback) first drops what
+ *    it holds.  Held claims are memory the evictor cannot free; a load
+ *    waiting for room while the sweep waited for that load was the
+ *    evictor's "nothing evictable" from which every fault went over
+ *    budget.
+ * A chunk touched again after the sweep passed it stays resident: that
+ * touch came after the sweep, as far as the caller can tell.
+ */
+struct sweep {
 	struct victim v[EVICT_BATCH];
-	unsigned n = 0, busy = 0;
+	unsigned n;
+	int err; /* the first writeback error */
+};
 
-	for (uint64_t idx = first; idx <= last; idx++) {
-		struct ufo_chunk *c = &obj->chunks[idx];
+static void sweep_flush(struct sweep *s)
+{
+	if (s->n)
+		evict_batch(s->v, s->n, true, &s->err);
+	s->n = 0;
+}
 
-		pthread_mutex_lock(&obj->lock);
-		chunk_wait_idle(obj, c);
-		if (chunk_is_resident(c) &&
-		    !(clean_only && c->state == CHUNK_DIRTY))
-			v[n++] = (struct victim){ .obj = obj, .c = c };
+static bool chunk_is_busy(const struct ufo_chunk *c)
+{
+	return c->state == CHUNK_FETCHING || c->state == CHUNK_WRITEBACK ||
+	       c->state == CHUNK_EVICTING;
+}
+
+/* Claims chunk c for the sweep if it is resident (and dirty chunks are
+ * wanted), waiting first for whoever is busy with it. */
+static void sweep_visit(struct sweep *s, struct ufo_obj *obj,
+			struct ufo_chunk *c, bool clean_only)
+{
+	pthread_mutex_lock(&obj->lock);
+	if (chunk_is_busy(c) && s->n) {
 		pthread_mutex_unlock(&obj->lock);
-		if (n == EVICT_BATCH || (n && idx == last)) {
-			evict_batch(v, n, err, &busy);
-			n = 0;
-		}
+		sweep_flush(s);
+		pthread_mutex_lock(&obj->lock);
 	}
-	return busy;
+	chunk_wait_idle(obj, c);
+	if (chunk_is_resident(c) && !(clean_only && c->state == CHUNK_DIRTY)) {
+		s->v[s->n] = (struct victim){ .obj = obj, .c = c };
+		victim_claim_locked(&s->v[s->n++]);
+	}
+	pthread_mutex_unlock(&obj->lock);
+	if (s->n == EVICT_BATCH)
+		sweep_flush(s);
+}
+
+static int sweep_range(struct ufo_obj *obj, uint64_t first, uint64_t last,
+		       bool clean_only)
+{
+	struct sweep s = { .n = 0 };
+
+	for (uint64_t idx = first; idx <= last; idx++)
+		sweep_visit(&s, obj, &obj->chunks[idx], clean_only);
+	sweep_flush(&s);
+	return s.err;
 }
 
 int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
 {
-	int err = 0;
-
-	/* Repeat while we lost races, so that on return every chunk of the
-	 * range is dropped unless its writeback failed or a thread touched it
-	 * again meanwhile. */
-	while (evict_range_pass(obj, first, last, false, &err) && !err)
-		;
-	return err;
+	return sweep_range(obj, first, last, false);
 }
 
 int evict_clean(struct ufo_obj *obj)
 {
-	int err = 0;
-
 	/* In hash mode "clean" is unknown until hashed: a changed chunk is
 	 * written back before it is dropped, as on any eviction. */
-	while (evict_range_pass(obj, 0, obj->nchunks - 1, true, &err) && !err)
-		;
-	return err;
+	return sweep_range(obj, 0, obj->nchunks - 1, true);
 }
 
 /* ---- sync. */
@@ -535,19 +607,16 @@ static unsigned evict_to_low(struct ufo_ctx *ctx, bool *failed)
 	       charged(ctx) > (int64_t)ctx->cfg.low_watermark &&
 	       (n = claim_victims(ctx, v)) > 0) {
 		int err = 0;
-		unsigned dropped, busy = 0;
+		unsigned dropped;
 
 		memcpy(held, v, n * sizeof(*v));
-		dropped = evict_batch(v, n, &err, &busy);
+		dropped = evict_batch(v, n, false, &err);
 		for (unsigned i = 0; i < n; i++)
 			obj_put(held[i].obj);
 		total += dropped;
 		*failed |= err != 0;
 		if (!dropped)
 			break;
-		pthread_mutex_lock(&ctx->budget_lock);
-		pthread_cond_broadcast(&ctx->budget_cond);
-		pthread_mutex_unlock(&ctx->budget_lock);
 	}
 	return total;
 }
@@ -571,14 +640,20 @@ static bool queues_empty(struct ufo_ctx *ctx)
 }
 
 /*
- * After a pass that dropped nothing: stuck (waiters may exceed the budget)
- * only if nothing will become evictable soon.  Victims someone else was
- * busy with are transient, and loads in flight become evictable when they
- * land, so with an empty queue we wait STUCK_GRACE_MS for them.  They may
- * never land: a populate that reads another UFO holds its reservation while
- * the inner load waits for budget.  Past the grace period the inner load
- * goes over budget by that chunk, within "high + chunks in flight".
- * Writebacks that keep failing make the evictor stuck at once.
+ * After a pass that dropped nothing: stuck (the loads waiting now may
+ * exceed the budget) only if nothing will become evictable soon.  Victims
+ * someone else was busy with are transient, and with an empty queue every
+ * resident chunk is on its way into it or out of memory: loads in flight
+ * land and are queued, a landed chunk is counted resident a moment before
+ * it is queued (budget_commit), and chunks a sweep has claimed are freed
+ * when it drops them.  So an empty queue is given STUCK_GRACE_MS, measured
+ * from the first pass that found it empty and reset by any pass that drops
+ * a chunk.  The wait may never end: a
+ * populate that reads another UFO holds its reservation while the inner
+ * load waits for budget, and a sweep's writeback may do the same.  Past the
+ * grace period the inner load goes over budget by that chunk, within
+ * "high + chunks in flight".  Writebacks that keep failing make the
+ * evictor stuck at once.
  */
 #define STUCK_GRACE_MS 20
 
@@ -592,8 +667,6 @@ static bool evictor_is_stuck(struct ufo_ctx *ctx, bool failed)
 		ctx->queues_empty_since = 0;
 		return false;
 	}
-	if (atomic_load(&ctx->inflight) <= 0)
-		return true;
 	if (!ctx->queues_empty_since)
 		ctx->queues_empty_since = now;
 	return now - ctx->queues_empty_since >= STUCK_GRACE_MS * 1000000ull;
@@ -617,9 +690,14 @@ static void *evictor_main(void *arg)
 		pthread_mutex_unlock(&ctx->budget_lock);
 		if (evict_to_low(ctx, &failed) == 0)
 			stuck = evictor_is_stuck(ctx, failed);
+		else
+			ctx->queues_empty_since = 0;
 		pthread_mutex_lock(&ctx->budget_lock);
 		if (stuck && !ctx->evictor_stuck)
 			log_warn(ctx, "over budget with nothing evictable (writebacks failing or chunks held): exceeding the budget");
+		/* The verdict: loads waiting now may go over budget. */
+		if (stuck)
+			ctx->stuck_gen++;
 		ctx->evictor_stuck = stuck;
 		pthread_cond_broadcast(&ctx->budget_cond);
 		if (!stuck && evictor_has_work(ctx) && charged(ctx) >

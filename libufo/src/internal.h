@@ -393,7 +393,11 @@ struct ufo_ctx {
 	pthread_cond_t budget_cond;  /* room was made */
 	pthread_cond_t evict_cond;   /* the evictor has work */
 	_Atomic unsigned budget_waiters; /* changed under budget_lock */
-	bool evictor_stuck;          /* nothing evictable: waiters proceed */
+	bool evictor_stuck;          /* the last pass found nothing evictable
+				      * (for logging once per episode) */
+	uint64_t stuck_gen;          /* verdicts "nothing evictable": each
+				      * lets the loads then waiting go over
+				      * budget (budget_hopeless) */
 	uint64_t queues_empty_since; /* evictor only: ns, 0 when not empty */
 	pthread_t evictor;
 	bool evictor_started;
@@ -450,7 +454,8 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 int evictor_start(struct ufo_ctx *ctx);
 void evictor_stop(struct ufo_ctx *ctx);
 /* Reserves room for len bytes about to be fetched.  A demand fetch (wait)
- * blocks until the budget has room or the evictor is stuck; a prefetch
+ * blocks until the budget has room or the evictor finds nothing it can
+ * drop (then it goes over budget by len); a prefetch
  * returns -ENOSPC instead.  Release with budget_release(len) on failure. */
 int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait);
 void budget_release(struct ufo_ctx *ctx, size_t len);
