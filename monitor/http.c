@@ -3,9 +3,10 @@
  * The monitor's HTTP server: libmicrohttpd with one internal thread.  The
  * listening socket is ours (bound before the daemon starts, so errors are
  * plain errnos and port 0 works); MHD enforces the bounds in monitor.h:
- * past MON_MAX_CONNECTIONS new connections are closed at accept, a request
- * whose headers exceed MON_CONNECTION_MEMORY is answered 431, and idle
- * connections are dropped after MON_CONNECTION_TIMEOUT_S.
+ * past MON_MAX_CONNECTIONS new connections wait in the listen backlog,
+ * past MON_MAX_CONNECTIONS_PER_IP from one address they are closed at
+ * accept, a request whose headers exceed MON_CONNECTION_MEMORY is answered
+ * 431, and a connection silent for MON_CONNECTION_TIMEOUT_S is dropped.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,8 +21,6 @@
 
 #include "assets.h"
 #include "monitor.h"
-
-#define MON_LISTEN_BACKLOG 64
 
 struct mon_server {
 	struct MHD_Daemon *daemon;
@@ -167,8 +166,27 @@ static int listen_on(struct mon_server *s)
 	return fd;
 }
 
-/* MHD's thread inherits the caller's signal mask: block everything while
- * it is created, so the embedding program's signals never land there. */
+/*
+ * poll(), not epoll: libmicrohttpd 0.9.75 (Debian 12) registers connections
+ * edge-triggered in epoll and, after a read shorter than its buffer, waits
+ * for the next edge before reading again.  A peer that sent half a request
+ * and closed before MHD read it (one still in the listen backlog, or one
+ * whose bytes and FIN arrive together) leaves no further edge: MHD never
+ * reads the EOF, and the connection holds its slot until the timeout.
+ * With poll(), level-triggered, the pending EOF is seen on the next pass
+ * and the slot frees at once.  poll() and not select(): the embedding
+ * process (ufo-server) may have descriptors past FD_SETSIZE.
+ *
+ * One timeout for every connection, short: MHD has a single inactivity
+ * timer per connection, and a keep-alive connection waiting for its next
+ * request is, to it, a request with no header bytes yet.  A longer timeout
+ * for idle connections than for half-sent ones (MHD_set_connection_option
+ * from the connection notifications) would protect nothing, since a peer
+ * can send one whole request first.
+ *
+ * MHD's thread inherits the caller's signal mask: block everything while
+ * it is created, so the embedding program's signals never land there.
+ */
 static struct MHD_Daemon *daemon_start(struct mon_server *s, int fd)
 {
 	sigset_t all, old;
@@ -177,10 +195,12 @@ static struct MHD_Daemon *daemon_start(struct mon_server *s, int fd)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	d = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | (s->v6 ? MHD_USE_IPv6 : 0), 0,
+		MHD_USE_POLL_INTERNAL_THREAD | (s->v6 ? MHD_USE_IPv6 : 0), 0,
 		NULL, NULL, answer, s,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)MON_MAX_CONNECTIONS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned)MON_MAX_CONNECTIONS_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)MON_CONNECTION_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)MON_CONNECTION_MEMORY,

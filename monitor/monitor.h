@@ -23,9 +23,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bounds on what a client can make the monitor hold (docs/monitor.md). */
-#define MON_MAX_CONNECTIONS 32          /* more are refused at accept */
-#define MON_CONNECTION_TIMEOUT_S 10     /* idle connections are closed */
+/* Bounds on what a client can make the monitor hold (docs/monitor.md).
+ * One address gets a quarter of the slots, enough for a browser (six
+ * connections per host) and a scraper side by side: it takes four
+ * addresses to fill the monitor.  A connection closed by its peer frees
+ * its slot at once, whatever it had sent. */
+#define MON_MAX_CONNECTIONS 64          /* more wait in the listen backlog */
+#define MON_MAX_CONNECTIONS_PER_IP 16   /* more from one address are
+					 * closed at accept */
+#define MON_LISTEN_BACKLOG 64           /* connections waiting for a slot */
+#define MON_CONNECTION_TIMEOUT_S 3      /* a connection that sends nothing
+					 * this long is closed, whether idle
+					 * or in the middle of its headers */
 #define MON_CONNECTION_MEMORY (32u << 10) /* request line + headers; past
 					   * it: 431 and close */
 #define MON_ADDR_MAX 64                 /* "[v6 address]:port" */

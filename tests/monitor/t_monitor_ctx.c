@@ -218,10 +218,11 @@ static void test_http_bad_requests(void **state)
 	fixture_free(f);
 }
 
-/* Twice MON_MAX_CONNECTIONS idle connections (more would fill the listen
- * backlog, and connect() would wait on SYN retries): those past the limit
- * are closed at once or wait in the listen backlog, none is served, and
- * once they go the monitor serves again.  The process keeps its fds. */
+/* Twice MON_MAX_CONNECTIONS idle connections, from as many addresses as
+ * MON_MAX_CONNECTIONS_PER_IP asks (more would fill the listen backlog, and
+ * connect() would wait on SYN retries): those past the limit wait in the
+ * listen backlog, none is served, and once the first ones go the monitor
+ * serves again.  The process keeps its fds. */
 static void test_http_many_connections(void **state)
 {
 	struct fixture *f = http_fixture();
@@ -231,7 +232,8 @@ static void test_http_many_connections(void **state)
 	char c, answer[13];
 
 	for (size_t i = 0; i < UFO_ARRAY_SIZE(fds); i++) {
-		fds[i] = t_http_connect(f->port);
+		fds[i] = t_http_connect_from(i / MON_MAX_CONNECTIONS_PER_IP,
+					     f->port);
 		assert_true(fds[i] >= 0);
 	}
 	t_sleep_us(300 * 1000);
@@ -254,6 +256,60 @@ static void test_http_many_connections(void **state)
 	close(last);
 	T_WAIT_UNTIL(t_http_get(f->port, "/metrics", NULL) == 200);
 	assert_int_equal(t_http_get(f->port, "/metrics", NULL), 200);
+	fixture_free(f);
+}
+
+/* Issue 17: twice MON_MAX_CONNECTIONS peers send half a request, from as
+ * many addresses as it takes to fill every slot (the rest wait in the
+ * listen backlog), and all close.  Every slot must free at once: with
+ * libmicrohttpd's epoll loop the ones accepted after their peer closed
+ * never saw the EOF and held their slots until the timeout (10 s then).
+ * The bound is 1 s, far above a loopback answer even under TSan. */
+static void test_http_half_sent_closed(void **state)
+{
+	struct fixture *f = http_fixture();
+	int fds[2 * MON_MAX_CONNECTIONS];
+	int64_t ms;
+
+	_Static_assert(MON_LISTEN_BACKLOG >= MON_MAX_CONNECTIONS,
+		       "the connections past the limit fit in the backlog");
+	t_half_sent_open(f->port, fds, UFO_ARRAY_SIZE(fds),
+			 MON_MAX_CONNECTIONS_PER_IP);
+	t_sleep_us(200 * 1000);
+	t_half_sent_close(fds, UFO_ARRAY_SIZE(fds));
+	ms = t_metrics_ms(f->port, 0, 15000);
+	fprintf(stderr, "/metrics answered %lld ms after %zu half-sent "
+		"connections closed\n", (long long)ms, UFO_ARRAY_SIZE(fds));
+	assert_true(ms >= 0 && ms < 1000);
+	fixture_free(f);
+}
+
+/* Issue 17: one address opens twice MON_MAX_CONNECTIONS_PER_IP half-sent
+ * requests and keeps them open (before that limit, 32 of them took every
+ * slot).  It gets MON_MAX_CONNECTIONS_PER_IP slots and the rest are closed
+ * at once; another address is served within 1 s while those slots are
+ * still held, and the holder's own address once its connections time out
+ * (MON_CONNECTION_TIMEOUT_S of silence). */
+static void test_http_half_sent_held(void **state)
+{
+	struct fixture *f = http_fixture();
+	int fds[2 * MON_MAX_CONNECTIONS_PER_IP], held;
+	int64_t other, same;
+
+	t_half_sent_open(f->port, fds, UFO_ARRAY_SIZE(fds),
+			 UFO_ARRAY_SIZE(fds));
+	T_WAIT_UNTIL(t_half_sent_open_count(fds, UFO_ARRAY_SIZE(fds)) <=
+		     MON_MAX_CONNECTIONS_PER_IP);
+	other = t_metrics_ms(f->port, 1, 15000);
+	held = t_half_sent_open_count(fds, UFO_ARRAY_SIZE(fds));
+	same = t_metrics_ms(f->port, 0, 15000);
+	fprintf(stderr, "%d of %zu half-sent connections from 127.0.0.1 held; "
+		"/metrics answered 127.0.0.2 in %lld ms, 127.0.0.1 in %lld ms\n",
+		held, UFO_ARRAY_SIZE(fds), (long long)other, (long long)same);
+	assert_int_equal(held, MON_MAX_CONNECTIONS_PER_IP);
+	assert_true(other >= 0 && other < 1000);
+	assert_true(same >= 0 && same < (MON_CONNECTION_TIMEOUT_S + 1) * 1000);
+	t_half_sent_close(fds, UFO_ARRAY_SIZE(fds));
 	fixture_free(f);
 }
 
@@ -305,6 +361,8 @@ int main(void)
 		cmocka_unit_test(test_http_endpoints),
 		cmocka_unit_test(test_http_bad_requests),
 		cmocka_unit_test(test_http_many_connections),
+		cmocka_unit_test(test_http_half_sent_closed),
+		cmocka_unit_test(test_http_half_sent_held),
 		cmocka_unit_test(test_port_in_use),
 		cmocka_unit_test(test_env_override),
 	};

@@ -4,8 +4,11 @@
  * default.  ufo-server runs no monitor unless asked; asked with a bare port
  * or "on", it binds 127.0.0.1; the shared address parser maps ":PORT" and
  * "localhost" to 127.0.0.1.  What the kernel reports in /proc/net/tcp is
- * what is checked, not what the program says.
+ * what is checked, not what the program says.  Whoever reaches the monitor
+ * cannot keep it from answering others by leaving requests unfinished
+ * (issue 17).
  */
+#include "../monitor/t_mon.h"
 #include "monitor.h"
 #include "t_srv.h"
 
@@ -154,11 +157,53 @@ static void test_server_monitor(void **state)
 	t_srv_fini(&s);
 }
 
+/* Issue 17 against ufo-server's monitor (tests/monitor checks the
+ * library's): half-sent requests closed by their peers free their slots at
+ * once, and one address holding its share of slots with half-sent requests
+ * leaves another address served.  1 s is far above a loopback answer; it
+ * took 10 s (MON_CONNECTION_TIMEOUT_S then) before. */
+static void test_server_monitor_half_sent(void **state)
+{
+	char *bare[] = { "--monitor", "0", NULL };
+	int fds[2 * MON_MAX_CONNECTIONS];
+	struct mon_server *m;
+	int64_t closed, other;
+	struct t_srv s;
+	uint16_t port;
+
+	if (mon_server_start(":0", render, NULL, &m) == -EOPNOTSUPP)
+		skip(); /* built without libmicrohttpd: no monitor to check */
+	mon_server_stop(m);
+	t_srv_init(&s);
+	port = server_monitor_port(&s, bare);
+	assert_true(port > 0);
+
+	t_half_sent_open(port, fds, 2 * MON_MAX_CONNECTIONS,
+			 MON_MAX_CONNECTIONS_PER_IP);
+	t_sleep_ms(200);
+	t_half_sent_close(fds, 2 * MON_MAX_CONNECTIONS);
+	closed = t_metrics_ms(port, 0, 15000);
+
+	t_half_sent_open(port, fds, 2 * MON_MAX_CONNECTIONS_PER_IP,
+			 2 * MON_MAX_CONNECTIONS_PER_IP);
+	t_sleep_ms(200); /* the monitor has read their half requests */
+	other = t_metrics_ms(port, 1, 15000);
+	t_half_sent_close(fds, 2 * MON_MAX_CONNECTIONS_PER_IP);
+	fprintf(stderr, "ufo-server's /metrics answered %lld ms after the "
+		"half-sent connections closed, %lld ms while held\n",
+		(long long)closed, (long long)other);
+	assert_true(closed >= 0 && closed < 1000);
+	assert_true(other >= 0 && other < 1000);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parser_defaults_to_loopback),
 		cmocka_unit_test(test_server_monitor),
+		cmocka_unit_test(test_server_monitor_half_sent),
 	};
 
 	t_server_bin();
