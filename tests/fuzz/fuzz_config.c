@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "internal.h"
+#include "engine/engine.h"
 #include "monitor.h"
 
 #define MAX_ARGS 32

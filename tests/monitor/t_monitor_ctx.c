@@ -8,7 +8,7 @@
 #include <poll.h>
 
 #include "../t_helpers.h"
-#include "internal.h"
+#include "engine/engine.h"
 #include "t_mon.h"
 
 #define CHUNK (64 * T_KIB)

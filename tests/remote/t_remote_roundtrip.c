@@ -199,7 +199,7 @@ static void test_partial_overwrite(void **state)
 }
 
 /*
- * Remote writebacks run several at once (evict.c, WRITEBACK_WIDTH) while
+ * Remote writebacks run several at once (engine/writeback.c, WRITEBACK_WIDTH) while
  * threads keep writing: each thread owns the words i % WRITERS == t and
  * keeps a shadow of them; under a budget of 4 chunks of 16 KiB every
  * eviction batch writes back in parallel with stores into other chunks

@@ -4,15 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "engine.h"
 
 static unsigned latency_bucket(uint64_t us)
 {
@@ -91,4 +83,22 @@ uint64_t ufo_stats_latency_percentile(const struct ufo_stats *s, double p)
 			return (uint64_t)1 << i; /* bucket upper bound */
 	}
 	return (uint64_t)1 << (UFO_HIST_BUCKETS - 1);
+}
+
+/* ---- what backends report (backend.h). */
+
+void obj_count_fetch(struct ufo_obj *obj, uint64_t ns)
+{
+	STAT_ADD(obj, populate_calls, 1);
+	STAT_ADD(obj, populate_ns, ns);
+}
+
+void obj_count_fetch_error(struct ufo_obj *obj)
+{
+	STAT_ADD(obj, populate_errors, 1);
+}
+
+void obj_count_store_error(struct ufo_obj *obj)
+{
+	STAT_ADD(obj, writeback_errors, 1);
 }

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal structures of libufo.  Nothing here is exported (libufo.map).
+ * The engine: userfaultfd, objects and their chunks, the budget, eviction,
+ * writeback, readahead, statistics and the monitor's view of them.  Files
+ * of engine/ include this; nothing outside engine/ does (tests that check
+ * internals excepted).  Below the engine the backends are reached only
+ * through backend/backend.h.
  *
  * Locking, outermost first:
  *   ctx->reg_lock (rwlock)  the ordered object registry
@@ -9,8 +13,8 @@
  *   ctx->budget_lock        budget waiters (leaf)
  * No lock is held while a backend fetches or stores (DESIGN invariant 4).
  */
-#ifndef UFO_INTERNAL_H
-#define UFO_INTERNAL_H
+#ifndef UFO_ENGINE_H
+#define UFO_ENGINE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,12 +22,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend/backend.h"
 #include "monitor.h"
 #include "ufo.h"
-
-#define UFO_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define ufo_container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "util.h"
 
 /* ------------------------------------------------------------ chunk state */
 
@@ -94,112 +96,6 @@ struct ufo_counters {
 
 void stats_record_latency(struct ufo_obj *obj, uint64_t ns);
 void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out);
-uint64_t now_ns(void);
-
-/* --------------------------------------------------------------- backends */
-
-/*
- * A backend moves chunk bytes between the UFO and where they live.  The
- * fault path calls only these ops, never a backend by kind.  Both calls are
- * made with no lock held, may block, and retry transient errors themselves
- * under ctx->cfg.retries; a non-zero return is final.
- */
-struct ufo_backend_ops {
-	const char *name;
-	/* Fill dst with elements [start, end). */
-	int (*fetch)(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		     void *dst);
-	/* Persist elements [start, end) from src; 0 only once durable. */
-	int (*store)(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		     const void *src);
-	/* Releases obj->backend_data (may be NULL: nothing to release). */
-	void (*close)(struct ufo_obj *obj);
-	/* store may run for several chunks at once (it waits on a server,
-	 * and is thread-safe); the application's callbacks are not. */
-	bool parallel;
-	/* Objects stored on servers (NULL for the callback backend): the
-	 * object's name there, how many servers hold it, and the client's
-	 * counters for server i (its address as server; connected 0 while
-	 * it is known down; -ENOENT: no such server now). */
-	const char *(*remote_name)(const struct ufo_obj *obj);
-	unsigned (*servers)(const struct ufo_obj *obj);
-	int (*server_status)(const struct ufo_obj *obj, unsigned i,
-			     struct ufo_client_stats *out);
-};
-
-extern const struct ufo_backend_ops callback_backend;
-
-/* Creates an object served by backend (which owns backend_data from the
- * moment this returns 0). */
-int obj_create(struct ufo_ctx *ctx, const struct ufo_params *p,
-	       const struct ufo_backend_ops *backend, void *backend_data,
-	       struct ufo_obj **out);
-
-/* Client internals used by the remote backend (client.c). */
-struct ufo_client;
-struct ufo_remote_info;
-int client_open(struct ufo_client *cl, const char *name,
-		struct ufo_remote_info *out);
-int client_timeout_ms(const struct ufo_client *cl);
-/* Reads by one-sided RDMA READ after a MAP (cached per connection).
- * -EOPNOTSUPP when this client's transport cannot or the server would not
- * map the range: read it with ufo_client_read instead. */
-int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
-		       void *buf, size_t len);
-/* The same for a write: RDMA WRITE into the mapped range, then COMMIT,
- * answered once durable.  -EOPNOTSUPP: use ufo_client_write. */
-int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
-			const void *src, size_t len);
-/* One request: p1/p2 are sent after the header; the answer fills fixed
- * (exactly fixed_len bytes) then up to data_cap bytes of data. */
-struct client_call {
-	uint16_t op;
-	const void *p1;
-	size_t l1;
-	const void *p2;
-	size_t l2;
-	void *fixed;
-	size_t fixed_len;
-	void *data;
-	size_t data_cap;
-	size_t data_len; /* out */
-};
-/* For the cluster layer: a client whose server may be down now (the
- * first connect's error is *connect_err; later requests reconnect). */
-int client_new(const char *url, const struct ufo_remote_opts *opts,
-	       struct ufo_client **out, int *connect_err);
-int client_call_sync(struct ufo_client *cl, struct client_call *k);
-/* Requests to several servers at once: start sends (k must live until
- * finish), finish waits and frees; finish(NULL) is -ENOMEM. */
-struct client_op;
-struct client_op *client_start(struct ufo_client *cl, struct client_call *k);
-int client_finish(struct client_op *o);
-
-/* remote.c: errors worth retrying (connection trouble, a busy or
- * stopping server, a stale placement), and the retry loop of remote and
- * cluster objects: fn runs until it succeeds, fails for good, or
- * timeout_ms has passed since the first attempt (doubling delays). */
-bool remote_transient(int err);
-struct remote_io {
-	const char *name; /* for the log */
-	int (*fn)(void *arg, bool write, uint64_t off, char *buf, size_t len);
-	void *arg;
-	int timeout_ms;
-};
-int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
-		 uint64_t off, void *buf, size_t len);
-
-/* cluster.c: replicated objects.  cluster_url: whether url names several
- * servers ("a,b" or an empty host for $UFO_SERVERS, or a host name with
- * several addresses of one family), and which. */
-bool cluster_url(const char *url, char *servers, size_t cap, char *name,
-		 size_t name_cap);
-int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
-			const char *name, const struct ufo_remote_opts *opts,
-			struct ufo_obj **out);
-
-/* The server's name of a remote or replicated object, NULL for others. */
-const char *remote_object_name(const struct ufo_obj *obj);
 
 /* ----------------------------------------------------------------- object */
 
@@ -221,9 +117,6 @@ struct ufo_obj {
 	bool wp;            /* installed write-protected, dirty via WP faults */
 	const struct ufo_backend_ops *backend;
 	void *backend_data;
-	ufo_populate_fn populate;
-	ufo_writeback_fn writeback;
-	void *user;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* broadcast when a chunk leaves a busy state */
@@ -419,13 +312,6 @@ struct ufo_ctx {
 
 /* ------------------------------------------------------------ entry points */
 
-void logf_ctx(const struct ufo_ctx *ctx, enum ufo_log_level lvl,
-	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#define log_err(ctx, ...) logf_ctx(ctx, UFO_LOG_ERROR, __VA_ARGS__)
-#define log_warn(ctx, ...) logf_ctx(ctx, UFO_LOG_WARN, __VA_ARGS__)
-#define log_info(ctx, ...) logf_ctx(ctx, UFO_LOG_INFO, __VA_ARGS__)
-#define log_debug(ctx, ...) logf_ctx(ctx, UFO_LOG_DEBUG, __VA_ARGS__)
-
 int config_apply_env(struct ufo_config *cfg, const struct ufo_ctx *ctx);
 int config_finish(struct ufo_config *cfg);
 
@@ -436,12 +322,42 @@ void ctx_monitor_stop(struct ufo_ctx *ctx);
 /* The mon_render_fn of a context (user is the ctx): its metrics in format. */
 int ctx_monitor_render(void *user, enum mon_format format, struct mon_buf *out);
 
+/* handlers.c: the fault-handling threads and the starvation watchdog. */
 int handlers_start(struct ufo_ctx *ctx);
 void handlers_stop(struct ufo_ctx *ctx);
-/* A handler entered a callback and every handler is now busy. */
-void watchdog_all_busy(struct ufo_ctx *ctx);
-/* pthread_create with every signal blocked in the new thread. */
-int spawn_masked(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/*
+ * A handler (or a load waiting for budget) counts itself busy while it
+ * cannot take faults.  When that makes every handler busy the watchdog is
+ * told; it starts another handler if they stay busy (handlers.c).
+ */
+static inline void busy_enter(struct ufo_ctx *ctx)
+{
+	if (atomic_fetch_add(&ctx->busy, 1) + 1 >= atomic_load(&ctx->nthreads)) {
+		pthread_mutex_lock(&ctx->thr_lock);
+		pthread_cond_signal(&ctx->watch_cond);
+		pthread_mutex_unlock(&ctx->thr_lock);
+	}
+}
+
+static inline void busy_exit(struct ufo_ctx *ctx)
+{
+	atomic_fetch_sub(&ctx->busy, 1);
+}
+
+/* fault.c: reads one userfaultfd message and handles it; false when there
+ * was none (another handler took it). */
+bool fault_handle_message(struct ufo_ctx *ctx);
+
+/* readahead.c: readahead on a demand fault, and the background work queue
+ * that idle handlers run (readahead, WILLNEED). */
+void readahead_on_fault(struct ufo_obj *obj, uint64_t idx);
+/* Runs one queued background load; drains the queue at stop. */
+void work_run_one(struct ufo_ctx *ctx);
+void work_drain(struct ufo_ctx *ctx);
+
+/* load.c: a handler thread's load buffers are released when it ends. */
+void load_thread_exit(void);
 /* Queues a background load of chunks [first, last] of obj. */
 void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 		    bool readahead);
@@ -451,9 +367,10 @@ void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		uint32_t epoch);
 
+/* evict.c */
 int evictor_start(struct ufo_ctx *ctx);
 void evictor_stop(struct ufo_ctx *ctx);
-/* Reserves room for len bytes about to be fetched.  A demand fetch (wait)
+/* budget.c.  Reserves room for len bytes about to be fetched.  A demand fetch (wait)
  * blocks until the budget has room or the evictor finds nothing it can
  * drop (then it goes over budget by len); a prefetch
  * returns -ENOSPC instead.  Release with budget_release(len) on failure. */
@@ -465,15 +382,46 @@ void budget_commit(struct ufo_obj *obj, size_t len);
 void budget_uncommit(struct ufo_obj *obj, size_t len);
 /* Resident bytes of obj dropped. */
 void budget_uncharge(struct ufo_obj *obj, size_t len);
+/* Resident plus reserved bytes: what the watermarks are compared with. */
+int64_t budget_charged(struct ufo_ctx *ctx);
+/* Wakes loads waiting for budget: memory was dropped. */
+void budget_room_made(struct ufo_ctx *ctx);
 
 /* Writes back (if dirty) and drops every chunk of obj overlapping chunks
  * [first, last]; waits for busy chunks.  Returns 0 or the first error. */
 int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last);
 /* Drops every clean resident chunk of obj (ufo_refresh). */
 int evict_clean(struct ufo_obj *obj);
-/* Writes back every dirty chunk in [first, last], keeping them resident. */
+/* sync.c: writes back every dirty chunk in [first, last], keeping them
+ * resident. */
 int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last);
 
+/* writeback.c: persisting one chunk, and running several at once. */
+/* Persists chunk idx if it holds unsaved writes; the chunk is in WRITEBACK
+ * or EVICTING and `was` is its state before.  In WP mode the range is
+ * write-protected first, so the bytes handed to the backend cannot change
+ * while it runs.  Returns 0 (saved or nothing to save) or -errno. */
+int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was);
+/* After a failed store the chunk goes back to `was`, writable again if it
+ * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
+void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
+			enum chunk_state was);
+/* fn(arg, i) for i in [0, n) on up to width threads, the caller one of
+ * them; without threads (spawn failed) the caller does it all. */
+void parallel_each(uint64_t n, unsigned width,
+		   void (*fn)(void *arg, uint64_t i), void *arg);
+/* How many stores of obj may run at once. */
+unsigned store_width(const struct ufo_obj *obj);
+
+/* chunk.c: the content hash of hash mode. */
 uint64_t chunk_hash(const void *p, size_t len);
 
-#endif /* UFO_INTERNAL_H */
+/* registry.c: objects are added at creation, removed at free. */
+int registry_add(struct ufo_ctx *ctx, struct ufo_obj *obj);
+void registry_del(struct ufo_ctx *ctx, struct ufo_obj *obj);
+
+/* servers.c: the server's name of a remote or replicated object, NULL for
+ * others. */
+const char *remote_object_name(const struct ufo_obj *obj);
+
+#endif /* UFO_ENGINE_H */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "engine.h"
 
 #define DEFAULT_HIGH_WATERMARK ((size_t)1 << 30)
 #define DEFAULT_THREADS 2

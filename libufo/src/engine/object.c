@@ -1,135 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Objects: creation, the ordered registry, accessors, free. */
+/* Objects: creation, free, accessors and whole-object operations. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "engine.h"
 
 void ufo_params_init(struct ufo_params *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->elem_size = 1;
-}
-
-void obj_get(struct ufo_obj *obj)
-{
-	atomic_fetch_add(&obj->refs, 1);
-}
-
-void obj_put(struct ufo_obj *obj)
-{
-	/* ufo_free waits on obj->cond for the last user to leave. */
-	if (atomic_fetch_sub(&obj->refs, 1) == 2) {
-		pthread_mutex_lock(&obj->lock);
-		pthread_cond_broadcast(&obj->cond);
-		pthread_mutex_unlock(&obj->lock);
-	}
-}
-
-/* ---- registry: objects sorted by address, binary search. */
-
-/* Index of the first object whose mapping starts above addr. */
-static size_t registry_upper(const struct ufo_ctx *ctx, uintptr_t addr)
-{
-	size_t lo = 0, hi = ctx->nobjs;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if ((uintptr_t)ctx->objs[mid]->map <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-struct ufo_obj *registry_find(struct ufo_ctx *ctx, uintptr_t addr)
-{
-	struct ufo_obj *obj = NULL;
-	size_t i;
-
-	pthread_rwlock_rdlock(&ctx->reg_lock);
-	i = registry_upper(ctx, addr);
-	if (i > 0) {
-		struct ufo_obj *o = ctx->objs[i - 1];
-		if (addr < (uintptr_t)o->map + o->map_len) {
-			obj = o;
-			obj_get(obj);
-		}
-	}
-	pthread_rwlock_unlock(&ctx->reg_lock);
-	return obj;
-}
-
-static int registry_add(struct ufo_ctx *ctx, struct ufo_obj *obj)
-{
-	size_t i;
-
-	pthread_rwlock_wrlock(&ctx->reg_lock);
-	if (ctx->nobjs == ctx->objs_cap) {
-		size_t cap = ctx->objs_cap ? ctx->objs_cap * 2 : 16;
-		void *n = realloc(ctx->objs, cap * sizeof(*ctx->objs));
-		if (!n) {
-			pthread_rwlock_unlock(&ctx->reg_lock);
-			return -ENOMEM;
-		}
-		ctx->objs = n;
-		ctx->objs_cap = cap;
-	}
-	i = registry_upper(ctx, (uintptr_t)obj->map);
-	memmove(&ctx->objs[i + 1], &ctx->objs[i],
-		(ctx->nobjs - i) * sizeof(*ctx->objs));
-	ctx->objs[i] = obj;
-	ctx->nobjs++;
-	pthread_rwlock_unlock(&ctx->reg_lock);
-	return 0;
-}
-
-static void registry_del(struct ufo_ctx *ctx, struct ufo_obj *obj)
-{
-	pthread_rwlock_wrlock(&ctx->reg_lock);
-	for (size_t i = 0; i < ctx->nobjs; i++) {
-		if (ctx->objs[i] == obj) {
-			memmove(&ctx->objs[i], &ctx->objs[i + 1],
-				(ctx->nobjs - i - 1) * sizeof(*ctx->objs));
-			ctx->nobjs--;
-			break;
-		}
-	}
-	pthread_rwlock_unlock(&ctx->reg_lock);
-}
-
-int registry_for_each(struct ufo_ctx *ctx,
-		      int (*fn)(void *user, struct ufo_obj *obj), void *user)
-{
-	int rc = 0;
-
-	pthread_rwlock_rdlock(&ctx->reg_lock);
-	for (size_t i = 0; i < ctx->nobjs && !rc; i++)
-		rc = fn(user, ctx->objs[i]);
-	pthread_rwlock_unlock(&ctx->reg_lock);
-	return rc;
-}
-
-int ufo_lookup(struct ufo_ctx *ctx, const void *addr, struct ufo_obj **out)
-{
-	struct ufo_obj *obj;
-
-	if (!ctx || !out)
-		return -EINVAL;
-	obj = registry_find(ctx, (uintptr_t)addr);
-	if (!obj)
-		return -ENOENT;
-	/* The header page may start before the header itself. */
-	if ((const char *)addr < obj->body - obj->header_size) {
-		obj_put(obj);
-		return -ENOENT;
-	}
-	*out = obj;
-	obj_put(obj);
-	return 0;
 }
 
 /* ---- creation. */
@@ -231,9 +112,6 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 		return hdr_pages;
 	obj->flags = p->flags;
 	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
-	obj->populate = p->populate;
-	obj->writeback = p->writeback;
-	obj->user = p->user;
 	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
 	if (!obj->chunks)
 		return -ENOMEM;
@@ -283,16 +161,23 @@ int obj_create(struct ufo_ctx *ctx, const struct ufo_params *p,
 	return 0;
 }
 
-int ufo_create(struct ufo_ctx *ctx, const struct ufo_params *p,
-	       struct ufo_obj **out)
+/* ---- what a backend may see of its object (backend.h). */
+
+void *obj_backend_data(const struct ufo_obj *obj)
 {
-	if (!ctx || !p || !out || !p->populate)
-		return -EINVAL;
-	return obj_create(ctx, p, &callback_backend, NULL, out);
+	return obj->backend_data;
 }
 
-/* Stops new background work on obj and waits until only the registry's
- * reference remains (handlers and the evictor have let go). */
+struct ufo_ctx *obj_ctx(const struct ufo_obj *obj)
+{
+	return obj->ctx;
+}
+
+uint64_t obj_id(const struct ufo_obj *obj)
+{
+	return obj->id;
+}
+
 static void obj_quiesce(struct ufo_obj *obj)
 {
 	pthread_mutex_lock(&obj->lock);
@@ -417,3 +302,9 @@ int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 	}
 	return -EINVAL;
 }
+
+int ufo_refresh(struct ufo_obj *obj)
+{
+	return obj ? evict_clean(obj) : -EINVAL;
+}
+

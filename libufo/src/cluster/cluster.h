@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Cluster internals shared by cluster.c (membership, placement, the
- * backend of replicated objects) and repair.c.  docs/cluster.md is the
- * model; the public face is the ufo_cluster_* part of ufo.h.
+ * Cluster internals shared by the files of cluster/: members.c
+ * (membership, health), placement.c, quorum.c (versioned reads and
+ * writes), backend.c (the backend of replicated objects), repair.c,
+ * hlc.c.  docs/cluster.md is the model; the public face is the
+ * ufo_cluster_* part of ufo.h.
  */
 #ifndef UFO_CLUSTER_H
 #define UFO_CLUSTER_H
@@ -13,7 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "backend/backend.h"
+#include "client/client.h"
 #include "transport.h"
 
 #define CLUSTER_PROBE_MS 1000   /* health check of every server */
@@ -126,5 +129,21 @@ uint64_t hlc_next(void);
 void hlc_observe(uint64_t v);
 
 void node_hex(const uint8_t node[WIRE_NODE_ID], char out[33]);
+
+/* quorum.c: one attempt at reading (writing, with version) [off,
+ * off + len) of a replicated object; the backend retries them. */
+int cluster_read_once(struct cobj *o, uint64_t off, size_t len, char *dst);
+int cluster_write_once(struct cobj *o, uint64_t off, size_t len,
+		       const char *src, uint64_t version);
+
+/* members.c: whether url names several servers ("a,b" or an empty host
+ * for $UFO_SERVERS, or a host name with several addresses of one
+ * family), and which. */
+bool cluster_url(const char *url, char *servers, size_t cap, char *name,
+		 size_t name_cap);
+/* backend.c: opens a replicated object on the servers of that list. */
+int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
+			const char *name, const struct ufo_remote_opts *opts,
+			struct ufo_obj **out);
 
 #endif /* UFO_CLUSTER_H */

@@ -14,7 +14,7 @@
  * Rebalance first installs a placement over every member of the list
  * (epoch + 1) and then repairs everything.  Between the two steps a
  * group's new home may hold nothing yet; readers then also ask the other
- * members (cluster.c, read_set_rest), and with R >= 2 one old home stays
+ * members (quorum.c, read_set_rest), and with R >= 2 one old home stays
  * a home when one server is added.
  */
 #include <endian.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "cluster/cluster.h"
 
 struct repair {
 	struct ufo_cluster *c;

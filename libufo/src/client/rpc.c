@@ -18,70 +18,7 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "internal.h"
-#include "transport.h"
-
-#define CLIENT_DEFAULT_TIMEOUT_MS 5000
-#define CLIENT_DEFAULT_CONNECTIONS 2
-#define CLIENT_MAX_CONNECTIONS 16
-#define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
-
-/* A request waiting for its response; lives on the caller's stack. */
-struct rreq {
-	struct rreq *next;
-	uint64_t id;
-	void *fixed;        /* response struct, fixed_len bytes */
-	size_t fixed_len;
-	void *data;         /* variable response bytes, up to data_cap */
-	size_t data_cap;
-	size_t data_len;    /* received */
-	int status;         /* 0 or -errno */
-	char errmsg[WIRE_MAX_ERRMSG + 1];
-	bool receiving;     /* a reader is filling our buffers */
-	bool done;
-};
-
-struct rconn {
-	struct ufo_client *cl;
-	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
-	pthread_cond_t cond;    /* a request completed */
-	pthread_mutex_t send_lock;
-	pthread_mutex_t connect_lock;
-	struct ufo_conn *conn;  /* NULL while down */
-	uint64_t gen;           /* bumped by every (re)connect */
-	uint16_t version;
-	struct rreq *pending;
-	bool reading;           /* a waiter is reading responses */
-	/* Where MAP put object ranges for this connection (one-sided reads);
-	 * valid for the connection generation it was made in. */
-	struct map_entry {
-		uint64_t id, off, gen, raddr;
-		uint32_t len, rkey;
-	} maps[CLIENT_MAP_SLOTS];
-	bool timed_out;         /* torn down because a request timed out */
-};
-
-struct ufo_client {
-	struct net_addr addr;
-	const struct ufo_transport_ops *tops;
-	bool fallback;          /* ufo://: TCP when RDMA cannot connect */
-	uint8_t secret[WIRE_MAX_SECRET];
-	size_t secret_len;
-	int timeout_ms;
-	unsigned nconns;
-	_Atomic uint64_t next_id;
-	_Atomic unsigned rr;
-	/* Counters for ufo_client_status; relaxed atomics, no lock. */
-	_Atomic uint64_t requests, errors, bytes_in, bytes_out, latency_ns_sum;
-	_Atomic uint64_t direct_reads, direct_writes; /* one-sided */
-	_Atomic int64_t latency_ewma_ns;
-	struct rconn conns[CLIENT_MAX_CONNECTIONS];
-};
-
-void ufo_remote_opts_init(struct ufo_remote_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-}
+#include "client/rpc.h"
 
 /* The server's message for this thread's last failed request. */
 static __thread char last_error[WIRE_MAX_ERRMSG + 1];
@@ -196,10 +133,8 @@ static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms)
 	return err == -EPROTO || err == -EBADMSG ? 0 : err;
 }
 
-/* Detaches c from rc and fails every pending request with err; rc->lock
- * held.  Once detached nobody starts to read or send on c, so the caller
- * may close it (conn_close_unused) after unlocking. */
-static void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err)
+/* Contract in rpc.h; closing: conn_close_unused. */
+void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err)
 {
 	struct rreq *r;
 
@@ -255,7 +190,7 @@ static int conn_open(struct ufo_client *cl, struct ufo_conn **out,
 
 /* Makes sure rc is connected.  Only one thread connects a given slot at a
  * time; the others find it up when they get the lock. */
-static int conn_ensure(struct rconn *rc)
+int conn_ensure(struct rconn *rc)
 {
 	struct ufo_conn *c;
 	uint16_t v;
@@ -282,17 +217,6 @@ static int conn_ensure(struct rconn *rc)
 }
 
 /* ---- requests */
-
-static void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
 
 /* Registers r on rc and sends the request.  *registered tells whether r
  * went on the pending list: then it will be completed (by the response,
@@ -402,7 +326,7 @@ static int wait_request(struct rconn *rc, struct rreq *r, uint64_t gen)
 	uint64_t deadline = now_ns() + (uint64_t)rc->cl->timeout_ms * 1000000u;
 	struct timespec ts;
 
-	deadline_after(&ts, rc->cl->timeout_ms);
+	deadline_in(&ts, rc->cl->timeout_ms);
 	pthread_mutex_lock(&rc->lock);
 	while (!r->done) {
 		if (!rc->reading && rc->conn && rc->gen == gen) {
@@ -445,7 +369,7 @@ static void client_count(struct ufo_client *cl, const struct client_call *k, int
 			      memory_order_relaxed);
 }
 
-static struct rconn *pick_conn(struct ufo_client *cl)
+struct rconn *pick_conn(struct ufo_client *cl)
 {
 	return &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
 }
@@ -487,8 +411,8 @@ static int op_finish(struct client_op *o)
 	return err;
 }
 
-static int client_call_on(struct ufo_client *cl, struct rconn *rc,
-			  struct client_call *k)
+int client_call_on(struct ufo_client *cl, struct rconn *rc,
+		   struct client_call *k)
 {
 	struct client_op o;
 
@@ -516,7 +440,7 @@ int client_finish(struct client_op *o)
 	return err;
 }
 
-static int client_call(struct ufo_client *cl, struct client_call *k)
+int client_call(struct ufo_client *cl, struct client_call *k)
 {
 	return client_call_on(cl, pick_conn(cl), k);
 }
@@ -658,392 +582,3 @@ void ufo_client_close(struct ufo_client *cl)
 	client_free(cl);
 }
 
-/* ---- operations */
-
-static int name_payload(const char *name, struct wire_name *n, size_t *len)
-{
-	*len = name ? strlen(name) : 0;
-	if (wire_check_name(name ? name : "", *len))
-		return -EINVAL;
-	memset(n, 0, sizeof(*n));
-	n->name_len = htole16((uint16_t)*len);
-	return 0;
-}
-
-static void info_from_wire(struct ufo_remote_info *out, const char *name,
-			   size_t name_len, const struct wire_objinfo *w)
-{
-	memset(out, 0, sizeof(*out));
-	if (name_len >= sizeof(out->name))
-		name_len = sizeof(out->name) - 1;
-	memcpy(out->name, name, name_len);
-	out->id = le64toh(w->id);
-	out->size = le64toh(w->size);
-	out->chunk_size = le32toh(w->chunk_size);
-	out->allocated = le64toh(w->allocated);
-	out->mtime_ns = le64toh(w->mtime_ns);
-	out->flags = le32toh(w->flags) & WIRE_OBJ_REPLICATED
-			     ? UFO_REMOTE_REPLICATED : 0;
-}
-
-/* OPEN, STAT or DELETE of a name; info may be NULL for DELETE. */
-static int name_call(struct ufo_client *cl, uint16_t op, const char *name,
-		     struct ufo_remote_info *info)
-{
-	struct wire_objinfo w;
-	struct wire_name n;
-	size_t len;
-	struct client_call k = { .op = op, .p1 = &n, .l1 = sizeof(n), .p2 = name,
-			  .fixed = info ? &w : NULL,
-			  .fixed_len = info ? sizeof(w) : 0 };
-	int err;
-
-	if (!cl || (err = name_payload(name, &n, &len)))
-		return -EINVAL;
-	k.l2 = len;
-	err = client_call(cl, &k);
-	if (!err && info)
-		info_from_wire(info, name, len, &w);
-	return err;
-}
-
-int client_open(struct ufo_client *cl, const char *name,
-		struct ufo_remote_info *out)
-{
-	return name_call(cl, WIRE_OPEN, name, out);
-}
-
-int ufo_client_stat(struct ufo_client *cl, const char *name,
-		    struct ufo_remote_info *out)
-{
-	return out ? name_call(cl, WIRE_STAT, name, out) : -EINVAL;
-}
-
-int ufo_client_delete(struct ufo_client *cl, const char *name)
-{
-	return name_call(cl, WIRE_DELETE, name, NULL);
-}
-
-int ufo_client_create(struct ufo_client *cl, const char *name, uint64_t size,
-		      uint32_t chunk_size, struct ufo_remote_info *out)
-{
-	struct wire_create cr = { 0 };
-	struct wire_objinfo w;
-	size_t len = name ? strlen(name) : 0;
-	struct client_call k = { .op = WIRE_CREATE, .p1 = &cr, .l1 = sizeof(cr),
-			  .p2 = name, .l2 = len, .fixed = &w,
-			  .fixed_len = sizeof(w) };
-	int err;
-
-	if (!cl || wire_check_name(name ? name : "", len))
-		return -EINVAL;
-	cr.size = htole64(size);
-	cr.chunk_size = htole32(chunk_size ? chunk_size
-					   : (uint32_t)UFO_DEFAULT_CHUNK_SIZE);
-	cr.name_len = htole16((uint16_t)len);
-	err = client_call(cl, &k);
-	if (!err && out)
-		info_from_wire(out, name, len, &w);
-	return err;
-}
-
-/* Walks one LIST reply; returns the callback's first non-zero result, or
- * -EPROTO when an entry overruns the reply. */
-static int list_walk(const uint8_t *p, size_t len, uint32_t count,
-		     int (*fn)(void *, const struct ufo_remote_info *),
-		     void *user)
-{
-	for (uint32_t i = 0; i < count; i++) {
-		struct wire_list_entry e;
-		struct ufo_remote_info info;
-		uint16_t nl;
-		int rc;
-
-		if (len < sizeof(e))
-			return -EPROTO;
-		memcpy(&e, p, sizeof(e));
-		nl = le16toh(e.name_len);
-		if (len - sizeof(e) < nl || nl > WIRE_MAX_NAME)
-			return -EPROTO;
-		info_from_wire(&info, (const char *)p + sizeof(e), nl, &e.info);
-		if ((rc = fn(user, &info)))
-			return rc;
-		p += sizeof(e) + nl;
-		len -= sizeof(e) + nl;
-	}
-	return 0;
-}
-
-#define LIST_REPLY_MAX (WIRE_LIST_MAX * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME))
-
-int ufo_client_list(struct ufo_client *cl,
-		    int (*fn)(void *user, const struct ufo_remote_info *info),
-		    void *user)
-{
-	struct wire_list req = { .max = htole32(WIRE_LIST_MAX) };
-	struct wire_list_reply rep;
-	uint8_t *buf;
-	int err;
-
-	if (!cl || !fn)
-		return -EINVAL;
-	buf = malloc(LIST_REPLY_MAX);
-	if (!buf)
-		return -ENOMEM;
-	do {
-		struct client_call k = { .op = WIRE_LIST, .p1 = &req, .l1 = sizeof(req),
-				  .fixed = &rep, .fixed_len = sizeof(rep),
-				  .data = buf, .data_cap = LIST_REPLY_MAX };
-		err = client_call(cl, &k);
-		if (!err)
-			err = list_walk(buf, k.data_len, le32toh(rep.count), fn,
-					user);
-		req.cursor = rep.next_cursor;
-	} while (!err && req.cursor);
-	free(buf);
-	return err;
-}
-
-static int io_call(struct ufo_client *cl, uint16_t op, uint64_t id,
-		   uint64_t off, void *buf, size_t len)
-{
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32((uint32_t)len) };
-	struct client_call k = { .op = op, .p1 = &io, .l1 = sizeof(io) };
-	int err;
-
-	if (!cl || len > WIRE_MAX_IO || (len && !buf))
-		return -EINVAL;
-	if (op == WIRE_WRITE) {
-		k.p2 = buf;
-		k.l2 = len;
-	} else {
-		k.data = buf;
-		k.data_cap = len;
-	}
-	err = client_call(cl, &k);
-	if (!err && op == WIRE_READ && k.data_len != len)
-		err = -EPROTO;
-	return err;
-}
-
-int ufo_client_read(struct ufo_client *cl, uint64_t id, uint64_t offset,
-		    void *buf, size_t len)
-{
-	return io_call(cl, WIRE_READ, id, offset, buf, len);
-}
-
-int ufo_client_write(struct ufo_client *cl, uint64_t id, uint64_t offset,
-		     const void *buf, size_t len)
-{
-	return io_call(cl, WIRE_WRITE, id, offset, (void *)buf, len);
-}
-
-int ufo_client_sync(struct ufo_client *cl, uint64_t id)
-{
-	struct wire_id w = { .id = htole64(id) };
-	struct client_call k = { .op = WIRE_SYNC, .p1 = &w, .l1 = sizeof(w) };
-
-	return cl ? client_call(cl, &k) : -EINVAL;
-}
-
-int client_timeout_ms(const struct ufo_client *cl)
-{
-	return cl->timeout_ms;
-}
-
-int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)
-{
-	if (!cl || !out)
-		return -EINVAL;
-	memset(out, 0, sizeof(*out));
-	snprintf(out->server, sizeof(out->server),
-		 strchr(cl->addr.host, ':') ? "[%s]:%u" : "%s:%u",
-		 cl->addr.host, cl->addr.port);
-	snprintf(out->transport, sizeof(out->transport), "%s", cl->tops->name);
-	out->connections = cl->nconns;
-	for (unsigned i = 0; i < cl->nconns; i++) {
-		struct rconn *rc = &cl->conns[i];
-		pthread_mutex_lock(&rc->lock);
-		out->connected += rc->conn != NULL;
-		pthread_mutex_unlock(&rc->lock);
-	}
-	out->requests = atomic_load(&cl->requests);
-	out->errors = atomic_load(&cl->errors);
-	out->bytes_in = atomic_load(&cl->bytes_in);
-	out->bytes_out = atomic_load(&cl->bytes_out);
-	out->latency_us = (uint64_t)atomic_load(&cl->latency_ewma_ns) / 1000;
-	out->direct_reads = atomic_load(&cl->direct_reads);
-	out->direct_writes = atomic_load(&cl->direct_writes);
-	return 0;
-}
-
-/* ---- one-sided reads (RDMA) */
-
-static struct map_entry *map_slot(struct rconn *rc, uint64_t id, uint64_t off)
-{
-	uint64_t h = (id * 0x9E3779B97F4A7C15ull) ^ (off >> 12);
-
-	return &rc->maps[(h ^ (h >> 29)) % CLIENT_MAP_SLOTS];
-}
-
-/* MAPs [off, off + len) of id on rc unless cached for its generation.
- * 0 with *e filled, or -errno (the server could not map: fall back). */
-static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
-		     uint64_t off, uint32_t len, struct map_entry *e)
-{
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32(len) };
-	struct wire_map m;
-	struct client_call k = { .op = WIRE_MAP, .p1 = &io, .l1 = sizeof(io),
-			  .fixed = &m, .fixed_len = sizeof(m) };
-	struct map_entry *slot;
-	uint64_t gen;
-	int err;
-
-	pthread_mutex_lock(&rc->lock);
-	slot = map_slot(rc, id, off);
-	gen = rc->gen;
-	if (slot->gen == gen && slot->id == id && slot->off == off &&
-	    slot->len == len && slot->raddr) {
-		*e = *slot;
-		pthread_mutex_unlock(&rc->lock);
-		return 0;
-	}
-	pthread_mutex_unlock(&rc->lock);
-	err = client_call_on(cl, rc, &k);
-	if (err)
-		return err;
-	*e = (struct map_entry){ .id = id, .off = off, .len = len, .gen = gen,
-				 .raddr = le64toh(m.addr),
-				 .rkey = le32toh(m.rkey) };
-	if (le32toh(m.len) != len)
-		return -EPROTO;
-	pthread_mutex_lock(&rc->lock);
-	if (rc->gen == gen)
-		*slot = *e;
-	pthread_mutex_unlock(&rc->lock);
-	return 0;
-}
-
-/* The READ or WRITE itself, on the connection MAP was answered on (the
- * key belongs to it), under its send exclusion. */
-/* A one-sided operation failed: the QP is in error.  Its waiters must
- * fail too (shutdown), and the connection must go, or the next one-sided
- * operation would find it attached (its MAPs cached for this generation)
- * and fail again without ever reconnecting.  With a leader reading, its
- * read fails on the shutdown and it detaches; else we do.  send_lock
- * held, so nobody sends on c while we close it. */
-static void direct_failed(struct rconn *rc, struct ufo_conn *c, int err)
-{
-	bool close = false;
-
-	pthread_mutex_lock(&rc->lock);
-	if (rc->conn == c) {
-		conn_shutdown(c);
-		if (!rc->reading) {
-			conn_detach_locked(rc, c, err);
-			close = true;
-		}
-	}
-	pthread_mutex_unlock(&rc->lock);
-	if (close)
-		conn_close(c);
-}
-
-static int rdma_mapped(struct ufo_client *cl, struct rconn *rc,
-		       const struct map_entry *e, void *buf, bool write)
-{
-	struct ufo_conn *c;
-	int err;
-
-	pthread_mutex_lock(&rc->send_lock);
-	pthread_mutex_lock(&rc->lock);
-	c = rc->gen == e->gen ? rc->conn : NULL;
-	pthread_mutex_unlock(&rc->lock);
-	if (!c)
-		err = -ECONNRESET;
-	else if (write)
-		err = c->ops->write_remote(c, buf, e->len, e->raddr, e->rkey,
-					   cl->timeout_ms);
-	else
-		err = c->ops->read_remote(c, buf, e->len, e->raddr, e->rkey,
-					  cl->timeout_ms);
-	if (err && c)
-		direct_failed(rc, c, err);
-	pthread_mutex_unlock(&rc->send_lock);
-	return err;
-}
-
-/* Picks a connection and MAPs [off, off + len) of id on it.  0 with *rcp
- * and *e, -EOPNOTSUPP when the server will not map it (the caller goes
- * two-sided), or a connection error. */
-static int direct_begin(struct ufo_client *cl, uint64_t id, uint64_t off,
-			size_t len, struct rconn **rcp, struct map_entry *e)
-{
-	struct rconn *rc = pick_conn(cl);
-	int err;
-
-	if (!len || len > WIRE_MAX_IO)
-		return -EOPNOTSUPP;
-	if ((err = conn_ensure(rc)))
-		return err;
-	err = map_range(cl, rc, id, off, (uint32_t)len, e);
-	if (err == -EINVAL || err == -ERANGE || err == -EBUSY ||
-	    err == -EPROTO)
-		return -EOPNOTSUPP;
-	*rcp = rc;
-	return err;
-}
-
-int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
-		       void *buf, size_t len)
-{
-	struct rconn *rc = NULL;
-	struct map_entry e;
-	int err;
-
-	if (!cl->tops->read_remote)
-		return -EOPNOTSUPP;
-	err = direct_begin(cl, id, off, len, &rc, &e);
-	if (!err)
-		err = rdma_mapped(cl, rc, &e, buf, false);
-	atomic_fetch_add_explicit(&cl->direct_reads, !err, memory_order_relaxed);
-	if (!err)
-		atomic_fetch_add_explicit(&cl->bytes_in, len, memory_order_relaxed);
-	return err;
-}
-
-int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
-			const void *src, size_t len)
-{
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32((uint32_t)len) };
-	struct client_call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
-	struct map_entry e;
-	struct rconn *rc = NULL;
-	void *bounce;
-	int err;
-
-	if (!cl->tops->write_remote)
-		return -EOPNOTSUPP;
-	if ((err = direct_begin(cl, id, off, len, &rc, &e)))
-		return err;
-	/* A private copy: src is the UFO's chunk, write-protected while it
-	 * is written back, and pinning it for RDMA could fault into our own
-	 * fault handler. */
-	bounce = malloc(len);
-	if (!bounce)
-		return -ENOMEM;
-	memcpy(bounce, src, len);
-	err = rdma_mapped(cl, rc, &e, bounce, true);
-	free(bounce);
-	/* Placed in the server's memory; COMMIT, on the same connection
-	 * (the mapping is its), answers once it is durable. */
-	if (!err)
-		err = client_call_on(cl, rc, &k);
-	if (!err)
-		atomic_fetch_add_explicit(&cl->direct_writes, 1,
-					  memory_order_relaxed);
-	return err;
-}

@@ -1,208 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Budget, eviction and writeback.
- *
- * A dirty chunk leaves memory only after its writeback returned success:
- *   DIRTY ─► EVICTING, write-protect, store (writers now park in the
- *   kernel), MADV_DONTNEED, ABSENT, wake the parked writers, who refault
- *   and reload the chunk with their write applied after the reload.
- * So a write racing with eviction is never lost (DESIGN invariant 1).  In
- * hash mode there is no write protection and that race is not covered.
+ * Eviction: the evictor thread keeps charged bytes under the budget by
+ * claiming victims from the policy, writing dirty ones back and dropping
+ * them in batches; sweeps (reset, refresh, DONTNEED, free) drop the chunks
+ * of a range on the caller's thread.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <xxhash.h>
 
-#include "internal.h"
+#include "engine.h"
 
 /* Chunks claimed and dropped together: MADV_DONTNEED costs a TLB flush
  * (a hypercall on a VM), so contiguous victims are dropped in one call. */
 #define EVICT_BATCH 64
-
-uint64_t chunk_hash(const void *p, size_t len)
-{
-	return XXH3_64bits(p, len);
-}
-
-/* ---- budget. */
-
-static int64_t charged(struct ufo_ctx *ctx)
-{
-	return atomic_load(&ctx->stats.resident_bytes) +
-	       atomic_load(&ctx->inflight);
-}
-
-/* Wakes loads waiting for budget: memory was dropped (by the evictor or by
- * a sweep, which must not leave them to their 100 ms timeout). */
-static void budget_room_made(struct ufo_ctx *ctx)
-{
-	if (!atomic_load_explicit(&ctx->budget_waiters, memory_order_relaxed))
-		return;
-	pthread_mutex_lock(&ctx->budget_lock);
-	pthread_cond_broadcast(&ctx->budget_cond);
-	pthread_mutex_unlock(&ctx->budget_lock);
-}
-
-void evictor_kick(struct ufo_ctx *ctx)
-{
-	pthread_mutex_lock(&ctx->budget_lock);
-	pthread_cond_signal(&ctx->evict_cond);
-	pthread_mutex_unlock(&ctx->budget_lock);
-}
-
-static void deadline_in(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_nsec += ms * 1000000L;
-	ts->tv_sec += ts->tv_nsec / 1000000000L;
-	ts->tv_nsec %= 1000000000L;
-}
-
-/* Admits len bytes if they fit under the high watermark.  Add-then-check:
- * two racing callers may both be refused, never both wrongly admitted. */
-static bool budget_try_admit(struct ufo_ctx *ctx, size_t len)
-{
-	int64_t high = (int64_t)ctx->cfg.high_watermark;
-	int64_t prev = atomic_fetch_add(&ctx->inflight, (int64_t)len);
-
-	if (atomic_load(&ctx->stats.resident_bytes) + prev + (int64_t)len <= high)
-		return true;
-	atomic_fetch_sub(&ctx->inflight, (int64_t)len);
-	return false;
-}
-
-/*
- * Whether a load waiting since verdict `gen` may go over budget: the evictor
- * has since found nothing it can drop (writebacks failing, or loads that
- * never land: a populate reading another UFO), or nothing is resident or on
- * its way (a chunk larger than the budget).  A verdict lets in the loads
- * that were waiting when it was given, not the ones that come after: a
- * standing "stuck" flag, cleared only when the evictor finished its next
- * pass, let every fault in while that pass ran, and the faults outran it
- * to 470 times the budget (issue 16).  budget_lock held.
- */
-static bool budget_hopeless(struct ufo_ctx *ctx, uint64_t gen)
-{
-	return ctx->stuck_gen != gen ||
-	       (atomic_load(&ctx->stats.resident_bytes) <= 0 &&
-		atomic_load(&ctx->inflight) <= 0);
-}
-
-int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
-{
-	struct timespec ts;
-	uint64_t gen;
-
-	if (budget_try_admit(ctx, len))
-		return 0;
-	if (!wait) {
-		evictor_kick(ctx);
-		return -ENOSPC;
-	}
-	/* Waiting counts as busy for the starvation watchdog: if a writeback
-	 * the evictor runs touches a UFO, some handler must be free for it. */
-	if (atomic_fetch_add(&ctx->busy, 1) + 1 >= atomic_load(&ctx->nthreads))
-		watchdog_all_busy(ctx);
-	pthread_mutex_lock(&ctx->budget_lock);
-	gen = ctx->stuck_gen;
-	ctx->budget_waiters++;
-	while (!budget_try_admit(ctx, len)) {
-		/* Losing no data comes before the bound: when the evictor can
-		 * drop nothing (writebacks failing), go over budget rather
-		 * than wait forever. */
-		if (budget_hopeless(ctx, gen) || atomic_load(&ctx->stopping)) {
-			atomic_fetch_add(&ctx->inflight, (int64_t)len);
-			break;
-		}
-		pthread_cond_signal(&ctx->evict_cond);
-		deadline_in(&ts, 100);
-		pthread_cond_timedwait(&ctx->budget_cond, &ctx->budget_lock, &ts);
-	}
-	ctx->budget_waiters--;
-	pthread_mutex_unlock(&ctx->budget_lock);
-	atomic_fetch_sub(&ctx->busy, 1);
-	return 0;
-}
-
-void budget_release(struct ufo_ctx *ctx, size_t len)
-{
-	atomic_fetch_sub(&ctx->inflight, (int64_t)len);
-}
-
-void budget_commit(struct ufo_obj *obj, size_t len)
-{
-	/* Resident first, then inflight down: charged() may briefly count the
-	 * chunk twice, never zero times, so the bound is never undercounted. */
-	STAT_ADD(obj, resident_bytes, (int64_t)len);
-	atomic_fetch_sub(&obj->ctx->inflight, (int64_t)len);
-}
-
-void budget_uncommit(struct ufo_obj *obj, size_t len)
-{
-	atomic_fetch_add(&obj->ctx->inflight, (int64_t)len);
-	STAT_ADD(obj, resident_bytes, -(int64_t)len);
-}
-
-void budget_uncharge(struct ufo_obj *obj, size_t len)
-{
-	STAT_ADD(obj, resident_bytes, -(int64_t)len);
-}
-
-/* ---- writing back one chunk. */
-
-/*
- * Persists chunk idx if it holds unsaved writes; the chunk is in WRITEBACK
- * or EVICTING and `was` is its state before.  In WP mode the range is
- * write-protected first, so the bytes handed to the backend cannot change
- * while it runs.  Returns 0 (saved or nothing to save) or -errno.
- */
-static int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was)
-{
-	struct ufo_ctx *ctx = obj->ctx;
-	char *addr = chunk_addr(obj, idx);
-	size_t len = chunk_len(obj, idx);
-	uint64_t start, end, h = 0;
-	int rc;
-
-	if (obj->flags & UFO_READ_ONLY)
-		return 0;
-	if (obj->wp) {
-		if (was != CHUNK_DIRTY)
-			return 0;
-		rc = uffd_write_protect(ctx->uffd.fd, addr, len, true);
-		if (rc)
-			return rc;
-	} else {
-		h = chunk_hash(addr, len);
-		if (h == obj->hashes[idx])
-			return 0;
-	}
-	chunk_elems(obj, idx, &start, &end);
-	rc = obj->backend->store(obj, start, end, addr);
-	if (rc)
-		return rc;
-	if (!obj->wp)
-		obj->hashes[idx] = h;
-	STAT_ADD(obj, writebacks, 1);
-	STAT_ADD(obj, writeback_bytes, (end - start) * obj->elem_size);
-	return 0;
-}
-
-/* After a failed store the chunk goes back to `was`, writable again if it
- * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
-static void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
-			       enum chunk_state was)
-{
-	chunk_set_state(obj, c, was);
-	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
-	if (obj->wp && was == CHUNK_DIRTY)
-		chunk_unprotect_locked(obj, chunk_index(obj, c));
-	policy_insert(obj, c);
-	pthread_cond_broadcast(&obj->cond);
-}
 
 /* ---- eviction. */
 
@@ -326,55 +139,6 @@ static void drop_batch(struct victim *v, unsigned n)
 	for (unsigned i = 0; i < n; i++)
 		victim_finish(&v[i]);
 	budget_room_made(v[0].obj->ctx);
-}
-
-/* ---- writing back several chunks at once. */
-
-/*
- * A remote store waits for a round trip and the server's flush; several in
- * flight let the server's group commit make them durable with one flush
- * (backend ops.parallel).  Callback backends run the application's
- * writeback, which need not be thread-safe: one at a time.
- */
-#define WRITEBACK_WIDTH 8
-
-struct par {
-	void (*fn)(void *arg, uint64_t i);
-	void *arg;
-	uint64_t n;
-	_Atomic uint64_t next;
-};
-
-static void *par_worker(void *p)
-{
-	struct par *q = p;
-	uint64_t i;
-
-	while ((i = atomic_fetch_add(&q->next, 1)) < q->n)
-		q->fn(q->arg, i);
-	return NULL;
-}
-
-/* fn(arg, i) for i in [0, n) on up to width threads, the caller one of
- * them; without threads (spawn failed) the caller does it all. */
-static void parallel_each(uint64_t n, unsigned width,
-			  void (*fn)(void *arg, uint64_t i), void *arg)
-{
-	struct par q = { .fn = fn, .arg = arg, .n = n };
-	pthread_t t[WRITEBACK_WIDTH];
-	unsigned nt = 0;
-
-	while (nt + 1 < width && nt + 1 < WRITEBACK_WIDTH && nt + 1 < n &&
-	       !spawn_masked(&t[nt], par_worker, &q))
-		nt++;
-	par_worker(&q);
-	for (unsigned i = 0; i < nt; i++)
-		pthread_join(t[i], NULL);
-}
-
-static unsigned store_width(const struct ufo_obj *obj)
-{
-	return obj->backend->parallel ? WRITEBACK_WIDTH : 1;
 }
 
 struct prep {
@@ -501,83 +265,12 @@ int evict_clean(struct ufo_obj *obj)
 	return sweep_range(obj, 0, obj->nchunks - 1, true);
 }
 
-/* ---- sync. */
-
-static bool needs_sync(const struct ufo_obj *obj, const struct ufo_chunk *c)
-{
-	if (obj->flags & UFO_READ_ONLY)
-		return false;
-	/* Hash mode cannot tell clean from dirty without hashing. */
-	return c->state == CHUNK_DIRTY || (!obj->wp && c->state == CHUNK_CLEAN);
-}
-
-static int chunk_sync(struct ufo_obj *obj, uint64_t idx)
-{
-	struct ufo_chunk *c = &obj->chunks[idx];
-	enum chunk_state was;
-	int rc;
-
-	pthread_mutex_lock(&obj->lock);
-	chunk_wait_idle(obj, c); /* an eviction may be writing it back now */
-	if (!needs_sync(obj, c)) {
-		pthread_mutex_unlock(&obj->lock);
-		return 0;
-	}
-	was = (enum chunk_state)c->state;
-	chunk_set_state(obj, c, CHUNK_WRITEBACK);
-	pthread_mutex_unlock(&obj->lock);
-
-	rc = chunk_store(obj, idx, was);
-
-	pthread_mutex_lock(&obj->lock);
-	if (rc) {
-		chunk_set_state(obj, c, was);
-		if (obj->wp)
-			chunk_unprotect_locked(obj, idx);
-	} else if (c->flags & CHUNK_F_WRITE_WAITING) {
-		/* A write arrived during the store: it is a new write. */
-		chunk_set_state(obj, c, CHUNK_DIRTY);
-		chunk_unprotect_locked(obj, idx);
-	} else {
-		chunk_set_state(obj, c, CHUNK_CLEAN);
-		if (was == CHUNK_DIRTY)
-			STAT_ADD(obj, dirty_bytes, -(int64_t)chunk_len(obj, idx));
-	}
-	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
-	pthread_cond_broadcast(&obj->cond);
-	pthread_mutex_unlock(&obj->lock);
-	return rc;
-}
-
-struct sync_job {
-	struct ufo_obj *obj;
-	uint64_t first;
-	_Atomic int err; /* the first error */
-};
-
-static void sync_one(void *arg, uint64_t i)
-{
-	struct sync_job *j = arg;
-	int rc = chunk_sync(j->obj, j->first + i), none = 0;
-
-	if (rc)
-		atomic_compare_exchange_strong(&j->err, &none, rc);
-}
-
-int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
-{
-	struct sync_job j = { .obj = obj, .first = first };
-
-	parallel_each(last - first + 1, store_width(obj), sync_one, &j);
-	return atomic_load(&j.err);
-}
-
 /* ---- the evictor thread. */
 
 /* Claims up to EVICT_BATCH victims, enough to bring charged() to low. */
 static unsigned claim_victims(struct ufo_ctx *ctx, struct victim *v)
 {
-	int64_t excess = charged(ctx) - (int64_t)ctx->cfg.low_watermark;
+	int64_t excess = budget_charged(ctx) - (int64_t)ctx->cfg.low_watermark;
 	unsigned n = 0;
 
 	pthread_mutex_lock(&ctx->policy_lock);
@@ -604,7 +297,7 @@ static unsigned evict_to_low(struct ufo_ctx *ctx, bool *failed)
 
 	*failed = false;
 	while (!atomic_load(&ctx->stopping) &&
-	       charged(ctx) > (int64_t)ctx->cfg.low_watermark &&
+	       budget_charged(ctx) > (int64_t)ctx->cfg.low_watermark &&
 	       (n = claim_victims(ctx, v)) > 0) {
 		int err = 0;
 		unsigned dropped;
@@ -624,9 +317,9 @@ static unsigned evict_to_low(struct ufo_ctx *ctx, bool *failed)
 /* budget_lock held. */
 static bool evictor_has_work(struct ufo_ctx *ctx)
 {
-	return charged(ctx) > (int64_t)ctx->cfg.high_watermark ||
+	return budget_charged(ctx) > (int64_t)ctx->cfg.high_watermark ||
 	       (ctx->budget_waiters &&
-		charged(ctx) > (int64_t)ctx->cfg.low_watermark);
+		budget_charged(ctx) > (int64_t)ctx->cfg.low_watermark);
 }
 
 static bool queues_empty(struct ufo_ctx *ctx)
@@ -700,7 +393,7 @@ static void *evictor_main(void *arg)
 			ctx->stuck_gen++;
 		ctx->evictor_stuck = stuck;
 		pthread_cond_broadcast(&ctx->budget_cond);
-		if (!stuck && evictor_has_work(ctx) && charged(ctx) >
+		if (!stuck && evictor_has_work(ctx) && budget_charged(ctx) >
 		    (int64_t)ctx->cfg.low_watermark) {
 			/* Waiting for loads in flight to land: don't spin. */
 			deadline_in(&ts, 1);
@@ -731,3 +424,4 @@ void evictor_stop(struct ufo_ctx *ctx)
 	pthread_join(ctx->evictor, NULL);
 	ctx->evictor_started = false;
 }
+

@@ -11,7 +11,7 @@
  */
 #include <stddef.h>
 
-#include "internal.h"
+#include "engine.h"
 
 /* Probation keeps at least this share of resident chunks (in 1/100ths);
  * 2Q's paper suggests 25%. */

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include <xxhash.h>
+
+#include "engine.h"
 
 static const char *const state_names[CHUNK_NSTATES] = {
 	[CHUNK_ABSENT] = "ABSENT",       [CHUNK_FETCHING] = "FETCHING",
@@ -74,4 +76,9 @@ void chunk_unprotect_locked(struct ufo_obj *obj, uint64_t idx)
 		log_err(obj->ctx, "object %llu chunk %llu: removing write protection: %s",
 			(unsigned long long)obj->id, (unsigned long long)idx,
 			strerror(-rc));
+}
+
+uint64_t chunk_hash(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
 }

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "engine.h"
 
 static const char *const level_names[] = {
 	[UFO_LOG_ERROR] = "error",

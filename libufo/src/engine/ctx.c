@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "engine.h"
 
 /* Resolves cfg.dirty_mode (AUTO becomes WP or HASH): the config then
  * reports the mode in force.  -ENOTSUP when WP is forced but missing. */
@@ -133,6 +133,11 @@ int ufo_ctx_destroy(struct ufo_ctx *ctx)
 void ufo_ctx_config(const struct ufo_ctx *ctx, struct ufo_config *out)
 {
 	*out = ctx->cfg;
+}
+
+const struct ufo_config *ctx_cfg(const struct ufo_ctx *ctx)
+{
+	return &ctx->cfg;
 }
 
 enum ufo_dirty_mode ufo_ctx_dirty_mode(const struct ufo_ctx *ctx)

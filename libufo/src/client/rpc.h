@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the client: requests, connections and the leader/follower reader
+ * (rpc.c), shared with the operations (ops.c) and the one-sided RDMA path
+ * (direct.c).  Nothing outside client/ includes this.
+ */
+#ifndef UFO_CLIENT_RPC_H
+#define UFO_CLIENT_RPC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "client/client.h"
+#include "transport.h"
+#include "util.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000
+#define CLIENT_DEFAULT_CONNECTIONS 2
+#define CLIENT_MAX_CONNECTIONS 16
+#define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
+
+/* A request waiting for its response; lives on the caller's stack. */
+struct rreq {
+	struct rreq *next;
+	uint64_t id;
+	void *fixed;        /* response struct, fixed_len bytes */
+	size_t fixed_len;
+	void *data;         /* variable response bytes, up to data_cap */
+	size_t data_cap;
+	size_t data_len;    /* received */
+	int status;         /* 0 or -errno */
+	char errmsg[WIRE_MAX_ERRMSG + 1];
+	bool receiving;     /* a reader is filling our buffers */
+	bool done;
+};
+
+struct rconn {
+	struct ufo_client *cl;
+	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
+	pthread_cond_t cond;    /* a request completed */
+	pthread_mutex_t send_lock;
+	pthread_mutex_t connect_lock;
+	struct ufo_conn *conn;  /* NULL while down */
+	uint64_t gen;           /* bumped by every (re)connect */
+	uint16_t version;
+	struct rreq *pending;
+	bool reading;           /* a waiter is reading responses */
+	/* Where MAP put object ranges for this connection (one-sided reads);
+	 * valid for the connection generation it was made in. */
+	struct map_entry {
+		uint64_t id, off, gen, raddr;
+		uint32_t len, rkey;
+	} maps[CLIENT_MAP_SLOTS];
+	bool timed_out;         /* torn down because a request timed out */
+};
+
+struct ufo_client {
+	struct net_addr addr;
+	const struct ufo_transport_ops *tops;
+	bool fallback;          /* ufo://: TCP when RDMA cannot connect */
+	uint8_t secret[WIRE_MAX_SECRET];
+	size_t secret_len;
+	int timeout_ms;
+	unsigned nconns;
+	_Atomic uint64_t next_id;
+	_Atomic unsigned rr;
+	/* Counters for ufo_client_status; relaxed atomics, no lock. */
+	_Atomic uint64_t requests, errors, bytes_in, bytes_out, latency_ns_sum;
+	_Atomic uint64_t direct_reads, direct_writes; /* one-sided */
+	_Atomic int64_t latency_ewma_ns;
+	struct rconn conns[CLIENT_MAX_CONNECTIONS];
+};
+
+/* rpc.c, for ops.c and direct.c */
+struct rconn *pick_conn(struct ufo_client *cl);
+/* Makes sure rc is connected (one thread connects a slot at a time). */
+int conn_ensure(struct rconn *rc);
+/* One request on rc, waited for. */
+int client_call_on(struct ufo_client *cl, struct rconn *rc,
+		   struct client_call *k);
+int client_call(struct ufo_client *cl, struct client_call *k);
+/* Detaches c from rc and fails every pending request with err; rc->lock
+ * held.  Once detached nobody starts to read or send on c, so the caller
+ * may close it after unlocking. */
+void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err);
+
+#endif /* UFO_CLIENT_RPC_H */

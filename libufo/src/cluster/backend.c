@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend of replicated objects: fetch and store through the quorum
+ * reads and writes of quorum.c, retried by backend/retry.c; opening (and
+ * creating) an object on a cluster.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "cluster/cluster.h"
+
+/* ---- the backend */
+
+struct cluster_io {
+	struct cobj *o;
+	uint64_t version; /* of the writeback in progress */
+};
+
+static int cluster_io_fn(void *arg, bool write, uint64_t off, char *buf,
+			 size_t len)
+{
+	struct cluster_io *io = arg;
+
+	return write ? cluster_write_once(io->o, off, len, buf, io->version)
+		     : cluster_read_once(io->o, off, len, buf);
+}
+
+static int cluster_run(struct ufo_obj *obj, bool write, uint64_t off,
+		       void *buf, size_t len)
+{
+	struct cobj *o = obj_backend_data(obj);
+	/* One version for all attempts: a retry that lands where an earlier
+	 * attempt did changes nothing there. */
+	struct cluster_io cio = { .o = o, .version = write ? hlc_next() : 0 };
+	struct remote_io io = {
+		.name = o->name, .fn = cluster_io_fn, .arg = &cio,
+		.timeout_ms = client_timeout_ms(o->c->m[0].cl),
+	};
+
+	return remote_retry(obj, &io, write, off, buf, len);
+}
+
+static int cluster_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
+			 void *dst)
+{
+	return cluster_run(obj, false, start, dst, (size_t)(end - start));
+}
+
+static int cluster_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
+			 const void *src)
+{
+	int err = cluster_run(obj, true, start, (void *)src,
+			      (size_t)(end - start));
+
+	if (err)
+		obj_count_store_error(obj);
+	return err;
+}
+
+static void cobj_free(struct cobj *o)
+{
+	if (o->own_cluster)
+		ufo_cluster_close(o->c);
+	cobj_fini(o);
+	free(o);
+}
+
+static void cluster_close(struct ufo_obj *obj)
+{
+	if (obj_backend_data(obj))
+		cobj_free(obj_backend_data(obj));
+}
+
+static unsigned cluster_servers(const struct ufo_obj *obj);
+static int cluster_server_status(const struct ufo_obj *obj, unsigned i,
+				 struct ufo_client_stats *out);
+static const char *cluster_name(const struct ufo_obj *obj);
+
+static const struct ufo_backend_ops cluster_backend = {
+	.name = "cluster",
+	.fetch = cluster_fetch,
+	.store = cluster_store,
+	.close = cluster_close,
+	.parallel = true,
+	.remote_name = cluster_name,
+	.servers = cluster_servers,
+	.server_status = cluster_server_status,
+};
+
+/* ---- opening */
+
+/* A new object: created on every member up now, placed over them (epoch
+ * 1).  Members down now join it by a rebalance. */
+static int cobj_create(struct cobj *o, const struct ufo_remote_opts *opts)
+{
+	struct cview v = { .epoch = 1 };
+	uint64_t id;
+	int err = 0;
+
+	o->size = opts->create_size;
+	o->block = (uint32_t)(opts->chunk_size ? opts->chunk_size
+					       : UFO_DEFAULT_CHUNK_SIZE);
+	pthread_mutex_lock(&o->c->lock);
+	for (unsigned i = 0; i < o->c->n; i++)
+		if (member_up(o->c, (int)i) && o->c->m[i].known &&
+		    !o->c->m[i].dup)
+			memcpy(v.nodes[v.n++], o->c->m[i].node, WIRE_NODE_ID);
+	pthread_mutex_unlock(&o->c->lock);
+	if (!v.n)
+		return -EHOSTDOWN;
+	v.replicas = opts->replicas ? opts->replicas : v.n < 2 ? v.n : 2;
+	v.quorum = opts->write_quorum ? opts->write_quorum : v.replicas;
+	v.group_size = (uint32_t)(opts->group_size
+					  ? opts->group_size
+					  : (uint64_t)o->block * CLUSTER_GROUP_CHUNKS);
+	/* A group's versions must fit one VERSIONS answer (repair asks for
+	 * a whole group at once). */
+	if (v.replicas > v.n || v.quorum > v.replicas ||
+	    v.group_size % o->block || opts->group_size > UINT32_MAX ||
+	    v.group_size / o->block > WIRE_MAX_VERSIONS)
+		return -EINVAL;
+	pthread_mutex_lock(&o->lock);
+	o->view = v;
+	pthread_mutex_unlock(&o->lock);
+	for (unsigned i = 0; !err && i < o->c->n; i++)
+		if (member_up(o->c, (int)i) && !o->c->m[i].dup)
+			err = cobj_id(o, (int)i, true, &id);
+	return err;
+}
+
+static int cobj_params(struct cobj *o, const struct ufo_remote_opts *opts,
+		       struct ufo_params *p)
+{
+	struct cview v;
+
+	cobj_view(o, &v);
+	ufo_params_init(p);
+	p->elem_size = 1;
+	p->elem_count = o->size;
+	p->chunk_size = opts->chunk_size ? opts->chunk_size : o->block;
+	p->flags = opts->flags & UFO_READ_ONLY;
+	/* A chunk is whole blocks (versions are per block) inside one
+	 * placement group (one set of homes per fetch or writeback). */
+	if (!v.epoch || !v.n || p->chunk_size % o->block ||
+	    v.group_size % p->chunk_size)
+		return -EINVAL;
+	return 0;
+}
+
+int cluster_remote_open(struct ufo_ctx *ctx, const char *servers,
+			const char *name, const struct ufo_remote_opts *opts,
+			struct ufo_obj **out)
+{
+	struct cobj *o = calloc(1, sizeof(*o));
+	struct ufo_params p;
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	err = cobj_init(o, NULL, name);
+	if (!err)
+		err = cluster_connect(servers, opts, ctx, &o->c);
+	if (err) {
+		free(o);
+		log_err(ctx, "cluster %s: %s", servers ? servers : "$UFO_SERVERS",
+			strerror(-err));
+		return err;
+	}
+	o->own_cluster = true;
+	err = cobj_reload(o);
+	if (err == -ENOENT && opts->flags & UFO_REMOTE_CREATE)
+		err = cobj_create(o, opts);
+	if (!err)
+		err = cobj_params(o, opts, &p);
+	if (err) {
+		log_err(ctx, "opening %s on the cluster: %s%s", name,
+			strerror(-err),
+			err != -EINVAL ? ""
+			: !o->view.epoch ? " (an object of that name exists but"
+					   " is not replicated)"
+			: " (a chunk size that is not whole blocks within a"
+			  " placement group)");
+		cobj_free(o);
+		return err;
+	}
+	err = obj_create(ctx, &p, &cluster_backend, o, out);
+	if (!err)
+		log_info(ctx, "object %llu: %s on %u servers, R=%u W=%u",
+			 (unsigned long long)obj_id(*out), name, o->c->n,
+			 o->view.replicas, o->view.quorum);
+	return err;
+}
+
+static unsigned cluster_servers(const struct ufo_obj *obj)
+{
+	return ((const struct cobj *)obj_backend_data(obj))->c->n;
+}
+
+static int cluster_server_status(const struct ufo_obj *obj, unsigned i,
+				 struct ufo_client_stats *out)
+{
+	struct ufo_cluster *c = ((const struct cobj *)obj_backend_data(obj))->c;
+
+	if (i >= c->n || c->m[i].dup || ufo_client_status(c->m[i].cl, out))
+		return -ENOENT;
+	snprintf(out->server, sizeof(out->server), "%s", c->m[i].server);
+	if (!member_up(c, (int)i))
+		out->connected = 0; /* down, whatever its sockets say */
+	return 0;
+}
+
+static const char *cluster_name(const struct ufo_obj *obj)
+{
+	return ((const struct cobj *)obj_backend_data(obj))->name;
+}
+
