@@ -97,9 +97,9 @@ static ssize_t read_answer(int fd, char *buf, size_t cap, int wait_ms)
 	}
 }
 
-/* Closes with a reset: libmicrohttpd keeps a connection that sent an
- * unfinished request and then EOF until its timeout, and 32 of those
- * (MON_MAX_CONNECTIONS) would fill the monitor; a reset frees the slot. */
+/* Closes with a reset, so the slot is free before the next input is sent
+ * (a plain close frees it too, once the monitor's poll loop reads the EOF:
+ * issue 17), and the 16 slots one address may hold never fill. */
 static void close_reset(int fd)
 {
 	struct linger l = { .l_onoff = 1, .l_linger = 0 };
