@@ -254,12 +254,15 @@ static size_t smaps_rss(const void *addr)
 
 /* ------------------------------------------------- the shared environment */
 
-struct raw_sender {
+/* A raw TCP peer: a thread in this process accepting one connection at a
+ * time on a loopback port and running serve on it. */
+struct raw_peer {
 	int lfd;
 	unsigned port;
 	pthread_t thr;
-	const char *src;
-	size_t size;
+	void (*serve)(struct raw_peer *s, int fd); /* closes fd */
+	const char *src; /* the sender's bytes */
+	size_t size;     /* the most a request may name */
 };
 
 struct env {
@@ -271,7 +274,7 @@ struct env {
 	uint64_t *pages;       /* part 2's pages, o->touches of them */
 	struct child server, redis;
 	unsigned redis_port;   /* 0: no redis column */
-	struct raw_sender raw;
+	struct raw_peer raw;   /* serves byte ranges of src */
 };
 
 static int server_start(struct env *e, const struct opts *o)
@@ -329,7 +332,7 @@ struct raw_req {
 	uint64_t off, len;
 };
 
-static void raw_serve(struct raw_sender *s, int fd)
+static void raw_serve(struct raw_peer *s, int fd)
 {
 	struct raw_req rq;
 
@@ -343,9 +346,9 @@ static void raw_serve(struct raw_sender *s, int fd)
 
 /* One connection at a time: each case uses one socket.  Ends when the
  * listening socket is shut down. */
-static void *raw_sender_main(void *arg)
+static void *raw_peer_main(void *arg)
 {
-	struct raw_sender *s = arg;
+	struct raw_peer *s = arg;
 	int one = 1;
 
 	for (;;) {
@@ -355,7 +358,7 @@ static void *raw_sender_main(void *arg)
 		if (fd < 0)
 			return NULL;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		raw_serve(s, fd);
+		s->serve(s, fd);
 	}
 }
 
@@ -378,16 +381,18 @@ static int loopback_listen(unsigned *port)
 	return fd;
 }
 
-static int raw_start(struct raw_sender *s, const char *src, size_t size)
+static int raw_start(struct raw_peer *s,
+		     void (*serve)(struct raw_peer *s, int fd), const char *src,
+		     size_t size)
 {
-	*s = (struct raw_sender){ .src = src, .size = size };
+	*s = (struct raw_peer){ .serve = serve, .src = src, .size = size };
 	s->lfd = loopback_listen(&s->port);
 	if (s->lfd < 0)
 		return s->lfd;
-	return -pthread_create(&s->thr, NULL, raw_sender_main, s);
+	return -pthread_create(&s->thr, NULL, raw_peer_main, s);
 }
 
-static void raw_stop(struct raw_sender *s)
+static void raw_stop(struct raw_peer *s)
 {
 	if (s->lfd <= 0)
 		return;
@@ -1323,7 +1328,7 @@ static int env_setup(struct env *e, const struct opts *o)
 	if (!e->src || !e->pages)
 		return -ENOMEM;
 	gen_fill((uint64_t *)e->src, 0, o->size / 8);
-	if ((err = raw_start(&e->raw, e->src, o->size)))
+	if ((err = raw_start(&e->raw, raw_serve, e->src, o->size)))
 		return err;
 	if ((err = server_start(e, o))) {
 		fprintf(stderr, "starting %s: %s\n", o->server_bin,
