@@ -5,7 +5,7 @@
  * ufo-server and redis-server (temp dirs, ephemeral ports) and stops them.
  *
  * Part 1, sequential scan of an object 4 x the client's budget (summing u64
- * words):
+ * words), once at each --chunk (default 1 MiB, then 64 KiB):
  *   ufo            ufo_remote_open + scan, READ_ONLY, budget = high
  *                  watermark; the object was written with ufo_client_write
  *                  beforehand (untimed);
@@ -13,8 +13,10 @@
  *                  socket (a sender thread in this process serves it from
  *                  memory) into one malloc of the full size, then scanned;
  *   redis GET      an application reading the same chunks explicitly with
- *                  hiredis (GET per chunk into one reused buffer).
- *   Target: ours >= 1.0 x raw TCP, with peak resident <= 1/4 of the object.
+ *                  hiredis (GET per chunk, keys of the table's chunk size,
+ *                  into one reused buffer).
+ *   Targets: ours >= 1.0 x raw TCP, with peak resident <= 1/4 of the
+ *   object; ours >= 1.2 x redis at 1 MiB chunks, >= 1.0 x at 64 KiB.
  *
  * Part 2, random 4 KiB reads: N distinct pages of the object, each touched
  * once, each touch timed in the application:
@@ -25,8 +27,24 @@
  *   Targets, with S = raw RTT p50 + raw uffd p50: ours p50 <= 1.2 x S,
  *   ours p99 <= 2 x S.
  *
- * Every case checks the data it read against a closed form.  Figures are
- * medians over --reps rounds, the cases interleaved within a round.
+ * Part 3, writes: every word of a second object (--write-size, 1 GiB)
+ * rewritten with a new pattern, chunks of the first --chunk:
+ *   ufo            ufo_remote_open (read-write) + the writes + ufo_sync;
+ *                  a UFO fetches each chunk on its first touch, so every
+ *                  chunk is read before it is written (today's behaviour);
+ *   raw TCP        the same bytes uploaded over ONE socket to a receiver
+ *                  thread in this process, generated chunk by chunk into
+ *                  one reused buffer;
+ *   redis SET      a SET per chunk from one reused buffer.
+ *   Target: ours >= 0.6 GB/s.  After each round a sample of pages is read
+ *   back (untimed) and checked: ours with ufo_client_read.
+ *
+ * Every case checks the data it read or wrote against a closed form.
+ * Figures are medians over --reps rounds, the cases interleaved within a
+ * round.  Each ufo case also prints the process's threads around its timed
+ * section (issue 12: no growth beyond the configured threads; information).
+ * The exit status is 1 when a case fails or data is wrong, and when a
+ * target is missed unless --no-fail-targets.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -46,6 +64,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +79,11 @@
 
 #define PAGE 4096
 #define OBJ_NAME "bench-remote"
+#define WRITE_OBJ_NAME "bench-remote-w" /* part 3's object */
+#define WRITE_TARGET_GBS 0.6     /* part 3, ours (issue 12), loopback */
+#define WRITE_SAMPLES 64         /* pages read back after each write */
+#define FILL_PIECE (16 * MiB)    /* the protocol's largest READ/WRITE */
+#define ROOM_SLACK (64 * MiB)    /* free space wanted beyond the objects */
 #define SCAN_TARGET_RATIO 1.0    /* ours / raw TCP, GB/s */
 #define MAX_CHUNK_SIZES 8        /* --chunk given this many times at most */
 
@@ -82,7 +106,9 @@ struct opts {
 	size_t size, budget;
 	size_t chunks[MAX_CHUNK_SIZES]; /* part 1 runs once at each */
 	int nchunks;
-	size_t chunk;     /* the chunk size of the part 1 table being run */
+	size_t chunk;     /* the chunk size of the table being run (part 3:
+			   * the first --chunk) */
+	size_t write_size; /* part 3's object */
 	unsigned threads, connections;
 	unsigned touches;
 	bool touches_set; /* else the default, clamped to the object's pages */
@@ -111,6 +137,8 @@ struct run {
 	double secs;      /* timed section */
 	double *lat_us;   /* part 2: per-touch latencies, o->touches of them */
 	size_t mem;       /* bytes this case held for the data */
+	unsigned rep;     /* input: the round, 0.. (part 3 writes pattern
+			   * rep + 1) */
 	struct ufo_stats st; /* ours only: counters at the end of the run */
 	size_t smaps_rss; /* ours only: Rss of the body at the end */
 	/* threads in this process before the case (counted by measure);
@@ -134,6 +162,19 @@ static bool data_ok(const char *name, uint64_t got, uint64_t want)
 static uint64_t gen_range_sum(uint64_t off, uint64_t len)
 {
 	return gen_sum((off + len) / 8) - gen_sum(off / 8);
+}
+
+/* Part 3's pattern k: word i is (i + k) * GEN_MUL (pattern 0 is the
+ * generator).  Sum of words [a, b). */
+static uint64_t pattern_range_sum(uint64_t a, uint64_t b, uint64_t k)
+{
+	return gen_sum(b + k) - gen_sum(a + k);
+}
+
+/* Whether part p (1..3) runs. */
+static bool part_on(const struct opts *o, int p)
+{
+	return !o->part || o->part == p;
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -261,20 +302,24 @@ struct raw_peer {
 	unsigned port;
 	pthread_t thr;
 	void (*serve)(struct raw_peer *s, int fd); /* closes fd */
-	const char *src; /* the sender's bytes */
-	size_t size;     /* the most a request may name */
+	char *buf;       /* the sender's bytes, the receiver's destination */
+	size_t size;     /* bytes at buf: the most a request may name */
 };
 
 struct env {
 	char root[PATH_MAX / 2]; /* temp dir: data, secret, logs */
 	char secret[PATH_MAX];
 	char url[PATH_MAX];    /* ufo://127.0.0.1:PORT/OBJ_NAME */
+	char write_url[PATH_MAX]; /* ufo://127.0.0.1:PORT/WRITE_OBJ_NAME */
 	char *src;             /* the object's bytes, generated once */
 	uint64_t obj_id;       /* the server's id for OBJ_NAME */
+	uint64_t write_id;     /* and for WRITE_OBJ_NAME */
 	uint64_t *pages;       /* part 2's pages, o->touches of them */
 	struct child server, redis;
 	unsigned redis_port;   /* 0: no redis column */
 	struct raw_peer raw;   /* serves byte ranges of src */
+	struct raw_peer sink;  /* receives part 3's uploads into sink_buf */
+	char *sink_buf;
 };
 
 static int server_start(struct env *e, const struct opts *o)
@@ -292,35 +337,43 @@ static int server_start(struct env *e, const struct opts *o)
 				    e->secret, &port)))
 		return err;
 	snprintf(e->url, sizeof(e->url), "ufo://127.0.0.1:%u/" OBJ_NAME, port);
+	snprintf(e->write_url, sizeof(e->write_url),
+		 "ufo://127.0.0.1:%u/" WRITE_OBJ_NAME, port);
 	return 0;
 }
 
-/* Creates the object and writes the generated bytes into it (untimed). */
-static int server_fill(struct env *e, const struct opts *o)
+/* Creates object name of size bytes (a multiple of 8) with this chunk size
+ * on the server and writes the generated bytes (pattern 0) into it
+ * (untimed).  0 and *id, or -errno (reported). */
+static int server_fill(struct env *e, const char *name, size_t size,
+		       size_t chunk, uint64_t *id)
 {
 	struct ufo_remote_opts ro;
-	struct ufo_remote_info info;
+	struct ufo_remote_info info = { .id = 0 };
 	struct ufo_client *c;
-	size_t piece = 16 * MiB; /* the protocol's largest READ/WRITE */
+	uint64_t *piece;
 	int err;
 
 	ufo_remote_opts_init(&ro);
 	ro.secret_file = e->secret;
 	if ((err = ufo_client_connect(e->url, &ro, &c)))
 		return err;
-	err = ufo_client_create(c, OBJ_NAME, o->size, (uint32_t)o->chunks[0],
-				&info);
-	e->obj_id = info.id;
-	for (size_t off = 0; !err && off < o->size; off += piece)
-		err = ufo_client_write(c, info.id, off, e->src + off,
-				       o->size - off < piece ? o->size - off
-							     : piece);
+	piece = malloc(FILL_PIECE);
+	err = piece ? ufo_client_create(c, name, size, (uint32_t)chunk, &info)
+		    : -ENOMEM;
+	*id = info.id;
+	for (size_t off = 0; !err && off < size; off += FILL_PIECE) {
+		size_t len = size - off < FILL_PIECE ? size - off : FILL_PIECE;
+		gen_fill(piece, off / 8, (off + len) / 8);
+		err = ufo_client_write(c, info.id, off, piece, len);
+	}
 	if (!err)
 		err = ufo_client_sync(c, info.id);
 	if (err)
-		fprintf(stderr, "filling %s: %s %s\n", e->url, strerror(-err),
+		fprintf(stderr, "filling %s: %s %s\n", name, strerror(-err),
 			ufo_client_last_error());
 	ufo_client_close(c);
+	free(piece);
 	return err;
 }
 
@@ -338,7 +391,33 @@ static void raw_serve(struct raw_peer *s, int fd)
 
 	while (read_all_fd(fd, &rq, sizeof(rq)) == 0) {
 		if (rq.off > s->size || rq.len > s->size - rq.off ||
-		    write_all_fd(fd, s->src + rq.off, rq.len))
+		    write_all_fd(fd, s->buf + rq.off, rq.len))
+			break;
+	}
+	close(fd);
+}
+
+/* The upload peer (the sender mirrored): a request {off, len} followed by
+ * len bytes, stored at buf + off (memory touched beforehand, as a server
+ * has its storage in place); the reply is len once all have arrived (the
+ * end of the client's timed section), then the sum of the words received
+ * (checked by the client, untimed). */
+static void raw_receive(struct raw_peer *s, int fd)
+{
+	struct raw_req rq;
+	uint64_t reply[2];
+
+	while (read_all_fd(fd, &rq, sizeof(rq)) == 0) {
+		if (rq.off > s->size || rq.len > s->size - rq.off ||
+		    (rq.off | rq.len) % 8)
+			break;
+		int err = read_all_fd(fd, s->buf + rq.off, rq.len);
+		reply[0] = rq.len;
+		if (!err)
+			err = write_all_fd(fd, &reply[0], sizeof(reply[0]));
+		reply[1] = err ? 0 : scan_sum((const uint64_t *)(s->buf + rq.off),
+					      rq.len / 8);
+		if (err || write_all_fd(fd, &reply[1], sizeof(reply[1])))
 			break;
 	}
 	close(fd);
@@ -382,10 +461,10 @@ static int loopback_listen(unsigned *port)
 }
 
 static int raw_start(struct raw_peer *s,
-		     void (*serve)(struct raw_peer *s, int fd), const char *src,
+		     void (*serve)(struct raw_peer *s, int fd), char *buf,
 		     size_t size)
 {
-	*s = (struct raw_peer){ .serve = serve, .src = src, .size = size };
+	*s = (struct raw_peer){ .serve = serve, .buf = buf, .size = size };
 	s->lfd = loopback_listen(&s->port);
 	if (s->lfd < 0)
 		return s->lfd;
@@ -431,6 +510,13 @@ static const char *scan_key(char key[KEY_MAX], size_t chunk, uint64_t i)
 {
 	snprintf(key, KEY_MAX, "c%llu:%llu", (unsigned long long)chunk,
 		 (unsigned long long)i);
+	return key;
+}
+
+/* Part 3's key for chunk i: "w<i>". */
+static const char *write_key(char key[KEY_MAX], uint64_t i)
+{
+	snprintf(key, KEY_MAX, "w%llu", (unsigned long long)i);
 	return key;
 }
 
@@ -542,8 +628,27 @@ static int pipe_finish(struct redis_pipe *p)
 	return p->err;
 }
 
-/* SETs part 1's chunks "c<chunk size>:<i>" at every --chunk, and part 2's
- * pages "p<page>" (untimed). */
+/* SETs part 3's chunks "w<i>" with pattern 0, so that its timed SETs
+ * replace values as ours rewrites an object. */
+static void redis_load_write(struct redis_pipe *p, const struct opts *o)
+{
+	size_t chunk = o->chunks[0];
+	uint64_t *buf = malloc(chunk), per = chunk / 8;
+	char key[KEY_MAX];
+
+	if (!buf) {
+		p->err = -ENOMEM;
+		return;
+	}
+	for (uint64_t i = 0; i < o->write_size / 8; i += per) {
+		gen_fill(buf, i, i + per);
+		pipe_set(p, write_key(key, i / per), buf, chunk);
+	}
+	free(buf);
+}
+
+/* SETs part 1's chunks "c<chunk size>:<i>" at every --chunk, part 2's
+ * pages "p<page>" and part 3's chunks, for the parts that run (untimed). */
 static int redis_load(struct env *e, const struct opts *o)
 {
 	struct redis_pipe p = { redis_connect(e->redis_port), 0, 0 };
@@ -551,13 +656,15 @@ static int redis_load(struct env *e, const struct opts *o)
 
 	if (!p.rc)
 		return -ECONNREFUSED;
-	for (int c = 0; c < o->nchunks; c++) {
+	if (part_on(o, 3))
+		redis_load_write(&p, o);
+	for (int c = 0; part_on(o, 1) && c < o->nchunks; c++) {
 		size_t chunk = o->chunks[c];
 		for (uint64_t i = 0; i < o->size / chunk; i++)
 			pipe_set(&p, scan_key(key, chunk, i),
 				 e->src + i * chunk, chunk);
 	}
-	for (unsigned i = 0; i < o->touches; i++) {
+	for (unsigned i = 0; part_on(o, 2) && i < o->touches; i++) {
 		snprintf(key, sizeof(key), "p%llu",
 			 (unsigned long long)e->pages[i]);
 		pipe_set(&p, key, e->src + e->pages[i] * PAGE, PAGE);
@@ -594,6 +701,18 @@ static int redis_get(redisContext *rc, const char *key, void *buf,
 		freeReplyObject(r);
 	return err;
 }
+
+/* SET key to len bytes at buf.  0, or -EIO. */
+static int redis_set(redisContext *rc, const char *key, const void *buf,
+		     size_t len)
+{
+	redisReply *r = redisCommand(rc, "SET %s %b", key, buf, len);
+	int err = r && r->type == REDIS_REPLY_STATUS ? 0 : -EIO;
+
+	if (r)
+		freeReplyObject(r);
+	return err;
+}
 #else
 static int redis_start(struct env *e, const struct opts *o)
 {
@@ -603,9 +722,11 @@ static int redis_start(struct env *e, const struct opts *o)
 
 /* ------------------------------------------------------------ ufo setup */
 
+/* A context with the budget and threads, and the object at url in it.
+ * flags: UFO_READ_ONLY or 0.  0 or -errno. */
 static int ufo_open_remote(const struct env *e, const struct opts *o,
-			   size_t chunk, struct ufo_ctx **ctx,
-			   struct ufo_obj **obj)
+			   const char *url, size_t chunk, unsigned flags,
+			   struct ufo_ctx **ctx, struct ufo_obj **obj)
 {
 	struct ufo_config cfg;
 	struct ufo_remote_opts ro;
@@ -619,21 +740,23 @@ static int ufo_open_remote(const struct env *e, const struct opts *o,
 	ufo_remote_opts_init(&ro);
 	ro.secret_file = e->secret;
 	ro.connections = o->connections;
-	ro.flags = UFO_READ_ONLY;
+	ro.flags = flags;
 	ro.chunk_size = chunk;
-	if ((err = ufo_remote_open(*ctx, e->url, &ro, obj)))
+	if ((err = ufo_remote_open(*ctx, url, &ro, obj)))
 		ufo_ctx_destroy(*ctx);
 	return err;
 }
 
-/* Keeps the counters and the body's Rss as of now in r, then frees. */
-static void ufo_close_remote(struct ufo_ctx *ctx, struct ufo_obj *obj,
-			     struct run *r)
+/* Keeps the counters and the body's Rss as of now in r, then frees.
+ * 0, or the first writeback error of the free. */
+static int ufo_close_remote(struct ufo_ctx *ctx, struct ufo_obj *obj,
+			    struct run *r)
 {
 	ufo_obj_stats(obj, &r->st);
 	r->smaps_rss = smaps_rss(ufo_body(obj));
-	ufo_free(obj);
-	ufo_ctx_destroy(ctx);
+	int err = ufo_free(obj);
+	int err2 = ufo_ctx_destroy(ctx);
+	return err ? err : err2;
 }
 
 /* ------------------------------------------------- part 1: sequential */
@@ -647,7 +770,8 @@ static int scan_ufo(struct env *e, const struct opts *o, struct run *r)
 	struct ufo_stats st;
 	uint64_t sum = 0, per = o->chunk / 8, n = o->size / 8;
 	double t0 = now_sec();
-	int err = ufo_open_remote(e, o, o->chunk, &ctx, &obj);
+	int err = ufo_open_remote(e, o, e->url, o->chunk, UFO_READ_ONLY, &ctx,
+				  &obj);
 
 	if (err) {
 		fprintf(stderr, "ufo_remote_open: %s\n", strerror(-err));
@@ -755,7 +879,8 @@ static int rand_ufo(struct env *e, const struct opts *o, struct run *r)
 	struct ufo_ctx *ctx;
 	struct ufo_obj *obj;
 	bool ok = true;
-	int err = ufo_open_remote(e, o, PAGE, &ctx, &obj);
+	int err = ufo_open_remote(e, o, e->url, PAGE, UFO_READ_ONLY, &ctx,
+				  &obj);
 
 	if (err) {
 		fprintf(stderr, "ufo_remote_open: %s\n", strerror(-err));
@@ -942,6 +1067,168 @@ static int rand_redis(struct env *e, const struct opts *o, struct run *r)
 }
 #endif
 
+/* ------------------------------------------------------ part 3: writes */
+
+/* The page to read back as sample i: the first, the last, then seeded
+ * random ones. */
+static uint64_t sample_page(uint64_t npages, unsigned i, uint64_t *seed)
+{
+	return i == 0 ? 0 : i == 1 ? npages - 1 : splitmix64(seed) % npages;
+}
+
+/* Reads back (untimed) WRITE_SAMPLES pages of part 3's object with
+ * ufo_client_read, over a client of its own, and compares every word with
+ * pattern k.  0, -EIO on a mismatch (reported), or -errno. */
+static int write_check(const struct env *e, const struct opts *o,
+		       uint64_t k)
+{
+	struct ufo_remote_opts ro;
+	struct ufo_client *c;
+	uint64_t buf[PAGE / 8], npages = o->write_size / PAGE;
+	uint64_t seed = o->seed + k;
+	int err;
+
+	ufo_remote_opts_init(&ro);
+	ro.secret_file = e->secret;
+	if ((err = ufo_client_connect(e->write_url, &ro, &c)))
+		return err;
+	for (unsigned i = 0; !err && i < WRITE_SAMPLES; i++) {
+		uint64_t pg = sample_page(npages, i, &seed);
+		err = ufo_client_read(c, e->write_id, pg * PAGE, buf, PAGE);
+		for (unsigned w = 0; !err && w < PAGE / 8; w++) {
+			uint64_t want = (pg * (PAGE / 8) + w + k) * GEN_MUL;
+			if (buf[w] == want)
+				continue;
+			fprintf(stderr, "ufo remote write: WRONG DATA at byte "
+				"%#llx: %#llx, expected %#llx\n",
+				(unsigned long long)(pg * PAGE + w * 8),
+				(unsigned long long)buf[w],
+				(unsigned long long)want);
+			err = -EIO;
+		}
+	}
+	ufo_client_close(c);
+	return err;
+}
+
+/* Times open + writing pattern rep + 1 into every word + ufo_sync; the
+ * fill samples the resident bytes once per chunk for the peak.  A UFO
+ * fetches each chunk on its first touch, so every chunk is read from the
+ * server before it is written (today's behaviour, measured as such). */
+static int write_ufo(struct env *e, const struct opts *o, struct run *r)
+{
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	struct ufo_stats st;
+	uint64_t k = r->rep + 1, per = o->chunk / 8, n = o->write_size / 8;
+	double t0 = now_sec();
+	int err = ufo_open_remote(e, o, e->write_url, o->chunk, 0, &ctx, &obj);
+
+	if (err) {
+		fprintf(stderr, "ufo_remote_open: %s\n", strerror(-err));
+		return err;
+	}
+	r->threads_open = count_threads();
+	uint64_t *a = ufo_body(obj);
+	for (uint64_t i = 0; i < n; i += per) {
+		gen_fill(a + i, i + k, i + k + per);
+		ufo_obj_stats(obj, &st);
+		if (st.resident_bytes > r->mem)
+			r->mem = st.resident_bytes;
+	}
+	err = ufo_sync(obj);
+	r->secs = now_sec() - t0;
+	r->threads_end = count_threads();
+	if (err)
+		fprintf(stderr, "ufo remote write: ufo_sync: %s\n",
+			strerror(-err));
+	else
+		err = write_check(e, o, k);
+	int close_err = ufo_close_remote(ctx, obj, r);
+	return err ? err : close_err;
+}
+
+/* Times connect + one request + every chunk of pattern rep + 1 generated
+ * into one reused buffer and sent, up to the receiver's word that it has
+ * them all. */
+static int write_raw_tcp(struct env *e, const struct opts *o, struct run *r)
+{
+	struct raw_req rq = { 0, o->write_size };
+	uint64_t k = r->rep + 1, per = o->chunk / 8, n = o->write_size / 8;
+	uint64_t *buf = malloc(o->chunk), reply[2] = { 0, 0 };
+	double t0 = now_sec();
+	int fd = raw_connect(e->sink.port);
+	int err = fd < 0 ? fd : !buf ? -ENOMEM : 0;
+
+	if (!err)
+		err = write_all_fd(fd, &rq, sizeof(rq));
+	for (uint64_t i = 0; !err && i < n; i += per) {
+		gen_fill(buf, i + k, i + k + per);
+		err = write_all_fd(fd, buf, o->chunk);
+	}
+	if (!err)
+		err = read_all_fd(fd, &reply[0], sizeof(reply[0]));
+	r->secs = now_sec() - t0;
+	r->mem = o->chunk;
+	if (!err)
+		err = read_all_fd(fd, &reply[1], sizeof(reply[1]));
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	if (err)
+		fprintf(stderr, "raw TCP upload: %s\n", strerror(-err));
+	return err ? err : data_ok("raw TCP upload", reply[1],
+				   pattern_range_sum(0, n, k)) ? 0 : -EIO;
+}
+
+#ifdef HAVE_HIREDIS
+/* GETs WRITE_SAMPLES of part 3's chunks (the first, the last, random
+ * ones) and compares their sums with pattern k (untimed). */
+static int redis_write_check(redisContext *rc, const struct opts *o,
+			     uint64_t k, void *buf)
+{
+	uint64_t nchunks = o->write_size / o->chunk, per = o->chunk / 8;
+	uint64_t seed = o->seed + k, got = 0, want = 0;
+	char key[KEY_MAX];
+	int err = 0;
+
+	for (unsigned i = 0; !err && i < WRITE_SAMPLES; i++) {
+		uint64_t c = sample_page(nchunks, i, &seed);
+		err = redis_get(rc, write_key(key, c), buf, o->chunk);
+		got += scan_sum(buf, per);
+		want += pattern_range_sum(c * per, (c + 1) * per, k);
+	}
+	return err ? err : data_ok("redis SET chunks", got, want) ? 0 : -EIO;
+}
+
+/* Times connect + a SET per chunk of pattern rep + 1, each generated into
+ * one reused buffer. */
+static int write_redis(struct env *e, const struct opts *o, struct run *r)
+{
+	uint64_t k = r->rep + 1, per = o->chunk / 8, n = o->write_size / 8;
+	uint64_t *buf = malloc(o->chunk);
+	char key[KEY_MAX];
+	double t0 = now_sec();
+	redisContext *rc = redis_connect(e->redis_port);
+	int err = !rc ? -ECONNREFUSED : !buf ? -ENOMEM : 0;
+
+	for (uint64_t i = 0; !err && i < n; i += per) {
+		gen_fill(buf, i + k, i + k + per);
+		err = redis_set(rc, write_key(key, i / per), buf, o->chunk);
+	}
+	r->secs = now_sec() - t0;
+	r->mem = o->chunk;
+	if (!err)
+		err = redis_write_check(rc, o, k, buf);
+	if (rc)
+		redisFree(rc);
+	free(buf);
+	if (err)
+		fprintf(stderr, "redis SET chunks: %s\n", strerror(-err));
+	return err;
+}
+#endif
+
 /* ------------------------------------------------------------ measuring */
 
 typedef int (*case_fn)(struct env *e, const struct opts *o, struct run *r);
@@ -1002,7 +1289,7 @@ static void measure(struct env *e, const struct opts *o,
 		for (size_t i = 0; i < ncases; i++) {
 			if (f[i].skipped || f[i].fail)
 				continue;
-			struct run run = { .lat_us = lat,
+			struct run run = { .lat_us = lat, .rep = (unsigned)r,
 					   .threads_before = count_threads() };
 			f[i].fail = lat ? cases[i].run(e, o, &run) : -ENOMEM;
 			v[i][r][0] = run.secs;
@@ -1310,7 +1597,115 @@ static void part_random(struct env *e, const struct opts *o,
 	print_threads(rand_cases[RAND_UFO].name, o, u);
 }
 
+/* ------------------------------------------------------ part 3: table */
+
+enum { WRITE_UFO, WRITE_RAW, WRITE_REDIS, WRITE_N };
+
+static const struct bench_case write_cases[WRITE_N] = {
+	[WRITE_UFO] = { "ufo remote write", write_ufo, false },
+	[WRITE_RAW] = { "raw TCP upload", write_raw_tcp, false },
+#ifdef HAVE_HIREDIS
+	[WRITE_REDIS] = { "redis SET chunks", write_redis, true },
+#else
+	[WRITE_REDIS] = { "redis SET chunks", scan_unavailable, true },
+#endif
+};
+
+static void print_write_breakdown(const struct run *r)
+{
+	const struct ufo_stats *s = &r->st;
+	char b1[32], b2[32];
+
+	printf("ufo, last rep: %.3f s timed; %llu faults, %llu first-write "
+	       "faults, %llu prefetched chunks, %s fetched in %llu fetches "
+	       "(%.3f s summed over the threads), %llu evictions, %s written "
+	       "back in %llu writebacks, %llu writeback errors\n", r->secs,
+	       (unsigned long long)s->faults,
+	       (unsigned long long)s->wp_faults,
+	       (unsigned long long)s->prefetches,
+	       fmt_size(s->bytes_loaded, b1),
+	       (unsigned long long)s->populate_calls,
+	       (double)s->populate_ns * 1e-9,
+	       (unsigned long long)s->evictions,
+	       fmt_size(s->writeback_bytes, b2),
+	       (unsigned long long)s->writebacks,
+	       (unsigned long long)s->writeback_errors);
+}
+
+static void part_write(struct env *e, const struct opts *o, struct verdict *v)
+{
+	struct figures f[WRITE_N];
+	double spread[WRITE_N];
+	const struct figures *u = &f[WRITE_UFO];
+	char b1[32], b2[32], b3[32];
+
+	printf("\npart 3: rewrite every word + ufo_sync, object %s, budget %s, "
+	       "chunk %s, %d rep(s), medians; a UFO fetches each chunk before "
+	       "its first write\n", fmt_size(o->write_size, b1),
+	       fmt_size(o->budget, b2), fmt_size(o->chunk, b3), o->reps);
+	measure(e, o, write_cases, WRITE_N, (double)o->write_size / 1e9,
+		false, f, spread);
+	print_head("GB/s");
+	if (print_cells(write_cases[WRITE_UFO].name, u, " %9.3f", false)) {
+		bool met = target(v, u->rate >= WRITE_TARGET_GBS);
+		printf(" %9s  target >= %.1f GB/s: %s\n", "", WRITE_TARGET_GBS,
+		       met ? "met" : "MISSED");
+	} else {
+		v->failed++;
+	}
+	for (size_t i = WRITE_RAW; i < WRITE_N; i++) {
+		if (!print_cells(write_cases[i].name, &f[i], " %9.3f", false)) {
+			v->failed += !f[i].skipped;
+			continue;
+		}
+		if (u->fail)
+			printf(" %9s  (peer)\n", "-");
+		else
+			printf(" %9.2f  (peer)\n", u->rate / f[i].rate);
+	}
+	print_spread(write_cases, WRITE_N, f, spread);
+	if (!u->fail)
+		print_write_breakdown(&u->last);
+	print_threads(write_cases[WRITE_UFO].name, o, u);
+}
+
 /* ------------------------------------------------------------------ main */
+
+/* The server keeps each object in a data file of its size under root:
+ * room for the objects the parts fill, plus ROOM_SLACK.  0, or -ENOSPC
+ * (reported) or -errno. */
+static int check_room(const char *root, const struct opts *o)
+{
+	struct statvfs sv;
+	uint64_t need = ROOM_SLACK, have;
+	char b1[32], b2[32];
+
+	need += part_on(o, 1) || part_on(o, 2) ? o->size : 0;
+	need += part_on(o, 3) ? o->write_size : 0;
+	if (statvfs(root, &sv))
+		return -errno;
+	have = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (have >= need)
+		return 0;
+	fprintf(stderr, "bench-remote: %s has %s free, the server's objects "
+		"need %s: set TMPDIR to a roomier place\n", root,
+		fmt_size(have, b1), fmt_size(need, b2));
+	return -ENOSPC;
+}
+
+/* Creates and fills the objects the parts read (pattern 0). */
+static int server_objects(struct env *e, const struct opts *o)
+{
+	int err = 0;
+
+	if (part_on(o, 1) || part_on(o, 2))
+		err = server_fill(e, OBJ_NAME, o->size, o->chunks[0],
+				  &e->obj_id);
+	if (!err && part_on(o, 3))
+		err = server_fill(e, WRITE_OBJ_NAME, o->write_size,
+				  o->chunks[0], &e->write_id);
+	return err;
+}
 
 static int env_setup(struct env *e, const struct opts *o)
 {
@@ -1323,19 +1718,29 @@ static int env_setup(struct env *e, const struct opts *o)
 		e->root[0] = '\0';
 		return -errno;
 	}
+	if ((err = check_room(e->root, o)))
+		return err;
 	e->src = malloc(o->size);
 	e->pages = random_pages(o->size / PAGE, o->touches, o->seed);
 	if (!e->src || !e->pages)
 		return -ENOMEM;
 	gen_fill((uint64_t *)e->src, 0, o->size / 8);
-	if ((err = raw_start(&e->raw, raw_serve, e->src, o->size)))
+	e->sink_buf = malloc(o->write_size);
+	if (!e->sink_buf)
+		return -ENOMEM;
+	/* Touched now, so that no round pays the first touch; pattern 0,
+	 * what the other stores hold before the rounds. */
+	gen_fill((uint64_t *)e->sink_buf, 0, o->write_size / 8);
+	if ((err = raw_start(&e->raw, raw_serve, e->src, o->size)) ||
+	    (err = raw_start(&e->sink, raw_receive, e->sink_buf,
+			     o->write_size)))
 		return err;
 	if ((err = server_start(e, o))) {
 		fprintf(stderr, "starting %s: %s\n", o->server_bin,
 			strerror(-err));
 		return err;
 	}
-	if ((err = server_fill(e, o)))
+	if ((err = server_objects(e, o)))
 		return err;
 	if (o->no_redis)
 		return 0;
@@ -1351,11 +1756,13 @@ static int env_setup(struct env *e, const struct opts *o)
 static void env_cleanup(struct env *e)
 {
 	raw_stop(&e->raw);
+	raw_stop(&e->sink);
 	child_stop(&e->server);
 	child_stop(&e->redis);
 	if (e->root[0])
 		nftw(e->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(e->src);
+	free(e->sink_buf);
 	free(e->pages);
 }
 
@@ -1367,7 +1774,8 @@ static void usage(FILE *f)
 		"                     ../server/ufo-server next to this binary)\n"
 		"  --redis-bin PATH   redis-server (default: from PATH)\n"
 		"  --no-redis         leave out the redis rows\n"
-		"  --size BYTES       object size (default 4 x budget)\n"
+		"  --size BYTES       parts 1-2 object size (default 4 x budget)\n"
+		"  --write-size BYTES part 3 object size (default 1G)\n"
 		"  --budget BYTES     client high watermark (default 256M)\n"
 		"  --chunk BYTES      part 1 chunk size, repeatable (default 1M\n"
 		"                     and 64K)\n"
@@ -1375,7 +1783,8 @@ static void usage(FILE *f)
 		"  --connections N    connections per client (default 4)\n"
 		"  --touches N        part 2 distinct pages (default 20000)\n"
 		"  --reps N           rounds, medians shown (default 5)\n"
-		"  --part 1|2         run one part only (default both)\n"
+		"  --part 1|2|3       run one part only (default all: 1 scan,\n"
+		"                     2 random 4K reads, 3 writes)\n"
 		"  --seed N           part 2 page order (default 42)\n"
 		"  --no-fail-targets  exit 0 when targets are missed (a failed\n"
 		"                     case or wrong data still exits 1)\n");
@@ -1402,6 +1811,7 @@ static int parse_one(struct opts *o, int c, const char *arg)
 	case 'R': o->redis_bin = arg; break;
 	case 'n': o->no_redis = true; break;
 	case 's': err = parse_size(arg, &o->size); break;
+	case 'w': err = parse_size(arg, &o->write_size); break;
 	case 'b': err = parse_size(arg, &o->budget); break;
 	case 'c': err = o->nchunks == MAX_CHUNK_SIZES ? -E2BIG :
 			parse_size(arg, &o->chunks[o->nchunks++]);
@@ -1412,7 +1822,7 @@ static int parse_one(struct opts *o, int c, const char *arg)
 		  break;
 	case 'r': err = parse_num(arg, &v); o->reps = (int)v; break;
 	case 'p': err = parse_num(arg, &v); o->part = (int)v;
-		  err = err || v > 2 ? -EINVAL : 0; break;
+		  err = err || v > 3 ? -EINVAL : 0; break;
 	case 'e': o->seed = strtoull(arg, NULL, 0); break;
 	case 'F': o->no_fail_targets = true; break;
 	default: return -EINVAL;
@@ -1431,14 +1841,15 @@ static int check_opts(struct opts *o)
 		o->chunks[o->nchunks++] = 64 * KiB;
 	}
 	bool ok = o->size <= UINT32_MAX * (uint64_t)PAGE &&
-		  o->touches <= o->size / PAGE;
+		  o->touches <= o->size / PAGE &&
+		  o->write_size % o->chunks[0] == 0;
 	for (int i = 0; i < o->nchunks; i++)
 		ok &= o->chunks[i] % PAGE == 0 && o->size % o->chunks[i] == 0 &&
 		      o->chunks[i] <= UINT32_MAX;
 	if (!ok) {
 		fprintf(stderr, "bench-remote: each --chunk must be a multiple "
-			"of 4K dividing --size, and --touches at most --size "
-			"/ 4K\n");
+			"of 4K dividing --size, the first one --write-size "
+			"too, and --touches at most --size / 4K\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -1451,6 +1862,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "redis-bin", required_argument, NULL, 'R' },
 		{ "no-redis", no_argument, NULL, 'n' },
 		{ "size", required_argument, NULL, 's' },
+		{ "write-size", required_argument, NULL, 'w' },
 		{ "budget", required_argument, NULL, 'b' },
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
@@ -1466,7 +1878,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .redis_bin = "redis-server", .budget = 256 * MiB,
-			    .threads = 4, .connections = 4,
+			    .write_size = 1 * GiB, .threads = 4,
+			    .connections = 4,
 			    .touches = 20000, .reps = 5, .seed = 42 };
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 'h') {
@@ -1493,9 +1906,12 @@ static void print_settings(const struct env *e, const struct opts *o)
 	       fmt_size(o->budget, b2), o->threads, o->connections);
 	for (int i = 0; i < o->nchunks; i++)
 		printf("%s %s", i ? "," : "", fmt_size(o->chunks[i], b3));
-	printf(" (part 2: 4K, RANDOM)\n");
-	printf("server %s (default workers); raw peer: one socket to a sender "
-	       "thread in this process; redis: %s\n", o->server_bin,
+	printf(" (part 2: 4K, RANDOM; part 3: object %s, chunk %s, "
+	       "read-write)\n", fmt_size(o->write_size, b1),
+	       fmt_size(o->chunks[0], b3));
+	printf("server %s (default workers), data in %s; raw peers: one "
+	       "socket to a sender (a receiver for uploads) thread in this "
+	       "process; redis: %s\n", o->server_bin, e->root,
 	       e->redis_port ? "redis-server on loopback TCP, one hiredis "
 			       "connection" : "not run");
 }
@@ -1511,7 +1927,7 @@ static void print_verdict(const struct opts *o, const struct verdict *v)
 int main(int argc, char **argv)
 {
 	struct opts o;
-	struct env e = { .raw.lfd = -1, .server.pid = 0 };
+	struct env e = { .raw.lfd = -1, .sink.lfd = -1, .server.pid = 0 };
 	struct verdict v = { 0 };
 	int err;
 
@@ -1524,15 +1940,20 @@ int main(int argc, char **argv)
 	if (!err) {
 		print_settings(&e, &o);
 		fflush(stdout);
-		for (int i = 0; o.part != 2 && i < o.nchunks; i++) {
+		for (int i = 0; part_on(&o, 1) && i < o.nchunks; i++) {
 			struct opts oc = o;
 			oc.chunk = o.chunks[i];
 			part_scan(&e, &oc, &v);
 			fflush(stdout);
 		}
-		fflush(stdout);
-		if (o.part != 1)
+		if (part_on(&o, 2))
 			part_random(&e, &o, &v);
+		fflush(stdout);
+		if (part_on(&o, 3)) {
+			struct opts oc = o;
+			oc.chunk = o.chunks[0];
+			part_write(&e, &oc, &v);
+		}
 		print_verdict(&o, &v);
 	} else {
 		fprintf(stderr, "bench-remote: setup: %s\n", strerror(-err));
