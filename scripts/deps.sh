@@ -22,6 +22,9 @@ PKGS+=(libibverbs-dev librdmacm-dev ibverbs-providers rdmacm-utils ibverbs-utils
 PKGS+=(clang libclang-rt-14-dev)
 # Optional TLS (GnuTLS) and the tool its test makes certificates with.
 PKGS+=(libgnutls28-dev openssl)
+# bench-remote's redis peer (GET/SET per chunk with hiredis against a
+# redis-server it starts): without them its redis rows print "skipped".
+PKGS+=(redis-server libhiredis-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
