@@ -12,12 +12,15 @@
 #include <stdint.h>
 
 #include "ufo.h"
+#include "wire.h"
 
 struct ufo_client;
 struct ufo_remote_info;
 int client_open(struct ufo_client *cl, const char *name,
 		struct ufo_remote_info *out);
 int client_timeout_ms(const struct ufo_client *cl);
+/* Whether the client's transport reads and writes one-sided (RDMA). */
+bool client_one_sided(const struct ufo_client *cl);
 /* Reads by one-sided RDMA READ after a MAP (cached per connection).
  * -EOPNOTSUPP when this client's transport cannot or the server would not
  * map the range: read it with ufo_client_read instead. */
@@ -41,6 +44,38 @@ struct client_call {
 	size_t data_cap;
 	size_t data_len; /* out */
 };
+/*
+ * An asynchronous request.  The caller fills k and done (and user) and
+ * keeps q valid until done runs.  done(q, err) runs exactly once, with 0 or
+ * -errno, k.data_len and errmsg set: on the reader thread of the
+ * connection that carried it (when its answer, the connection's failure or
+ * its timeout comes), or on the submitting thread when it could not be
+ * sent.  The client does not touch q after done.  The rest is the
+ * client's own while the request is in flight.
+ */
+struct rconn;
+struct client_req {
+	struct client_call k;
+	void (*done)(struct client_req *q, int err);
+	void *user;
+	/* the client's, until done */
+	struct client_req *next;
+	struct rconn *rc;
+	uint64_t id, t0;
+	uint64_t deadline;  /* now_ns() by which the answer must have come */
+	int status;
+	bool sending;       /* the submitter is still writing it out */
+	bool finished;      /* answered or failed; done once not sending */
+	char errmsg[WIRE_MAX_ERRMSG + 1];
+};
+/* The READ (WRITE) of len bytes at off of object id into (from) buf, as a
+ * request; w holds its fixed part and must live as long as k. */
+void client_io_prepare(struct client_call *k, struct wire_io *w, bool write,
+		       uint64_t id, uint64_t off, void *buf, size_t len);
+/* Sends q on one of cl's connections (connecting it first if it is down:
+ * the only wait on the submitting thread besides the send itself). */
+void client_submit(struct ufo_client *cl, struct client_req *q);
+
 /* For the cluster layer: a client whose server may be down now (the
  * first connect's error is *connect_err; later requests reconnect). */
 int client_new(const char *url, const struct ufo_remote_opts *opts,

@@ -61,31 +61,33 @@ static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 	return 0;
 }
 
-/* The READ or WRITE itself, on the connection MAP was answered on (the
- * key belongs to it), under its send exclusion. */
-/* A one-sided operation failed: the QP is in error.  Its waiters must
- * fail too (shutdown), and the connection must go, or the next one-sided
- * operation would find it attached (its MAPs cached for this generation)
- * and fail again without ever reconnecting.  With a leader reading, its
- * read fails on the shutdown and it detaches; else we do.  send_lock
- * held, so nobody sends on c while we close it. */
+/* A one-sided operation failed: the QP is in error.  Its pending requests
+ * must fail too (shutdown), and the connection must go, or the next
+ * one-sided operation would find it attached (its MAPs cached for this
+ * generation) and fail again without ever reconnecting.  With the reader
+ * reading, its read fails on the shutdown and it detaches; else we do.
+ * send_lock held, so nobody sends on c while we close it. */
 static void direct_failed(struct rconn *rc, struct ufo_conn *c, int err)
 {
+	struct client_req *failed = NULL;
 	bool close = false;
 
 	pthread_mutex_lock(&rc->lock);
 	if (rc->conn == c) {
 		conn_shutdown(c);
 		if (!rc->reading) {
-			conn_detach_locked(rc, c, err);
+			failed = conn_detach_locked(rc, c, err);
 			close = true;
 		}
 	}
 	pthread_mutex_unlock(&rc->lock);
+	reqs_done(rc->cl, failed);
 	if (close)
 		conn_close(c);
 }
 
+/* The READ or WRITE itself, on the connection MAP was answered on (the
+ * key belongs to it), under its send exclusion. */
 static int rdma_mapped(struct ufo_client *cl, struct rconn *rc,
 		       const struct map_entry *e, void *buf, bool write)
 {

@@ -161,23 +161,32 @@ int ufo_client_list(struct ufo_client *cl,
 	return err;
 }
 
+void client_io_prepare(struct client_call *k, struct wire_io *w, bool write,
+		       uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	*w = (struct wire_io){ .id = htole64(id), .offset = htole64(off),
+			       .len = htole32((uint32_t)len) };
+	*k = (struct client_call){ .op = write ? WIRE_WRITE : WIRE_READ,
+				   .p1 = w, .l1 = sizeof(*w) };
+	if (write) {
+		k->p2 = buf;
+		k->l2 = len;
+	} else {
+		k->data = buf;
+		k->data_cap = len;
+	}
+}
+
 static int io_call(struct ufo_client *cl, uint16_t op, uint64_t id,
 		   uint64_t off, void *buf, size_t len)
 {
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32((uint32_t)len) };
-	struct client_call k = { .op = op, .p1 = &io, .l1 = sizeof(io) };
+	struct wire_io w;
+	struct client_call k;
 	int err;
 
 	if (!cl || len > WIRE_MAX_IO || (len && !buf))
 		return -EINVAL;
-	if (op == WIRE_WRITE) {
-		k.p2 = buf;
-		k.l2 = len;
-	} else {
-		k.data = buf;
-		k.data_cap = len;
-	}
+	client_io_prepare(&k, &w, op == WIRE_WRITE, id, off, buf, len);
 	err = client_call(cl, &k);
 	if (!err && op == WIRE_READ && k.data_len != len)
 		err = -EPROTO;
@@ -207,6 +216,11 @@ int ufo_client_sync(struct ufo_client *cl, uint64_t id)
 int client_timeout_ms(const struct ufo_client *cl)
 {
 	return cl->timeout_ms;
+}
+
+bool client_one_sided(const struct ufo_client *cl)
+{
+	return cl->tops->read_remote != NULL;
 }
 
 int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)

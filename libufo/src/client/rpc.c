@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ufo-server client: a few connections on which requests from many
- * threads pipeline; responses are matched to waiting requests by req_id.
- * There is no reader thread: a waiting caller that finds nobody reading a
- * connection reads it (leader/follower) until its own response has come,
- * completing others' requests on the way, then hands the role on.  A lone
- * request is thus answered without a thread hand-off (one wakeup saved per
- * fault on a VM where a wakeup costs 5-25 us).  A broken connection fails
- * its pending requests and is reconnected by the next request.
+ * threads pipeline; answers are matched to requests by req_id.  Requests
+ * are asynchronous (client_submit): the submitter sends and returns, and
+ * each connection's reader thread reads the answers, straight into the
+ * request's buffers, and completes them.  A synchronous call is a submit
+ * and a wait.  The reader also enforces the timeout: when the oldest
+ * pending request's deadline passes without an answer, the server stopped
+ * answering, and the connection is torn down with every request on it.
+ * A broken connection fails its pending requests and is reconnected by the
+ * next submitter.
  */
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <endian.h>
@@ -31,16 +33,33 @@ const char *ufo_client_last_error(void)
 /* ---- the reader side */
 
 /* Unlinks and returns the pending request with id, or NULL.  rc->lock. */
-static struct rreq *pending_take(struct rconn *rc, uint64_t id)
+static struct client_req *pending_take(struct rconn *rc, uint64_t id)
 {
-	for (struct rreq **p = &rc->pending; *p; p = &(*p)->next) {
-		if ((*p)->id == id) {
-			struct rreq *r = *p;
-			*p = r->next;
-			return r;
-		}
+	struct client_req *prev = NULL;
+
+	for (struct client_req *q = rc->pending; q; prev = q, q = q->next) {
+		if (q->id != id)
+			continue;
+		if (prev)
+			prev->next = q->next;
+		else
+			rc->pending = q->next;
+		if (rc->pending_tail == q)
+			rc->pending_tail = prev;
+		q->next = NULL;
+		return q;
 	}
 	return NULL;
+}
+
+static void pending_push(struct rconn *rc, struct client_req *q)
+{
+	q->next = NULL;
+	if (rc->pending_tail)
+		rc->pending_tail->next = q;
+	else
+		rc->pending = q;
+	rc->pending_tail = q;
 }
 
 static int discard(struct ufo_conn *c, size_t len, int timeout_ms)
@@ -57,58 +76,111 @@ static int discard(struct ufo_conn *c, size_t len, int timeout_ms)
 	return 0;
 }
 
-/* Receives the payload of a successful response into r.  A payload that
- * does not fit r's buffers is read and dropped (-EPROTO): framing holds. */
+/* Receives the payload of a successful answer into q's buffers.  A payload
+ * that does not fit them is read and dropped (-EPROTO): framing holds. */
 static int recv_payload(struct ufo_conn *c, const struct wire_hdr *h,
-			struct rreq *r, int timeout_ms)
+			struct client_req *q, int timeout_ms)
 {
+	struct client_call *k = &q->k;
 	XXH3_state_t st;
 	int rc;
 
-	if (h->len < r->fixed_len || h->len - r->fixed_len > r->data_cap) {
+	if (h->len < k->fixed_len || h->len - k->fixed_len > k->data_cap) {
 		rc = discard(c, h->len, timeout_ms);
 		return rc ? rc : -EPROTO;
 	}
-	r->data_len = h->len - r->fixed_len;
-	if ((rc = conn_recv(c, r->fixed, r->fixed_len, timeout_ms)) ||
-	    (rc = conn_recv(c, r->data, r->data_len, timeout_ms)))
+	k->data_len = h->len - k->fixed_len;
+	if ((rc = conn_recv(c, k->fixed, k->fixed_len, timeout_ms)) ||
+	    (rc = conn_recv(c, k->data, k->data_len, timeout_ms)))
 		return rc;
 	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, r->fixed, r->fixed_len);
-	XXH3_64bits_update(&st, r->data, r->data_len);
+	XXH3_64bits_update(&st, k->fixed, k->fixed_len);
+	XXH3_64bits_update(&st, k->data, k->data_len);
 	return XXH3_64bits_digest(&st) == h->csum ? 0 : -EBADMSG;
 }
 
-/* An error response: its payload is a message. */
+/* An error answer: its payload is a message. */
 static int recv_error(struct ufo_conn *c, const struct wire_hdr *h,
-		      struct rreq *r, int timeout_ms)
+		      struct client_req *q, int timeout_ms)
 {
 	size_t keep = h->len < WIRE_MAX_ERRMSG ? h->len : WIRE_MAX_ERRMSG;
-	int rc = conn_recv(c, r->errmsg, keep, timeout_ms);
+	int rc = conn_recv(c, q->errmsg, keep, timeout_ms);
 
 	if (!rc)
 		rc = discard(c, h->len - keep, timeout_ms);
-	r->errmsg[rc ? 0 : keep] = '\0';
+	q->errmsg[rc ? 0 : keep] = '\0';
 	return rc;
 }
 
-static void complete(struct rconn *rc, struct rreq *r, int status)
+/* Latency is an exponentially weighted mean (1/8 per sample): a racy
+ * read-modify-write may lose a sample, which only delays the mean. */
+static void client_count(struct ufo_client *cl, const struct client_call *k,
+			 int err, uint64_t ns)
 {
-	pthread_mutex_lock(&rc->lock);
-	r->status = status;
-	r->done = true;
-	pthread_cond_broadcast(&rc->cond);
-	pthread_mutex_unlock(&rc->lock);
+	int64_t ewma = atomic_load_explicit(&cl->latency_ewma_ns,
+					    memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&cl->requests, 1, memory_order_relaxed);
+	if (err) {
+		atomic_fetch_add_explicit(&cl->errors, 1, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&cl->bytes_out, k->l1 + k->l2,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->bytes_in, k->fixed_len + k->data_len,
+				  memory_order_relaxed);
+	atomic_store_explicit(&cl->latency_ewma_ns,
+			      ewma ? ewma + ((int64_t)ns - ewma) / 8 : (int64_t)ns,
+			      memory_order_relaxed);
 }
 
-/* Reads one response, waiting up to wait_ms for it to start, and completes
+/* Counts q and runs its done; no lock held (done may submit again). */
+static void req_done(struct ufo_client *cl, struct client_req *q)
+{
+	client_count(cl, &q->k, q->status, now_ns() - q->t0);
+	q->done(q, q->status);
+}
+
+void reqs_done(struct ufo_client *cl, struct client_req *list)
+{
+	while (list) {
+		struct client_req *q = list;
+
+		list = q->next;
+		req_done(cl, q);
+	}
+}
+
+/* q, off the pending list, is answered or failed: rc->lock held.  Returns
+ * true when the caller must run its done (after unlocking); false while its
+ * submitter is still sending it, which then runs it.  An answer can come
+ * before the sender returns: the server answers once the last byte is in. */
+static bool req_end_locked(struct client_req *q, int err)
+{
+	q->status = err;
+	q->finished = true;
+	return !q->sending;
+}
+
+static void req_end(struct rconn *rc, struct client_req *q, int err)
+{
+	bool now;
+
+	pthread_mutex_lock(&rc->lock);
+	now = req_end_locked(q, err);
+	pthread_mutex_unlock(&rc->lock);
+	if (now)
+		req_done(rc->cl, q);
+}
+
+/* Reads one answer, waiting up to wait_ms for it to start, and completes
  * its request.  Returns a transport error that breaks the connection, or
  * 0. */
 static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms)
 {
 	int tmo = rc->cl->timeout_ms, err;
+	struct client_req *q;
 	struct wire_hdr h;
-	struct rreq *r;
 
 	err = frame_recv_hdr(c, &h, WIRE_MAX_PAYLOAD, wait_ms);
 	if (err)
@@ -116,43 +188,39 @@ static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms)
 	if (!(h.op & WIRE_RESPONSE))
 		return -EPROTO;
 	pthread_mutex_lock(&rc->lock);
-	r = pending_take(rc, h.req_id);
-	if (r)
-		r->receiving = true;
+	q = pending_take(rc, h.req_id);
 	pthread_mutex_unlock(&rc->lock);
-	if (!r) /* its requester timed out and left */
+	if (!q) /* not ours: the server answered an id we never sent */
 		return discard(c, h.len, tmo);
 	if (h.status) {
-		err = recv_error(c, &h, r, tmo);
-		complete(rc, r, wire_status_to_errno(h.status));
+		err = recv_error(c, &h, q, tmo);
+		req_end(rc, q, wire_status_to_errno(h.status));
 		return err;
 	}
-	err = recv_payload(c, &h, r, tmo);
+	err = recv_payload(c, &h, q, tmo);
 	/* A short read broke framing; a bad checksum or size did not. */
-	complete(rc, r, err);
+	req_end(rc, q, err);
 	return err == -EPROTO || err == -EBADMSG ? 0 : err;
 }
 
-/* Contract in rpc.h; closing: conn_close_unused. */
-void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err)
+struct client_req *conn_detach_locked(struct rconn *rc, struct ufo_conn *c,
+				      int err)
 {
-	struct rreq *r;
+	struct client_req *q, *now = NULL;
 
 	if (rc->conn == c) {
 		rc->conn = NULL;
 		rc->gen++;
 	}
-	/* Requests caught by another request's timeout timed out too: say so
-	 * rather than "reset", which would blame the network. */
-	if (rc->timed_out)
-		err = -ETIMEDOUT;
-	rc->timed_out = false;
-	while ((r = rc->pending)) {
-		rc->pending = r->next;
-		r->status = err;
-		r->done = true;
+	while ((q = rc->pending)) {
+		rc->pending = q->next;
+		if (req_end_locked(q, err)) {
+			q->next = now;
+			now = q;
+		}
 	}
-	pthread_cond_broadcast(&rc->cond);
+	rc->pending_tail = NULL;
+	return now;
 }
 
 /* Closes a detached connection once no sender is still using it. */
@@ -161,6 +229,61 @@ static void conn_close_unused(struct rconn *rc, struct ufo_conn *c)
 	pthread_mutex_lock(&rc->send_lock);
 	conn_close(c);
 	pthread_mutex_unlock(&rc->send_lock);
+}
+
+static int ms_until(uint64_t deadline_ns)
+{
+	uint64_t now = now_ns();
+
+	return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
+}
+
+/* The reader's read of c failed (a timeout: the oldest request's deadline
+ * passed unanswered): c goes, with every request on it.  rc->lock held on
+ * entry and exit. */
+static void reader_failed(struct rconn *rc, struct ufo_conn *c, int err)
+{
+	struct client_req *failed = conn_detach_locked(rc, c, err);
+
+	pthread_mutex_unlock(&rc->lock);
+	reqs_done(rc->cl, failed);
+	/* A sender may be blocked on c (a long WRITE into a slow peer):
+	 * shut c down so it returns, then close it. */
+	conn_shutdown(c);
+	conn_close_unused(rc, c);
+	pthread_mutex_lock(&rc->lock);
+}
+
+/*
+ * The reader: while requests are pending it reads answers until the oldest
+ * one's deadline; with nothing pending it sleeps (no answer can come: the
+ * server only answers requests).  Sleeping then, rather than reading with
+ * a timeout, is what lets a timeout mean "the server stopped answering".
+ */
+static void *reader_main(void *arg)
+{
+	struct rconn *rc = arg;
+
+	pthread_mutex_lock(&rc->lock);
+	while (!rc->stopping) {
+		struct ufo_conn *c = rc->conn;
+		int wait, err;
+
+		if (!c || !rc->pending) {
+			pthread_cond_wait(&rc->reader_cond, &rc->lock);
+			continue;
+		}
+		wait = ms_until(rc->pending->deadline);
+		rc->reading = true;
+		pthread_mutex_unlock(&rc->lock);
+		err = read_one(rc, c, wait);
+		pthread_mutex_lock(&rc->lock);
+		rc->reading = false;
+		if (err)
+			reader_failed(rc, c, err);
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return NULL;
 }
 
 /* ---- connecting */
@@ -218,155 +341,55 @@ int conn_ensure(struct rconn *rc)
 
 /* ---- requests */
 
-/* Registers r on rc and sends the request.  *registered tells whether r
- * went on the pending list: then it will be completed (by the response,
- * or with the connection's error), and the caller must wait for it. */
-static int send_request(struct rconn *rc, struct rreq *r, const struct client_call *k,
-			bool *registered, uint64_t *gen_out)
+/* Registers q on rc and sends it; q's done runs exactly once from here on
+ * (see client.h).  q is never touched after its done ran: a request failed
+ * while we send it (the connection broke) is completed here, after the
+ * send, not by whoever failed it. */
+static void send_request(struct rconn *rc, struct client_req *q)
 {
 	struct ufo_conn *c;
 	uint64_t gen;
 	uint16_t v;
+	bool fin;
 	int err;
 
 	pthread_mutex_lock(&rc->lock);
 	c = rc->conn;
 	gen = rc->gen;
 	v = rc->version;
-	if (c) {
-		r->next = rc->pending;
-		rc->pending = r;
+	if (!c) {
+		pthread_mutex_unlock(&rc->lock);
+		q->status = -ECONNRESET;
+		req_done(rc->cl, q);
+		return;
 	}
+	q->rc = rc;
+	q->sending = true;
+	if (!rc->pending)
+		pthread_cond_signal(&rc->reader_cond);
+	pending_push(rc, q);
 	pthread_mutex_unlock(&rc->lock);
-	*registered = c != NULL;
-	*gen_out = gen;
-	if (!c)
-		return -ECONNRESET;
+
 	pthread_mutex_lock(&rc->send_lock);
-	/* The reader may have failed (and failed r) and closed c since:
+	/* The reader may have failed (and failed q) and closed c since:
 	 * gen tells, and c must not be touched then. */
 	pthread_mutex_lock(&rc->lock);
-	err = rc->gen == gen ? 0 : -ECONNRESET;
+	err = rc->gen == gen && !q->finished ? 0 : -ECONNRESET;
 	pthread_mutex_unlock(&rc->lock);
 	if (!err) {
-		err = frame_send(c, v, k->op, r->id, 0, k->p1, k->l1, k->p2,
-				 k->l2, rc->cl->timeout_ms);
-		if (err) /* framing is lost: the next read fails everything */
+		err = frame_send(c, v, q->k.op, q->id, 0, q->k.p1, q->k.l1,
+				 q->k.p2, q->k.l2, rc->cl->timeout_ms);
+		if (err) /* framing is lost: the reader fails everything */
 			rc->cl->tops->shutdown(c);
 	}
 	pthread_mutex_unlock(&rc->send_lock);
-	return err;
-}
 
-static int ms_until(uint64_t deadline_ns)
-{
-	uint64_t now = now_ns();
-
-	return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
-}
-
-/* Leads: reads responses on c until r is done, or fails c.  rc->lock held
- * on entry and exit. */
-static void lead(struct rconn *rc, struct ufo_conn *c, struct rreq *r,
-		 uint64_t deadline)
-{
-	int err = 0;
-
-	rc->reading = true;
-	while (!r->done && !err) {
-		pthread_mutex_unlock(&rc->lock);
-		err = read_one(rc, c, ms_until(deadline));
-		pthread_mutex_lock(&rc->lock);
-	}
-	/* Detach before giving up the role: a follower that found nobody
-	 * reading and c still attached would lead on c while we close it. */
-	if (err) {
-		/* No response in time: the server stopped answering. */
-		if (err == -ETIMEDOUT)
-			rc->timed_out = true;
-		conn_detach_locked(rc, c, err);
-	}
-	rc->reading = false;
-	pthread_cond_broadcast(&rc->cond); /* a follower may lead now */
-	if (err) {
-		pthread_mutex_unlock(&rc->lock);
-		/* A sender may be blocked on c (a long WRITE into a slow
-		 * peer): shut c down so it returns, then close it. */
-		conn_shutdown(c);
-		conn_close_unused(rc, c);
-		pthread_mutex_lock(&rc->lock);
-	}
-}
-
-/* A follower timed out: the server stopped answering.  With a leader
- * reading, shutting the connection down makes its read fail and it detaches
- * the connection; with none, nobody would, so the follower detaches it and
- * closes it itself (else the next request would find a dead connection
- * still attached).  rc->lock held. */
-static void abandon_conn_locked(struct rconn *rc)
-{
-	struct ufo_conn *c = rc->conn;
-
-	rc->timed_out = true;
-	conn_shutdown(c);
-	if (rc->reading)
-		return;
-	conn_detach_locked(rc, c, -ETIMEDOUT);
-	pthread_mutex_unlock(&rc->lock);
-	conn_close_unused(rc, c);
 	pthread_mutex_lock(&rc->lock);
-}
-
-/* Waits for r, leading the connection whenever nobody else reads it.  A
- * follower whose deadline passes gives up (and breaks the connection, a
- * server that stopped answering) unless a reader is filling its buffers;
- * then the reader's own receive timeout bounds the wait. */
-static int wait_request(struct rconn *rc, struct rreq *r, uint64_t gen)
-{
-	uint64_t deadline = now_ns() + (uint64_t)rc->cl->timeout_ms * 1000000u;
-	struct timespec ts;
-
-	deadline_in(&ts, rc->cl->timeout_ms);
-	pthread_mutex_lock(&rc->lock);
-	while (!r->done) {
-		if (!rc->reading && rc->conn && rc->gen == gen) {
-			lead(rc, rc->conn, r, deadline);
-			continue;
-		}
-		if (now_ns() >= deadline && !r->receiving) {
-			pending_take(rc, r->id);
-			r->status = -ETIMEDOUT;
-			r->done = true;
-			if (rc->conn && rc->gen == gen)
-				abandon_conn_locked(rc);
-			break;
-		}
-		pthread_cond_timedwait(&rc->cond, &rc->lock, &ts);
-	}
+	q->sending = false;
+	fin = q->finished;
 	pthread_mutex_unlock(&rc->lock);
-	return r->status;
-}
-
-/* Latency is an exponentially weighted mean (1/8 per sample): a racy
- * read-modify-write may lose a sample, which only delays the mean. */
-static void client_count(struct ufo_client *cl, const struct client_call *k, int err,
-			 uint64_t ns)
-{
-	int64_t ewma = atomic_load_explicit(&cl->latency_ewma_ns,
-					    memory_order_relaxed);
-
-	atomic_fetch_add_explicit(&cl->requests, 1, memory_order_relaxed);
-	if (err) {
-		atomic_fetch_add_explicit(&cl->errors, 1, memory_order_relaxed);
-		return;
-	}
-	atomic_fetch_add_explicit(&cl->bytes_out, k->l1 + k->l2,
-				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&cl->bytes_in, k->fixed_len + k->data_len,
-				  memory_order_relaxed);
-	atomic_store_explicit(&cl->latency_ewma_ns,
-			      ewma ? ewma + ((int64_t)ns - ewma) / 8 : (int64_t)ns,
-			      memory_order_relaxed);
+	if (fin)
+		req_done(rc->cl, q);
 }
 
 struct rconn *pick_conn(struct ufo_client *cl)
@@ -374,41 +397,78 @@ struct rconn *pick_conn(struct ufo_client *cl)
 	return &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
 }
 
-/* A request in flight for the cluster layer (client_start/finish). */
-struct client_op {
-	struct ufo_client *cl;
-	struct rconn *rc;
-	struct client_call *k;
-	struct rreq r;
-	bool registered;
-	uint64_t gen, t0;
+static void submit_on(struct ufo_client *cl, struct rconn *rc,
+		      struct client_req *q)
+{
 	int err;
+
+	q->id = atomic_fetch_add(&cl->next_id, 1);
+	q->t0 = now_ns();
+	q->deadline = q->t0 + (uint64_t)cl->timeout_ms * 1000000u;
+	q->status = 0;
+	q->sending = q->finished = false;
+	q->errmsg[0] = '\0';
+	q->k.data_len = 0;
+	q->rc = rc;
+	err = conn_ensure(rc);
+	if (err) {
+		q->status = err;
+		req_done(cl, q);
+		return;
+	}
+	send_request(rc, q);
+}
+
+void client_submit(struct ufo_client *cl, struct client_req *q)
+{
+	submit_on(cl, pick_conn(cl), q);
+}
+
+/* ---- waiting for a request: synchronous calls and client_start/finish */
+
+struct client_op {
+	struct client_req q;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
 };
+
+static void op_done(struct client_req *q, int err)
+{
+	struct client_op *o = ufo_container_of(q, struct client_op, q);
+
+	(void)err;
+	pthread_mutex_lock(&o->lock);
+	o->done = true;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
 
 static void op_start(struct ufo_client *cl, struct rconn *rc,
 		     struct client_call *k, struct client_op *o)
 {
-	*o = (struct client_op){
-		.cl = cl, .rc = rc, .k = k, .t0 = now_ns(),
-		.r = { .id = atomic_fetch_add(&cl->next_id, 1),
-		       .fixed = k->fixed, .fixed_len = k->fixed_len,
-		       .data = k->data, .data_cap = k->data_cap },
-	};
-	o->err = conn_ensure(rc);
-	if (!o->err)
-		o->err = send_request(rc, &o->r, k, &o->registered, &o->gen);
+	o->q = (struct client_req){ .k = *k, .done = op_done };
+	o->done = false;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	submit_on(cl, rc, &o->q);
 }
 
-static int op_finish(struct client_op *o)
+/* Waits for o (the reader bounds the wait by the request's timeout);
+ * copies the answer's length back to k and the server's message to this
+ * thread's ufo_client_last_error. */
+static int op_finish(struct client_op *o, struct client_call *k)
 {
-	int err = o->err;
-
-	if (o->registered)
-		err = wait_request(o->rc, &o->r, o->gen);
-	o->k->data_len = o->r.data_len;
-	snprintf(last_error, sizeof(last_error), "%s", err ? o->r.errmsg : "");
-	client_count(o->cl, o->k, err, now_ns() - o->t0);
-	return err;
+	pthread_mutex_lock(&o->lock);
+	while (!o->done)
+		pthread_cond_wait(&o->cond, &o->lock);
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_destroy(&o->lock);
+	pthread_cond_destroy(&o->cond);
+	k->data_len = o->q.k.data_len;
+	snprintf(last_error, sizeof(last_error), "%s",
+		 o->q.status ? o->q.errmsg : "");
+	return o->q.status;
 }
 
 int client_call_on(struct ufo_client *cl, struct rconn *rc,
@@ -417,26 +477,37 @@ int client_call_on(struct ufo_client *cl, struct rconn *rc,
 	struct client_op o;
 
 	op_start(cl, rc, k, &o);
-	return op_finish(&o);
+	return op_finish(&o, k);
 }
+
+/* A request in flight for the cluster layer (client_start/finish): k must
+ * live until finish. */
+struct client_op_ext {
+	struct client_op o;
+	struct client_call *k;
+};
 
 struct client_op *client_start(struct ufo_client *cl, struct client_call *k)
 {
-	struct client_op *o = malloc(sizeof(*o));
+	struct client_op_ext *e = malloc(sizeof(*e));
 
-	if (o)
-		op_start(cl, pick_conn(cl), k, o);
-	return o;
+	if (!e)
+		return NULL;
+	e->k = k;
+	op_start(cl, pick_conn(cl), k, &e->o);
+	return &e->o;
 }
 
 int client_finish(struct client_op *o)
 {
+	struct client_op_ext *e;
 	int err;
 
 	if (!o)
 		return -ENOMEM;
-	err = op_finish(o);
-	free(o);
+	e = ufo_container_of(o, struct client_op_ext, o);
+	err = op_finish(o, e->k);
+	free(e);
 	return err;
 }
 
@@ -473,7 +544,7 @@ static void client_free(struct ufo_client *cl)
 	for (unsigned i = 0; i < cl->nconns; i++) {
 		struct rconn *rc = &cl->conns[i];
 		pthread_mutex_destroy(&rc->lock);
-		pthread_cond_destroy(&rc->cond);
+		pthread_cond_destroy(&rc->reader_cond);
 		pthread_mutex_destroy(&rc->send_lock);
 		pthread_mutex_destroy(&rc->connect_lock);
 	}
@@ -510,13 +581,21 @@ static int client_init(struct ufo_client *cl, const char *url,
 		struct rconn *rc = &cl->conns[i];
 		rc->cl = cl;
 		pthread_mutex_init(&rc->lock, NULL);
-		pthread_cond_init(&rc->cond, NULL);
+		pthread_cond_init(&rc->reader_cond, NULL);
 		pthread_mutex_init(&rc->send_lock, NULL);
 		pthread_mutex_init(&rc->connect_lock, NULL);
 	}
 	if (wire_crypto_init())
 		return -EIO;
-	return client_secret(cl, o);
+	if ((err = client_secret(cl, o)))
+		return err;
+	for (unsigned i = 0; i < cl->nconns && !err; i++) {
+		struct rconn *rc = &cl->conns[i];
+
+		err = spawn_masked(&rc->reader, reader_main, rc);
+		rc->reader_started = !err;
+	}
+	return err;
 }
 
 /* ufo://: no RDMA device, no route, or no RDMA listener: use TCP.  The
@@ -575,10 +654,19 @@ void ufo_client_close(struct ufo_client *cl)
 {
 	if (!cl)
 		return;
-	/* No request may be in progress (the caller's contract), so nobody
-	 * reads or sends on the connections. */
-	for (unsigned i = 0; i < cl->nconns; i++)
-		conn_close(cl->conns[i].conn);
+	/* No request may be in progress (the caller's contract), so the
+	 * readers are asleep or about to be: wake them to end. */
+	for (unsigned i = 0; i < cl->nconns; i++) {
+		struct rconn *rc = &cl->conns[i];
+
+		pthread_mutex_lock(&rc->lock);
+		rc->stopping = true;
+		pthread_cond_signal(&rc->reader_cond);
+		pthread_mutex_unlock(&rc->lock);
+		if (rc->reader_started)
+			pthread_join(rc->reader, NULL);
+		conn_close(rc->conn);
+	}
 	client_free(cl);
 }
 

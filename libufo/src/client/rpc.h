@@ -19,39 +19,34 @@
 #define CLIENT_MAX_CONNECTIONS 16
 #define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
 
-/* A request waiting for its response; lives on the caller's stack. */
-struct rreq {
-	struct rreq *next;
-	uint64_t id;
-	void *fixed;        /* response struct, fixed_len bytes */
-	size_t fixed_len;
-	void *data;         /* variable response bytes, up to data_cap */
-	size_t data_cap;
-	size_t data_len;    /* received */
-	int status;         /* 0 or -errno */
-	char errmsg[WIRE_MAX_ERRMSG + 1];
-	bool receiving;     /* a reader is filling our buffers */
-	bool done;
-};
-
+/*
+ * One connection slot of a client.  Its reader thread reads every answer
+ * on the connection and completes the request it belongs to; it sleeps
+ * while nothing is pending.  A broken connection fails its pending
+ * requests and is reconnected by the next submitter.
+ */
 struct rconn {
 	struct ufo_client *cl;
 	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
-	pthread_cond_t cond;    /* a request completed */
+	pthread_cond_t reader_cond; /* a request is pending, or stop */
 	pthread_mutex_t send_lock;
 	pthread_mutex_t connect_lock;
 	struct ufo_conn *conn;  /* NULL while down */
 	uint64_t gen;           /* bumped by every (re)connect */
 	uint16_t version;
-	struct rreq *pending;
-	bool reading;           /* a waiter is reading responses */
+	/* Sent and not yet answered, oldest first: every request has the
+	 * same timeout, so the head has the nearest deadline. */
+	struct client_req *pending, *pending_tail;
+	bool reading;           /* the reader is reading the connection */
+	bool stopping;          /* ufo_client_close: the reader ends */
+	pthread_t reader;
+	bool reader_started;
 	/* Where MAP put object ranges for this connection (one-sided reads);
 	 * valid for the connection generation it was made in. */
 	struct map_entry {
 		uint64_t id, off, gen, raddr;
 		uint32_t len, rkey;
 	} maps[CLIENT_MAP_SLOTS];
-	bool timed_out;         /* torn down because a request timed out */
 };
 
 struct ufo_client {
@@ -81,7 +76,10 @@ int client_call_on(struct ufo_client *cl, struct rconn *rc,
 int client_call(struct ufo_client *cl, struct client_call *k);
 /* Detaches c from rc and fails every pending request with err; rc->lock
  * held.  Once detached nobody starts to read or send on c, so the caller
- * may close it after unlocking. */
-void conn_detach_locked(struct rconn *rc, struct ufo_conn *c, int err);
+ * may close it after unlocking.  Returns the failed requests whose done
+ * the caller must run, after unlocking, with reqs_done. */
+struct client_req *conn_detach_locked(struct rconn *rc, struct ufo_conn *c,
+				      int err);
+void reqs_done(struct ufo_client *cl, struct client_req *list);
 
 #endif /* UFO_CLIENT_RPC_H */
