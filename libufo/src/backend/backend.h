@@ -10,15 +10,16 @@
  *  - the ops a backend implements, which the engine calls (it never
  *    branches on the kind of backend);
  *  - the few engine services a backend may call: create the object it
- *    serves, reach its own data, log, and report its statistics.
+ *    serves, reach its own data, log, complete an io, and run blocking
+ *    work off the handler threads.
  *
- * Retries (backend/retry.c): a backend's fetch and store retry transient
- * errors themselves (remote_retry: doubling delays until the client's
- * timeout has passed since the first attempt); a non-zero return is final.
- * Statistics: each fetch attempt is counted once with obj_count_fetch
- * (populate_calls, populate_ns), each failed attempt with
- * obj_count_fetch_error, each failed store (after its retries) with
- * obj_count_store_error; the engine counts the rest (bytes, writebacks).
+ * I/O is asynchronous: the engine submits a struct ufo_io and the backend
+ * calls io_complete once, from whatever thread learns the outcome (the
+ * client's reader for a remote object, the submitting thread itself for
+ * the callback backend).  Retries are the engine's: a failed attempt that
+ * the backend's retry policy calls transient is submitted again after a
+ * delay, and every attempt is counted once, by the engine.  Backends keep
+ * no engine counters.
  */
 #ifndef UFO_BACKEND_H
 #define UFO_BACKEND_H
@@ -33,24 +34,51 @@ struct ufo_obj;
 struct ufo_ctx;
 
 /*
- * A backend moves chunk bytes between the UFO and where they live.  The
- * fault path calls only these ops, never a backend by kind.  Both calls are
- * made with no lock held, may block, and retry transient errors themselves
- * under ctx->cfg.retries; a non-zero return is final.
+ * One fetch or store of elements [start, end) of obj: len bytes at buf.
+ * The engine fills the first part and owns the io; a backend may use
+ * `tag` (kept across the attempts of one io: the cluster's write version)
+ * and must not touch the io after io_complete.
  */
+struct ufo_io {
+	struct ufo_obj *obj;
+	bool store;
+	uint64_t start, end;  /* elements */
+	void *buf;            /* fetch: filled; store: read, unchanged until
+			       * the io completes (write-protected) */
+	size_t len;           /* (end - start) * elem_size bytes */
+	unsigned attempt;     /* 0 for the first submission */
+	uint64_t tag;         /* the backend's, across attempts (0 at first) */
+	/* the engine's */
+	void (*done)(struct ufo_io *io, int err);
+	uint64_t t_first, t_attempt, due;
+	struct ufo_io *next;  /* the retry queue */
+	void *ctx_data;       /* the engine's continuation */
+};
+
+/* How the engine retries a failed attempt: again after first_delay_ms,
+ * doubling up to max_delay_ms, while transient(err) and neither
+ * max_attempts (when not 0) attempts were made nor deadline_ms (when not
+ * 0) have passed since the first. */
+struct ufo_retry {
+	bool (*transient)(int err);
+	unsigned max_attempts;
+	unsigned deadline_ms;
+	unsigned first_delay_ms, max_delay_ms;
+};
+
 struct ufo_backend_ops {
 	const char *name;
-	/* Fill dst with elements [start, end). */
-	int (*fetch)(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		     void *dst);
-	/* Persist elements [start, end) from src; 0 only once durable. */
-	int (*store)(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		     const void *src);
+	/* Starts io; io_complete(io, err) follows exactly once, on any
+	 * thread, possibly before submit returns.  Called with no lock held.
+	 * A backend that must block to do it (the application's callbacks,
+	 * a quorum read) does so on the submitting thread only when that is
+	 * the callback backend: others use obj_run_blocking, so that handler
+	 * threads never wait on the network. */
+	void (*submit)(struct ufo_obj *obj, struct ufo_io *io);
+	/* The retry policy of obj's failed attempts. */
+	void (*retry)(const struct ufo_obj *obj, struct ufo_retry *out);
 	/* Releases obj->backend_data (may be NULL: nothing to release). */
 	void (*close)(struct ufo_obj *obj);
-	/* store may run for several chunks at once (it waits on a server,
-	 * and is thread-safe); the application's callbacks are not. */
-	bool parallel;
 	/* Objects stored on servers (NULL for the callback backend): the
 	 * object's name there, how many servers hold it, and the client's
 	 * counters for server i (its address as server; connected 0 while
@@ -81,26 +109,27 @@ void logf_ctx(const struct ufo_ctx *ctx, enum ufo_log_level lvl,
 #define log_info(ctx, ...) logf_ctx(ctx, UFO_LOG_INFO, __VA_ARGS__)
 #define log_debug(ctx, ...) logf_ctx(ctx, UFO_LOG_DEBUG, __VA_ARGS__)
 
-/* Statistics a backend reports (see the rules at the top). */
-void obj_count_fetch(struct ufo_obj *obj, uint64_t ns);
-void obj_count_fetch_error(struct ufo_obj *obj);
-void obj_count_store_error(struct ufo_obj *obj);
+/* The outcome of an attempt (0 or -errno); see struct ufo_io. */
+void io_complete(struct ufo_io *io, int err);
 
-/* ---- retries of objects on servers (retry.c) */
+/* Work that blocks (a quorum read, a one-sided RDMA READ): fn(job) runs on
+ * one of the context's I/O workers, a bounded pool started on first use,
+ * in submission order.  The job lives until fn returns.  Work run there
+ * must not touch UFO memory: a full pool would wait on itself. */
+struct ufo_job {
+	struct ufo_job *next;
+	void (*fn)(struct ufo_job *job);
+};
+void obj_run_blocking(struct ufo_obj *obj, struct ufo_job *job);
+
+/* ---- objects on servers (retry.c) */
 
 /* Errors worth retrying: connection trouble, a busy or stopping server, a
  * stale placement. */
 bool remote_transient(int err);
-struct remote_io {
-	const char *name; /* for the log */
-	int (*fn)(void *arg, bool write, uint64_t off, char *buf, size_t len);
-	void *arg;
-	int timeout_ms;
-};
-/* fn runs until it succeeds, fails for good, or timeout_ms has passed
- * since the first attempt (doubling delays). */
-int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
-		 uint64_t off, void *buf, size_t len);
+/* Their policy: transient errors retried with delays from 5 to 500 ms
+ * until timeout_ms has passed since the first attempt. */
+void remote_retry_policy(unsigned timeout_ms, struct ufo_retry *out);
 
 /* ---- the backends' entry points (open.c dispatches between them) */
 

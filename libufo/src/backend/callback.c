@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The callback backend: the application's populate and writeback
- * functions (ufo_create).  They may block and need not be thread-safe:
- * stores run one at a time (ops.parallel false).
+ * functions (ufo_create).  They run on the thread that submits the io: a
+ * handler for a load, the evictor or the thread in ufo_sync or ufo_reset
+ * for a store, the engine's retry thread for a retried attempt.
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include "backend/backend.h"
 
@@ -18,69 +17,46 @@ struct callback {
 	void *user;
 };
 
-static void retry_sleep(const struct ufo_config *cfg, unsigned attempt)
-{
-	uint64_t ms = (uint64_t)cfg->retry_delay_ms << (attempt < 10 ? attempt : 10);
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
-			       .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /* Application callbacks return 0 or -errno; anything else is -EIO. */
 static int callback_rc(int rc)
 {
 	return rc < 0 && rc > -4096 ? rc : -EIO;
 }
 
-/* Runs the application's populate (store false) or writeback on elements
- * [start, end), retrying a failure cfg.retries times with doubling delays.
- * Returns 0 or the last failure. */
-static int cb_call(struct ufo_obj *obj, bool store, uint64_t start,
-		   uint64_t end, void *buf)
-{
-	struct ufo_ctx *ctx = obj_ctx(obj);
-	const struct ufo_config *cfg = ctx_cfg(ctx);
-	const struct callback *cb = obj_backend_data(obj);
-
-	for (unsigned attempt = 0;; attempt++) {
-		uint64_t t0 = now_ns();
-		int rc = store ? cb->writeback(cb->user, start, end, buf)
-			       : cb->populate(cb->user, start, end, buf);
-
-		if (!store)
-			obj_count_fetch(obj, now_ns() - t0);
-		if (!rc)
-			return 0;
-		rc = callback_rc(rc);
-		if (store)
-			obj_count_store_error(obj);
-		else
-			obj_count_fetch_error(obj);
-		log_warn(ctx, "object %llu: %s [%llu, %llu) failed (attempt %u of %u): %s",
-			 (unsigned long long)obj_id(obj),
-			 store ? "writeback" : "populate",
-			 (unsigned long long)start, (unsigned long long)end,
-			 attempt + 1, cfg->retries + 1, strerror(-rc));
-		if (attempt >= cfg->retries)
-			return rc;
-		retry_sleep(cfg, attempt);
-	}
-}
-
-static int cb_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		    void *dst)
-{
-	return cb_call(obj, false, start, end, dst);
-}
-
-static int cb_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
-		    const void *src)
+/* Runs the application's populate (fetch) or writeback (store) right here,
+ * on the submitting thread: it may block, and may touch other UFOs (the
+ * engine counts the thread busy meanwhile, for its watchdog).  Without a
+ * writeback callback, writes are discarded on drop. */
+static void cb_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
 	const struct callback *cb = obj_backend_data(obj);
+	int rc = 0;
 
-	/* Without a writeback callback, writes are discarded on drop. */
-	return cb->writeback ? cb_call(obj, true, start, end, (void *)src) : 0;
+	if (!io->store)
+		rc = cb->populate(cb->user, io->start, io->end, io->buf);
+	else if (cb->writeback)
+		rc = cb->writeback(cb->user, io->start, io->end, io->buf);
+	io_complete(io, rc ? callback_rc(rc) : 0);
+}
+
+static bool cb_transient(int err)
+{
+	(void)err;
+	return true;
+}
+
+/* Every failure is retried cfg.retries times, after retry_delay_ms and
+ * doubling delays. */
+static void cb_retry(const struct ufo_obj *obj, struct ufo_retry *out)
+{
+	const struct ufo_config *cfg = ctx_cfg(obj_ctx(obj));
+
+	*out = (struct ufo_retry){
+		.transient = cb_transient,
+		.max_attempts = cfg->retries + 1,
+		.first_delay_ms = cfg->retry_delay_ms,
+		.max_delay_ms = cfg->retry_delay_ms << 10,
+	};
 }
 
 static void cb_close(struct ufo_obj *obj)
@@ -90,8 +66,8 @@ static void cb_close(struct ufo_obj *obj)
 
 static const struct ufo_backend_ops callback_backend = {
 	.name = "callback",
-	.fetch = cb_fetch,
-	.store = cb_store,
+	.submit = cb_submit,
+	.retry = cb_retry,
 	.close = cb_close,
 };
 

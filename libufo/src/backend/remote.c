@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The remote backend: chunks of an object on one ufo-server, fetched and
- * stored through a pipelined client (client/), retried by retry.c.
+ * stored through the pipelined client (client/).  Over TCP and TLS an io
+ * is one asynchronous request, completed by the client's reader; over
+ * RDMA (one-sided READ, or WRITE + COMMIT, which block) it runs on one of
+ * the context's I/O workers.  The engine retries (retry.c's policy).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,37 +45,101 @@ static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
 	return 0;
 }
 
-static int remote_io_fn(void *arg, bool write, uint64_t off, char *buf,
-			size_t len)
+/* ---- two-sided, asynchronous (TCP, TLS): one request, answered into the
+ * io's buffer by the client's reader, which completes the io. */
+
+struct remote_req {
+	struct client_req q;
+	struct wire_io w;
+	struct ufo_io *io;
+};
+
+static void remote_submit_blocking(struct remote *r, struct ufo_io *io);
+
+static void remote_req_done(struct client_req *q, int err)
 {
-	return remote_io(arg, write, off, buf, len);
+	struct remote_req *rq = ufo_container_of(q, struct remote_req, q);
+	struct ufo_io *io = rq->io;
+
+	if (err == -ENOTCONN) {
+		/* The connection is down: connecting may take the whole
+		 * timeout, so an I/O worker does it (and this attempt). */
+		free(rq);
+		remote_submit_blocking(obj_backend_data(io->obj), io);
+		return;
+	}
+	if (!err && !io->store && q->k.data_len != io->len)
+		err = -EPROTO;
+	if (err && q->errmsg[0])
+		log_warn(obj_ctx(io->obj), "%s: the server says: %s",
+			 ((struct remote *)obj_backend_data(io->obj))->name,
+			 q->errmsg);
+	free(rq);
+	io_complete(io, err);
 }
 
-static int remote_run(struct ufo_obj *obj, bool write, uint64_t off,
-		      void *buf, size_t len)
+static void remote_submit_async(struct remote *r, struct ufo_io *io)
+{
+	struct remote_req *rq = malloc(sizeof(*rq));
+
+	if (!rq) {
+		io_complete(io, -ENOMEM);
+		return;
+	}
+	rq->io = io;
+	rq->q = (struct client_req){ .done = remote_req_done,
+				     .no_connect = true };
+	client_io_prepare(&rq->q.k, &rq->w, io->store, r->id, io->start,
+			  io->buf, io->len);
+	client_submit(r->cl, &rq->q);
+}
+
+/* ---- one-sided (RDMA), larger than one request, or needing a connect:
+ * blocking, on an I/O worker, never on a handler. */
+
+struct remote_job {
+	struct ufo_job job;
+	struct remote *r;
+	struct ufo_io *io;
+};
+
+static void remote_job_run(struct ufo_job *job)
+{
+	struct remote_job *rj = ufo_container_of(job, struct remote_job, job);
+	struct ufo_io *io = rj->io;
+	int err = remote_io(rj->r, io->store, io->start, io->buf, io->len);
+
+	free(rj);
+	io_complete(io, err);
+}
+
+static void remote_submit_blocking(struct remote *r, struct ufo_io *io)
+{
+	struct remote_job *rj = malloc(sizeof(*rj));
+
+	if (!rj) {
+		io_complete(io, -ENOMEM);
+		return;
+	}
+	*rj = (struct remote_job){ .job.fn = remote_job_run, .r = r, .io = io };
+	obj_run_blocking(io->obj, &rj->job);
+}
+
+static void remote_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
 	struct remote *r = obj_backend_data(obj);
-	struct remote_io io = { .name = r->name, .fn = remote_io_fn, .arg = r,
-				.timeout_ms = client_timeout_ms(r->cl) };
 
-	return remote_retry(obj, &io, write, off, buf, len);
+	if (!client_one_sided(r->cl) && io->len <= WIRE_MAX_IO)
+		remote_submit_async(r, io);
+	else
+		remote_submit_blocking(r, io);
 }
 
-static int remote_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
-			void *dst)
+static void remote_retry(const struct ufo_obj *obj, struct ufo_retry *out)
 {
-	return remote_run(obj, false, start, dst, (size_t)(end - start));
-}
+	const struct remote *r = obj_backend_data(obj);
 
-static int remote_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
-			const void *src)
-{
-	int err = remote_run(obj, true, start, (void *)src,
-			       (size_t)(end - start));
-
-	if (err)
-		obj_count_store_error(obj);
-	return err;
+	remote_retry_policy((unsigned)client_timeout_ms(r->cl), out);
 }
 
 static void remote_free(struct remote *r)
@@ -109,10 +176,9 @@ static int remote_server_status(const struct ufo_obj *obj, unsigned i,
 
 static const struct ufo_backend_ops remote_backend = {
 	.name = "remote",
-	.fetch = remote_fetch,
-	.store = remote_store,
+	.submit = remote_submit,
+	.retry = remote_retry,
 	.close = remote_close,
-	.parallel = true,
 	.remote_name = remote_name,
 	.servers = remote_servers,
 	.server_status = remote_server_status,

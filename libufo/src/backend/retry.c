@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Retries of objects stored on servers (remote and cluster backends):
- * transient failures (connection lost, refused, timed out, checksum
- * mismatch, server busy) are retried with doubling delays until the
- * client's timeout has passed since the first attempt; then the error is
- * final (a fault gets SIGBUS).
+ * The retry policy of objects stored on servers (remote and cluster
+ * backends), which the engine applies (io_complete): transient failures
+ * (connection lost, refused, timed out, checksum mismatch, server busy)
+ * are retried with doubling delays until the client's timeout has passed
+ * since the first attempt; then the error is final (a fault gets SIGBUS).
  */
 #include <errno.h>
-#include <string.h>
-#include <time.h>
 
 #include "backend/backend.h"
 
@@ -28,39 +26,12 @@ bool remote_transient(int err)
 	}
 }
 
-static void sleep_ms(unsigned ms)
+void remote_retry_policy(unsigned timeout_ms, struct ufo_retry *out)
 {
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-int remote_retry(struct ufo_obj *obj, const struct remote_io *io, bool write,
-		 uint64_t off, void *buf, size_t len)
-{
-	uint64_t deadline = now_ns() + (uint64_t)io->timeout_ms * 1000000u;
-	unsigned delay = RETRY_FIRST_MS;
-
-	for (unsigned attempt = 1;; attempt++) {
-		uint64_t t0 = now_ns();
-		int err = io->fn(io->arg, write, off, buf, len);
-
-		if (!write)
-			obj_count_fetch(obj, now_ns() - t0);
-		if (!err)
-			return 0;
-		if (!write)
-			obj_count_fetch_error(obj);
-		log_warn(obj_ctx(obj), "%s %s [%llu, +%zu) attempt %u: %s%s%s",
-			 io->name, write ? "write" : "read",
-			 (unsigned long long)off, len, attempt, strerror(-err),
-			 ufo_client_last_error()[0] ? ": " : "",
-			 ufo_client_last_error());
-		if (!remote_transient(err) ||
-		    now_ns() + delay * 1000000ull > deadline)
-			return err;
-		sleep_ms(delay);
-		delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
-	}
+	*out = (struct ufo_retry){
+		.transient = remote_transient,
+		.deadline_ms = timeout_ms,
+		.first_delay_ms = RETRY_FIRST_MS,
+		.max_delay_ms = RETRY_MAX_MS,
+	};
 }

@@ -58,6 +58,10 @@ struct client_req {
 	struct client_call k;
 	void (*done)(struct client_req *q, int err);
 	void *user;
+	/* Fail with -ENOTCONN instead of connecting when the connection
+	 * picked is down: a connect may wait for the whole timeout, which a
+	 * caller that must not block (a fault handler) leaves to others. */
+	bool no_connect;
 	/* the client's, until done */
 	struct client_req *next;
 	struct rconn *rc;

@@ -410,7 +410,13 @@ static void submit_on(struct ufo_client *cl, struct rconn *rc,
 	q->errmsg[0] = '\0';
 	q->k.data_len = 0;
 	q->rc = rc;
-	err = conn_ensure(rc);
+	if (q->no_connect) {
+		pthread_mutex_lock(&rc->lock);
+		err = rc->conn ? 0 : -ENOTCONN;
+		pthread_mutex_unlock(&rc->lock);
+	} else {
+		err = conn_ensure(rc);
+	}
 	if (err) {
 		q->status = err;
 		req_done(cl, q);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The backend of replicated objects: fetch and store through the quorum
- * reads and writes of quorum.c, retried by backend/retry.c; opening (and
+ * reads and writes of quorum.c, on the context's I/O workers (they block),
+ * retried by the engine with backend/retry.c's policy; opening (and
  * creating) an object on a cluster.
  */
 #include <arpa/inet.h>
@@ -18,50 +19,49 @@
 
 /* ---- the backend */
 
-struct cluster_io {
+/* A quorum read or write blocks on several servers: it runs on one of the
+ * context's I/O workers, one attempt per job (the engine retries). */
+struct cluster_job {
+	struct ufo_job job;
 	struct cobj *o;
-	uint64_t version; /* of the writeback in progress */
+	struct ufo_io *io;
 };
 
-static int cluster_io_fn(void *arg, bool write, uint64_t off, char *buf,
-			 size_t len)
+static void cluster_job_run(struct ufo_job *job)
 {
-	struct cluster_io *io = arg;
+	struct cluster_job *cj = ufo_container_of(job, struct cluster_job, job);
+	struct ufo_io *io = cj->io;
+	int err;
 
-	return write ? cluster_write_once(io->o, off, len, buf, io->version)
-		     : cluster_read_once(io->o, off, len, buf);
+	/* One version for all attempts of a store: a retry that lands where
+	 * an earlier attempt did changes nothing there. */
+	if (io->store && !io->tag)
+		io->tag = hlc_next();
+	err = io->store ? cluster_write_once(cj->o, io->start, io->len,
+					     io->buf, io->tag)
+			: cluster_read_once(cj->o, io->start, io->len, io->buf);
+	free(cj);
+	io_complete(io, err);
 }
 
-static int cluster_run(struct ufo_obj *obj, bool write, uint64_t off,
-		       void *buf, size_t len)
+static void cluster_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
-	struct cobj *o = obj_backend_data(obj);
-	/* One version for all attempts: a retry that lands where an earlier
-	 * attempt did changes nothing there. */
-	struct cluster_io cio = { .o = o, .version = write ? hlc_next() : 0 };
-	struct remote_io io = {
-		.name = o->name, .fn = cluster_io_fn, .arg = &cio,
-		.timeout_ms = client_timeout_ms(o->c->m[0].cl),
-	};
+	struct cluster_job *cj = malloc(sizeof(*cj));
 
-	return remote_retry(obj, &io, write, off, buf, len);
+	if (!cj) {
+		io_complete(io, -ENOMEM);
+		return;
+	}
+	*cj = (struct cluster_job){ .job.fn = cluster_job_run,
+				    .o = obj_backend_data(obj), .io = io };
+	obj_run_blocking(obj, &cj->job);
 }
 
-static int cluster_fetch(struct ufo_obj *obj, uint64_t start, uint64_t end,
-			 void *dst)
+static void cluster_retry(const struct ufo_obj *obj, struct ufo_retry *out)
 {
-	return cluster_run(obj, false, start, dst, (size_t)(end - start));
-}
+	const struct cobj *o = obj_backend_data(obj);
 
-static int cluster_store(struct ufo_obj *obj, uint64_t start, uint64_t end,
-			 const void *src)
-{
-	int err = cluster_run(obj, true, start, (void *)src,
-			      (size_t)(end - start));
-
-	if (err)
-		obj_count_store_error(obj);
-	return err;
+	remote_retry_policy((unsigned)client_timeout_ms(o->c->m[0].cl), out);
 }
 
 static void cobj_free(struct cobj *o)
@@ -85,10 +85,9 @@ static const char *cluster_name(const struct ufo_obj *obj);
 
 static const struct ufo_backend_ops cluster_backend = {
 	.name = "cluster",
-	.fetch = cluster_fetch,
-	.store = cluster_store,
+	.submit = cluster_submit,
+	.retry = cluster_retry,
 	.close = cluster_close,
-	.parallel = true,
 	.remote_name = cluster_name,
 	.servers = cluster_servers,
 	.server_status = cluster_server_status,

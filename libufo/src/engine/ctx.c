@@ -36,6 +36,8 @@ static void ctx_init_locks(struct ufo_ctx *ctx)
 	pthread_cond_init(&ctx->budget_cond, NULL);
 	pthread_cond_init(&ctx->evict_cond, NULL);
 	pthread_mutex_init(&ctx->policy_lock, NULL);
+	pthread_mutex_init(&ctx->buf_lock, NULL);
+	io_init(ctx);
 }
 
 static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
@@ -75,6 +77,8 @@ static void ctx_release(struct ufo_ctx *ctx)
 	ctx_monitor_stop(ctx);
 	evictor_stop(ctx);
 	handlers_stop(ctx);
+	io_stop(ctx);
+	load_bufs_free(ctx);
 	if (ctx->uffd.fd >= 0)
 		close(ctx->uffd.fd);
 	if (ctx->pagemap_fd >= 0)

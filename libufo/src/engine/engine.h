@@ -242,6 +242,12 @@ int page_present(int pagemap_fd, const void *addr);
 
 /* ---------------------------------------------------------------- context */
 
+/* I/O workers per context: the depth of backends that block (a cluster's
+ * quorum reads and writes, one-sided RDMA); asynchronous ones need none. */
+#define UFO_IO_WORKERS 8
+/* Load buffers a context keeps for reuse. */
+#define UFO_LOAD_BUFS 16
+
 struct work_item {
 	struct work_item *next;
 	struct ufo_obj *obj; /* holds a reference */
@@ -303,6 +309,25 @@ struct ufo_ctx {
 
 	struct ufo_counters stats;
 
+	/* io.c: in-flight ios (and the most seen at once), failed attempts
+	 * waiting for their retry (soonest first) and the thread that makes
+	 * them, and the I/O workers of backends that block. */
+	_Atomic unsigned io_inflight, io_inflight_max;
+	pthread_mutex_t io_lock;
+	pthread_cond_t io_cond;      /* the retry queue changed, or stop */
+	pthread_cond_t job_cond;     /* a job is queued, or stop */
+	struct ufo_io *retry_head;
+	pthread_t retry_thread;
+	bool retry_started, io_stopping;
+	struct ufo_job *job_head, *job_tail;
+	pthread_t workers[UFO_IO_WORKERS];
+	unsigned nworkers;
+
+	/* load.c: load buffers kept for reuse (a few, by length). */
+	pthread_mutex_t buf_lock;
+	struct load_buf { void *p; size_t len; } bufs[UFO_LOAD_BUFS];
+	unsigned nbufs;
+
 	/* The HTTP monitor (monitor.c), NULL when off; its thread reads the
 	 * counters above and walks the registry read-locked. */
 	struct mon_server *monitor;
@@ -356,8 +381,6 @@ void readahead_on_fault(struct ufo_obj *obj, uint64_t idx);
 void work_run_one(struct ufo_ctx *ctx);
 void work_drain(struct ufo_ctx *ctx);
 
-/* load.c: a handler thread's load buffers are released when it ends. */
-void load_thread_exit(void);
 /* Queues a background load of chunks [first, last] of obj. */
 void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
 		    bool readahead);
@@ -396,22 +419,38 @@ int evict_clean(struct ufo_obj *obj);
  * resident. */
 int sync_range(struct ufo_obj *obj, uint64_t first, uint64_t last);
 
-/* writeback.c: persisting one chunk, and running several at once. */
-/* Persists chunk idx if it holds unsaved writes; the chunk is in WRITEBACK
- * or EVICTING and `was` is its state before.  In WP mode the range is
- * write-protected first, so the bytes handed to the backend cannot change
- * while it runs.  Returns 0 (saved or nothing to save) or -errno. */
-int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was);
+/* io.c: submitting ios (the first attempt; io_complete in backend.h
+ * does the rest), and the context's I/O threads. */
+void io_submit(struct ufo_io *io);
+void io_init(struct ufo_ctx *ctx);
+void io_stop(struct ufo_ctx *ctx);
+
+/* writeback.c: persisting one chunk. */
+struct chunk_store {
+	struct ufo_io io;
+	uint64_t idx;
+	enum chunk_state was;
+	uint64_t hash;    /* hash mode: the content being saved */
+	/* Runs once the store is over (err 0: durable), on any thread. */
+	void (*then)(struct chunk_store *st, int err);
+	void *arg;
+};
+/* Starts persisting chunk idx if it holds unsaved writes; the chunk is in
+ * WRITEBACK or EVICTING and `was` is its state before.  In WP mode the
+ * range is write-protected first, so the bytes handed to the backend
+ * cannot change while the store runs.  Returns 1 when started (st->then
+ * follows), 0 when there is nothing to save, or -errno. */
+int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
+		      enum chunk_state was, struct chunk_store *st);
 /* After a failed store the chunk goes back to `was`, writable again if it
  * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
 void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
 			enum chunk_state was);
-/* fn(arg, i) for i in [0, n) on up to width threads, the caller one of
- * them; without threads (spawn failed) the caller does it all. */
-void parallel_each(uint64_t n, unsigned width,
-		   void (*fn)(void *arg, uint64_t i), void *arg);
-/* How many stores of obj may run at once. */
-unsigned store_width(const struct ufo_obj *obj);
+
+/* load.c: buffers that ios fetch into, and the context's cache of them. */
+void *load_buf_get(struct ufo_ctx *ctx, size_t len);
+void load_buf_put(struct ufo_ctx *ctx, void *p, size_t len);
+void load_bufs_free(struct ufo_ctx *ctx);
 
 /* chunk.c: the content hash of hash mode. */
 uint64_t chunk_hash(const void *p, size_t len);

@@ -34,26 +34,10 @@ static void victim_claim_locked(struct victim *v)
 	chunk_set_state(v->obj, v->c, CHUNK_EVICTING);
 }
 
-/* Writes a claimed victim back.  Returns 0 when it is ready to drop, or the
- * store error: the chunk is then back in its old state, queued, resident. */
-static int victim_store(struct victim *v)
-{
-	struct ufo_obj *obj = v->obj;
-	int rc = chunk_store(obj, chunk_index(obj, v->c), v->was);
-
-	if (!rc)
-		return 0;
-	pthread_mutex_lock(&obj->lock);
-	chunk_store_failed(obj, v->c, v->was);
-	pthread_mutex_unlock(&obj->lock);
-	return rc;
-}
-
 /* The evictor's victims are picked from the queues without obj->lock, so
- * they are claimed here, if still resident.  Returns 0 when ready to drop,
- * 1 when someone else has the chunk (a sweep claimed it, or it is being
- * synced), or the store error. */
-static int victim_prepare(struct victim *v)
+ * they are claimed here, if still resident.  Returns false when someone
+ * else has the chunk (a sweep claimed it, or it is being synced). */
+static bool victim_claim(struct victim *v)
 {
 	struct ufo_obj *obj = v->obj;
 
@@ -64,11 +48,11 @@ static int victim_prepare(struct victim *v)
 		if (v->c->state == CHUNK_WRITEBACK)
 			policy_insert(obj, v->c);
 		pthread_mutex_unlock(&obj->lock);
-		return 1;
+		return false;
 	}
 	victim_claim_locked(v);
 	pthread_mutex_unlock(&obj->lock);
-	return victim_store(v);
+	return true;
 }
 
 static void victim_finish(struct victim *v)
@@ -141,40 +125,100 @@ static void drop_batch(struct victim *v, unsigned n)
 	budget_room_made(v[0].obj->ctx);
 }
 
-struct prep {
+/*
+ * Writing a batch back: every claimed victim's store is submitted at once
+ * (a remote backend then has them all in flight; the callback backend runs
+ * them one by one as they are submitted) and the batch waits on a counter
+ * for the last one.  No thread per writeback.
+ */
+struct batch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned pending;  /* stores submitted and not yet over */
 	struct victim *v;
-	int *rc;
-	bool claimed; /* the victims are EVICTING already (a sweep's) */
+	int rc[EVICT_BATCH];
+	struct chunk_store st[EVICT_BATCH];
 };
 
-static void prepare_one(void *arg, uint64_t i)
+/* A victim's store is over; a failed one goes back to its old state,
+ * queued and resident.  Any thread. */
+static void batch_store_done(struct chunk_store *st, int err)
 {
-	struct prep *p = arg;
+	struct batch *b = st->arg;
+	unsigned i = (unsigned)(st - b->st);
 
-	p->rc[i] = p->claimed ? victim_store(&p->v[i])
-			      : victim_prepare(&p->v[i]);
+	if (err) {
+		struct victim *v = &b->v[i];
+
+		pthread_mutex_lock(&v->obj->lock);
+		chunk_store_failed(v->obj, v->c, v->was);
+		pthread_mutex_unlock(&v->obj->lock);
+	}
+	pthread_mutex_lock(&b->lock);
+	b->rc[i] = err;
+	if (!--b->pending)
+		pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 }
 
-/* Writes back and drops the victims, claimed already or (the evictor's)
- * not yet; returns how many were dropped and stores the first store error
- * in *err.  The victims are distinct chunks, so their writebacks may run
- * at once (each is claimed under its object's lock first). */
+/* Starts victim i's store; rc[i] is 0 once it is ready to drop (nothing to
+ * save, or saved), 1 while not claimed, or the store error. */
+static void batch_start(struct batch *b, unsigned i)
+{
+	struct victim *v = &b->v[i];
+	struct chunk_store *st = &b->st[i];
+	int rc;
+
+	st->then = batch_store_done;
+	st->arg = b;
+	pthread_mutex_lock(&b->lock);
+	b->pending++;
+	pthread_mutex_unlock(&b->lock);
+	rc = chunk_store_start(v->obj, chunk_index(v->obj, v->c), v->was, st);
+	if (rc == 1)
+		return;
+	if (rc < 0)
+		batch_store_done(st, rc);
+	else
+		batch_store_done(st, 0);
+}
+
+/* Writes back and drops the victims, claimed already (a sweep's) or not
+ * yet (the evictor's); returns how many were dropped and stores the first
+ * store error in *err. */
 static unsigned evict_batch(struct victim *v, unsigned n, bool claimed,
 			    int *err)
 {
-	unsigned ready = 0, width = 1;
-	int rc[EVICT_BATCH];
+	struct batch *b = malloc(sizeof(*b));
+	unsigned ready = 0;
 
-	for (unsigned i = 0; i < n; i++)
-		width = store_width(v[i].obj) > width ? store_width(v[i].obj)
-						      : width;
-	parallel_each(n, width, prepare_one, &(struct prep){ v, rc, claimed });
-	for (unsigned i = 0; i < n; i++) {
-		if (!rc[i])
-			v[ready++] = v[i];
-		else if (rc[i] < 0 && !*err)
-			*err = rc[i];
+	if (!b) {
+		if (!*err)
+			*err = -ENOMEM;
+		return 0;
 	}
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->pending = 0;
+	b->v = v;
+	for (unsigned i = 0; i < n; i++) {
+		b->rc[i] = 1;
+		if (claimed || victim_claim(&v[i]))
+			batch_start(b, i);
+	}
+	pthread_mutex_lock(&b->lock);
+	while (b->pending)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+	for (unsigned i = 0; i < n; i++) {
+		if (!b->rc[i])
+			v[ready++] = v[i];
+		else if (b->rc[i] < 0 && !*err)
+			*err = b->rc[i];
+	}
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+	free(b);
 	if (ready)
 		drop_batch(v, ready);
 	return ready;

@@ -53,7 +53,6 @@ static void *handler_main(void *arg)
 		    errno != EINTR)
 			log_err(ctx, "poll: %s", strerror(errno));
 	}
-	load_thread_exit();
 	return NULL;
 }
 

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Loading a chunk: claim it, reserve budget, fetch it from the backend into
- * a staging buffer, install it with UFFDIO_COPY and wake the waiters.  Runs
- * on handler threads, for demand faults and background loads alike.
+ * Loading a chunk: claim it, reserve budget and submit its fetch to the
+ * backend, on the handler thread; when the fetch completes (on whichever
+ * thread learns it: the client's reader for a remote object), install it
+ * with UFFDIO_COPY and wake the waiters.  A handler never waits for a
+ * remote fetch.
  */
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -14,36 +17,49 @@
 
 #include "engine.h"
 
-/* ---- staging buffer: one per handler thread, grown on demand.  A handler
- * uses it only for its own fetch; a populate that touches another UFO
- * faults into a different handler thread. */
+/* ---- load buffers.  An io fetches into its own buffer (page aligned, as
+ * UFFDIO_COPY wants), taken from the context's cache of a few and given
+ * back once the chunk is installed.  The cache holds at most
+ * UFO_LOAD_BUFS buffers; others are unmapped. */
 
-static __thread void *staging;
-static __thread size_t staging_len;
-
-static void *staging_get(size_t len)
+void *load_buf_get(struct ufo_ctx *ctx, size_t len)
 {
-	void *p;
+	void *p = NULL;
 
-	if (len <= staging_len)
-		return staging;
+	pthread_mutex_lock(&ctx->buf_lock);
+	for (unsigned i = 0; i < ctx->nbufs; i++) {
+		if (ctx->bufs[i].len == len) {
+			p = ctx->bufs[i].p;
+			ctx->bufs[i] = ctx->bufs[--ctx->nbufs];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->buf_lock);
+	if (p)
+		return p;
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	if (staging)
-		munmap(staging, staging_len);
-	staging = p;
-	staging_len = len;
-	return p;
+	return p == MAP_FAILED ? NULL : p;
 }
 
-void load_thread_exit(void)
+void load_buf_put(struct ufo_ctx *ctx, void *p, size_t len)
 {
-	if (staging)
-		munmap(staging, staging_len);
-	staging = NULL;
-	staging_len = 0;
+	pthread_mutex_lock(&ctx->buf_lock);
+	if (ctx->nbufs < UFO_LOAD_BUFS) {
+		ctx->bufs[ctx->nbufs++] = (struct load_buf){ p, len };
+		p = NULL;
+	}
+	pthread_mutex_unlock(&ctx->buf_lock);
+	if (p)
+		munmap(p, len);
+}
+
+void load_bufs_free(struct ufo_ctx *ctx)
+{
+	while (ctx->nbufs) {
+		ctx->nbufs--;
+		munmap(ctx->bufs[ctx->nbufs].p, ctx->bufs[ctx->nbufs].len);
+	}
 }
 
 /* ---- installing a chunk. */
@@ -72,25 +88,6 @@ static int install(struct ufo_obj *obj, uint64_t idx, const void *buf,
 	if (rc == -EEXIST)
 		rc = copy_missing_pages(ctx, chunk_addr(obj, idx), buf, len,
 					obj->wp);
-	return rc;
-}
-
-/* Runs backend->fetch into buf with the handler counted busy. */
-static int fetch_into(struct ufo_obj *obj, uint64_t idx, void *buf,
-		      size_t len)
-{
-	struct ufo_ctx *ctx = obj->ctx;
-	uint64_t start, end;
-	size_t bytes;
-	int rc;
-
-	chunk_elems(obj, idx, &start, &end);
-	bytes = (size_t)(end - start) * obj->elem_size;
-	busy_enter(ctx);
-	rc = obj->backend->fetch(obj, start, end, buf);
-	busy_exit(ctx);
-	if (!rc && bytes < len)
-		memset((char *)buf + bytes, 0, len - bytes); /* past the end */
 	return rc;
 }
 
@@ -219,13 +216,85 @@ static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr,
 	}
 }
 
+/* A load in flight: the io, and who gets SIGBUS if it fails. */
+struct load {
+	struct ufo_io io;
+	uint64_t idx;
+	pid_t tid;      /* the faulting thread; 0 for a background load */
+	bool prefetch;
+};
+
+/* The io of a load completed (any thread: the client's reader, or the
+ * handler that submitted it): install the chunk, or fail it. */
+static void load_done(struct ufo_io *io, int err)
+{
+	struct load *ld = ufo_container_of(io, struct load, io);
+	struct ufo_obj *obj = io->obj;
+	size_t len = chunk_len(obj, ld->idx);
+
+	if (!err && io->len < len) /* past the end of the object */
+		memset((char *)io->buf + io->len, 0, len - io->len);
+	if (!err && obj->hashes)
+		obj->hashes[ld->idx] = chunk_hash(io->buf, len);
+	if (!err) {
+		account_load(obj, len, ld->prefetch, +1);
+		err = install(obj, ld->idx, io->buf, len);
+		if (err)
+			account_load(obj, len, ld->prefetch, -1);
+	}
+	if (err)
+		fetch_failed(obj, &obj->chunks[ld->idx], len, ld->tid, err);
+	else
+		fetch_done(obj, &obj->chunks[ld->idx], len, ld->prefetch);
+	load_buf_put(obj->ctx, io->buf, len);
+	free(ld);
+	obj_put(obj);
+}
+
+/* Gives a claimed chunk back (ABSENT) when its load cannot start. */
+static void load_abandon(struct ufo_obj *obj, uint64_t idx, size_t len)
+{
+	struct ufo_chunk *c = &obj->chunks[idx];
+
+	pthread_mutex_lock(&obj->lock);
+	chunk_set_state(obj, c, CHUNK_ABSENT);
+	pthread_cond_broadcast(&obj->cond);
+	pthread_mutex_unlock(&obj->lock);
+	/* A demand fault may have arrived while we held FETCHING. */
+	uffd_wake(obj->ctx->uffd.fd, chunk_addr(obj, idx), len);
+}
+
+/* Starts the load of a claimed chunk whose budget is reserved: its own
+ * buffer and io, and a reference on obj until load_done. */
+static void load_start(struct ufo_obj *obj, uint64_t idx, pid_t tid,
+		       bool prefetch)
+{
+	size_t len = chunk_len(obj, idx);
+	struct load *ld = calloc(1, sizeof(*ld));
+	void *buf = ld ? load_buf_get(obj->ctx, len) : NULL;
+
+	if (!buf) {
+		free(ld);
+		fetch_failed(obj, &obj->chunks[idx], len, tid, -ENOMEM);
+		return;
+	}
+	*ld = (struct load){ .idx = idx, .tid = tid, .prefetch = prefetch };
+	ld->io.obj = obj;
+	ld->io.store = false;
+	chunk_elems(obj, idx, &ld->io.start, &ld->io.end);
+	ld->io.len = (size_t)(ld->io.end - ld->io.start) * obj->elem_size;
+	ld->io.buf = buf;
+	ld->io.done = load_done;
+	obj_get(obj);
+	io_submit(&ld->io);
+}
+
 int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		uint32_t epoch)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
 	size_t len = chunk_len(obj, idx);
 	bool owner, prefetch = !addr;
-	void *buf;
 	int rc;
 
 	pthread_mutex_lock(&obj->lock);
@@ -235,27 +304,9 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		return 0;
 	rc = budget_reserve(obj->ctx, len, !prefetch);
 	if (rc) {
-		pthread_mutex_lock(&obj->lock);
-		chunk_set_state(obj, c, CHUNK_ABSENT);
-		pthread_cond_broadcast(&obj->cond);
-		pthread_mutex_unlock(&obj->lock);
-		/* A demand fault may have arrived while we held FETCHING. */
-		uffd_wake(obj->ctx->uffd.fd, chunk_addr(obj, idx), len);
+		load_abandon(obj, idx, len);
 		return rc;
 	}
-	buf = staging_get(len);
-	rc = buf ? fetch_into(obj, idx, buf, len) : -ENOMEM;
-	if (!rc && obj->hashes)
-		obj->hashes[idx] = chunk_hash(buf, len);
-	if (!rc) {
-		account_load(obj, len, prefetch, +1);
-		rc = install(obj, idx, buf, len);
-		if (rc)
-			account_load(obj, len, prefetch, -1);
-	}
-	if (rc)
-		fetch_failed(obj, c, len, prefetch ? 0 : tid, rc);
-	else
-		fetch_done(obj, c, len, prefetch);
-	return rc;
+	load_start(obj, idx, prefetch ? 0 : tid, prefetch);
+	return 0;
 }

@@ -84,21 +84,3 @@ uint64_t ufo_stats_latency_percentile(const struct ufo_stats *s, double p)
 	}
 	return (uint64_t)1 << (UFO_HIST_BUCKETS - 1);
 }
-
-/* ---- what backends report (backend.h). */
-
-void obj_count_fetch(struct ufo_obj *obj, uint64_t ns)
-{
-	STAT_ADD(obj, populate_calls, 1);
-	STAT_ADD(obj, populate_ns, ns);
-}
-
-void obj_count_fetch_error(struct ufo_obj *obj)
-{
-	STAT_ADD(obj, populate_errors, 1);
-}
-
-void obj_count_store_error(struct ufo_obj *obj)
-{
-	STAT_ADD(obj, writeback_errors, 1);
-}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Writing back: one chunk (chunk_store), and several at once for the
- * evictor and sync (parallel_each).
+ * Writing back one chunk: write-protect it (or hash it), submit its store,
+ * and on success count it.  The evictor and sync start many at once and
+ * wait for them (evict.c, sync.c).
  *
  * A dirty chunk leaves memory only after its writeback returned success:
  *   DIRTY ─► EVICTING, write-protect, store (writers now park in the
@@ -16,13 +17,28 @@
 
 /* ---- writing back one chunk. */
 
+static void store_done(struct ufo_io *io, int err)
+{
+	struct chunk_store *st = ufo_container_of(io, struct chunk_store, io);
+	struct ufo_obj *obj = io->obj;
+
+	if (!err) {
+		if (!obj->wp)
+			obj->hashes[st->idx] = st->hash;
+		STAT_ADD(obj, writebacks, 1);
+		STAT_ADD(obj, writeback_bytes, io->len);
+	}
+	st->then(st, err);
+}
+
 /* Contract in engine.h. */
-int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was)
+int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
+		      enum chunk_state was, struct chunk_store *st)
 {
 	struct ufo_ctx *ctx = obj->ctx;
 	char *addr = chunk_addr(obj, idx);
 	size_t len = chunk_len(obj, idx);
-	uint64_t start, end, h = 0;
+	uint64_t h = 0;
 	int rc;
 
 	if (obj->flags & UFO_READ_ONLY)
@@ -38,19 +54,19 @@ int chunk_store(struct ufo_obj *obj, uint64_t idx, enum chunk_state was)
 		if (h == obj->hashes[idx])
 			return 0;
 	}
-	chunk_elems(obj, idx, &start, &end);
-	rc = obj->backend->store(obj, start, end, addr);
-	if (rc)
-		return rc;
-	if (!obj->wp)
-		obj->hashes[idx] = h;
-	STAT_ADD(obj, writebacks, 1);
-	STAT_ADD(obj, writeback_bytes, (end - start) * obj->elem_size);
-	return 0;
+	st->idx = idx;
+	st->was = was;
+	st->hash = h;
+	st->io = (struct ufo_io){ .obj = obj, .store = true, .buf = addr,
+				  .done = store_done };
+	chunk_elems(obj, idx, &st->io.start, &st->io.end);
+	st->io.len = (size_t)(st->io.end - st->io.start) * obj->elem_size;
+	io_submit(&st->io);
+	return 1;
 }
 
 void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
-			       enum chunk_state was)
+			enum chunk_state was)
 {
 	chunk_set_state(obj, c, was);
 	c->flags &= (uint8_t)~(CHUNK_F_WRITE_WAITING | CHUNK_F_WAKE_WAITING);
@@ -58,51 +74,4 @@ void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
 		chunk_unprotect_locked(obj, chunk_index(obj, c));
 	policy_insert(obj, c);
 	pthread_cond_broadcast(&obj->cond);
-}
-
-/* ---- writing back several chunks at once. */
-
-/*
- * A remote store waits for a round trip and the server's flush; several in
- * flight let the server's group commit make them durable with one flush
- * (backend ops.parallel).  Callback backends run the application's
- * writeback, which need not be thread-safe: one at a time.
- */
-#define WRITEBACK_WIDTH 8
-
-struct par {
-	void (*fn)(void *arg, uint64_t i);
-	void *arg;
-	uint64_t n;
-	_Atomic uint64_t next;
-};
-
-static void *par_worker(void *p)
-{
-	struct par *q = p;
-	uint64_t i;
-
-	while ((i = atomic_fetch_add(&q->next, 1)) < q->n)
-		q->fn(q->arg, i);
-	return NULL;
-}
-
-void parallel_each(uint64_t n, unsigned width,
-			  void (*fn)(void *arg, uint64_t i), void *arg)
-{
-	struct par q = { .fn = fn, .arg = arg, .n = n };
-	pthread_t t[WRITEBACK_WIDTH];
-	unsigned nt = 0;
-
-	while (nt + 1 < width && nt + 1 < WRITEBACK_WIDTH && nt + 1 < n &&
-	       !spawn_masked(&t[nt], par_worker, &q))
-		nt++;
-	par_worker(&q);
-	for (unsigned i = 0; i < nt; i++)
-		pthread_join(t[i], NULL);
-}
-
-unsigned store_width(const struct ufo_obj *obj)
-{
-	return obj->backend->parallel ? WRITEBACK_WIDTH : 1;
 }
