@@ -451,6 +451,20 @@ struct ufo_stats {
 	 * faults under 1 µs, bucket i >= 1 those in [2^(i-1), 2^i) µs; the
 	 * last bucket also holds everything slower. */
 	uint64_t fault_latency_us[UFO_HIST_BUCKETS];
+	/* How loaded bytes were installed: pages moved in from the object's
+	 * page pool (UFFDIO_MOVE, no copy) or copied (UFFDIO_COPY), and the
+	 * pages of evicted chunks kept in the pool for the next loads
+	 * instead of being dropped.  bytes_moved + bytes_copied counts what
+	 * was installed, bytes_loaded what was fetched. */
+	uint64_t bytes_moved;
+	uint64_t bytes_copied;
+	uint64_t pages_recycled;
+	/* Context values, repeated for objects: backend ios (fetches and
+	 * stores) in flight now and the most ever at once, and the
+	 * fault-handling threads alive. */
+	uint64_t ios_in_flight;
+	uint64_t ios_in_flight_max;
+	uint64_t handler_threads;
 };
 
 /* Snapshot of one object's counters (resident/dirty are the object's). */

@@ -71,6 +71,10 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 	if (budget_try_admit(ctx, len))
 		return 0;
 	if (!wait) {
+		/* The evictor makes room down to the low watermark, as for a
+		 * waiting load: a prefetch refused at the high watermark would
+		 * otherwise be refused until a demand fault passed it. */
+		atomic_store(&ctx->room_wanted, true);
 		evictor_kick(ctx);
 		return -ENOSPC;
 	}

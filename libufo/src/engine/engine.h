@@ -77,7 +77,8 @@ struct ufo_chunk {
 
 struct ufo_counters {
 	_Atomic uint64_t faults, wp_faults, populate_calls, populate_ns,
-		populate_errors, bytes_loaded, prefetches, evictions,
+		populate_errors, bytes_loaded, bytes_moved, bytes_copied,
+		pages_recycled, prefetches, evictions,
 		writebacks, writeback_bytes, writeback_errors, sigbus;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
@@ -122,6 +123,15 @@ struct ufo_obj {
 	pthread_cond_t cond; /* broadcast when a chunk leaves a busy state */
 	struct ufo_chunk *chunks;
 	uint64_t *hashes;    /* hash mode: content hash at install */
+	/* pool.c: chunk-sized slots of pages after the body, for installs by
+	 * UFFDIO_MOVE (nslots 0: none). */
+	struct obj_pool {
+		char *base;
+		unsigned nslots;
+		pthread_mutex_t lock;
+		uint8_t *state;
+		unsigned nfull, nempty;
+	} pool;
 	_Atomic int refs;    /* registry + in-progress users (handlers, evictor) */
 	bool dying;          /* obj->lock: ufo_free has started */
 	_Atomic uint32_t epoch; /* bumped by reset: older background loads
@@ -227,6 +237,8 @@ void policy_remove(struct ufo_obj *obj, struct ufo_chunk *c);
 struct uffd_info {
 	int fd;
 	bool wp;          /* write-protect usable on anonymous memory */
+	bool move;        /* UFFDIO_MOVE (Linux 6.8); UFO_NO_MOVE=1 turns
+			   * it off, for comparison */
 };
 
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out);
@@ -236,6 +248,16 @@ int uffd_unregister(int fd, void *addr, size_t len);
  * -EEXIST when a page in the range is already present, or another -errno. */
 int uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp);
 int uffd_write_protect(int fd, void *addr, size_t len, bool protect);
+/* Installs one page of zeros (write-protected if wp) at page: 0, -EEXIST
+ * when present, or -errno. */
+int uffd_zero_page(int fd, void *page, size_t page_size, bool wp);
+/* Moves len bytes of pages from src to dst (both in registered ranges of
+ * fd, dst missing, src all present), waking dst's waiters if wake.
+ * *moved tells how far it got.  0 or -errno (-EEXIST: a dst page exists;
+ * -ENOENT: a src page is missing; -EBUSY: a src page is pinned or
+ * shared). */
+int uffd_move(int fd, void *dst, void *src, size_t len, bool wake,
+	      size_t *moved);
 int uffd_wake(int fd, void *addr, size_t len);
 /* 1 when the page at addr is present, 0 when not, or -errno. */
 int page_present(int pagemap_fd, const void *addr);
@@ -292,6 +314,7 @@ struct ufo_ctx {
 	pthread_cond_t budget_cond;  /* room was made */
 	pthread_cond_t evict_cond;   /* the evictor has work */
 	_Atomic unsigned budget_waiters; /* changed under budget_lock */
+	_Atomic bool room_wanted;    /* a prefetch was refused: evict to low */
 	bool evictor_stuck;          /* the last pass found nothing evictable
 				      * (for logging once per episode) */
 	uint64_t stuck_gen;          /* verdicts "nothing evictable": each
@@ -446,6 +469,18 @@ int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
  * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
 void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,
 			enum chunk_state was);
+
+/* pool.c: the page pool of an object (see there). */
+unsigned pool_slots(const struct ufo_ctx *ctx, size_t chunk_size);
+int pool_init(struct ufo_obj *obj);
+void pool_fini(struct ufo_obj *obj);
+void *pool_take(struct ufo_obj *obj, size_t len, int *slot);
+void pool_give_back(struct ufo_obj *obj, int slot);
+size_t pool_move_in(struct ufo_obj *obj, uint64_t idx, int slot, size_t len,
+		    bool wake);
+void pool_release(struct ufo_obj *obj, int slot);
+void *pool_slot_addr(const struct ufo_obj *obj, int slot);
+bool pool_recycle(struct ufo_obj *obj, uint64_t idx);
 
 /* load.c: buffers that ios fetch into, and the context's cache of them. */
 void *load_buf_get(struct ufo_ctx *ctx, size_t len);

@@ -99,7 +99,9 @@ static int victim_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Drops the memory of ready victims, merging adjacent ranges. */
+/* Drops the memory of ready victims: each chunk's pages go to its
+ * object's page pool when it has room (pool.c), the rest are dropped with
+ * one MADV_DONTNEED per run of adjacent chunks. */
 static void drop_batch(struct victim *v, unsigned n)
 {
 	char *run = NULL;
@@ -107,9 +109,21 @@ static void drop_batch(struct victim *v, unsigned n)
 
 	qsort(v, n, sizeof(*v), victim_cmp);
 	for (unsigned i = 0; i <= n; i++) {
-		char *a = i < n ? chunk_addr(v[i].obj, chunk_index(v[i].obj, v[i].c)) : NULL;
-		size_t len = i < n ? chunk_len(v[i].obj, chunk_index(v[i].obj, v[i].c)) : 0;
+		char *a = NULL;
+		size_t len = 0;
 
+		if (i < n) {
+			uint64_t idx = chunk_index(v[i].obj, v[i].c);
+
+			if (pool_recycle(v[i].obj, idx)) {
+				STAT_ADD(v[i].obj, pages_recycled,
+					 chunk_len(v[i].obj, idx) /
+					 v[i].obj->ctx->page_size);
+				continue;
+			}
+			a = chunk_addr(v[i].obj, idx);
+			len = chunk_len(v[i].obj, idx);
+		}
 		if (run && a == run + run_len) {
 			run_len += len;
 			continue;
@@ -362,7 +376,7 @@ static unsigned evict_to_low(struct ufo_ctx *ctx, bool *failed)
 static bool evictor_has_work(struct ufo_ctx *ctx)
 {
 	return budget_charged(ctx) > (int64_t)ctx->cfg.high_watermark ||
-	       (ctx->budget_waiters &&
+	       ((ctx->budget_waiters || atomic_load(&ctx->room_wanted)) &&
 		budget_charged(ctx) > (int64_t)ctx->cfg.low_watermark);
 }
 
@@ -420,6 +434,7 @@ static void *evictor_main(void *arg)
 
 		if (!evictor_has_work(ctx)) {
 			ctx->evictor_stuck = false;
+			atomic_store(&ctx->room_wanted, false);
 			deadline_in(&ts, 200);
 			pthread_cond_timedwait(&ctx->evict_cond, &ctx->budget_lock, &ts);
 			continue;

@@ -51,6 +51,21 @@ static void handle_write_fault(struct ufo_obj *obj, uint64_t idx)
 			  chunk_len(obj, idx));
 }
 
+/* Nothing but a load touches the page pool, and only a slot full of pages
+ * (pool.c); a fault there is a bug, answered with a page of zeros so that
+ * the thread goes on instead of hanging. */
+static void fault_in_pool(struct ufo_obj *obj, uintptr_t addr)
+{
+	struct ufo_ctx *ctx = obj->ctx;
+	void *page = (void *)(addr & ~(uintptr_t)(ctx->page_size - 1));
+	int rc = uffd_zero_page(ctx->uffd.fd, page, ctx->page_size, false);
+
+	log_err(ctx, "object %llu: fault in its page pool at %p (a bug): %s",
+		(unsigned long long)obj->id, page,
+		rc && rc != -EEXIST ? strerror(-rc) : "filled with zeros");
+	uffd_wake(ctx->uffd.fd, page, ctx->page_size);
+}
+
 static void handle_pagefault(struct ufo_ctx *ctx, const struct uffd_msg *msg)
 {
 	uintptr_t addr = (uintptr_t)msg->arg.pagefault.address;
@@ -61,6 +76,11 @@ static void handle_pagefault(struct ufo_ctx *ctx, const struct uffd_msg *msg)
 		log_warn(ctx, "fault at %#lx outside any live UFO", (unsigned long)addr);
 		if (obj)
 			obj_put(obj);
+		return;
+	}
+	if (addr >= (uintptr_t)obj->body + obj->body_len) {
+		fault_in_pool(obj, addr);
+		obj_put(obj);
 		return;
 	}
 	idx = (addr - (uintptr_t)obj->body) / obj->chunk_size;

@@ -78,16 +78,58 @@ static int copy_missing_pages(struct ufo_ctx *ctx, char *dst, const char *src,
 	return 0;
 }
 
-static int install(struct ufo_obj *obj, uint64_t idx, const void *buf,
-		   size_t len)
+/* Copies len bytes from buf to dst in the object, write-protected in WP
+ * mode, waking the waiters. */
+static int install_copy(struct ufo_obj *obj, char *dst, const void *buf,
+			size_t len)
 {
 	struct ufo_ctx *ctx = obj->ctx;
-	int rc = uffd_copy(ctx->uffd.fd, chunk_addr(obj, idx), buf, len,
-			   obj->wp);
+	int rc = uffd_copy(ctx->uffd.fd, dst, buf, len, obj->wp);
 
 	if (rc == -EEXIST)
-		rc = copy_missing_pages(ctx, chunk_addr(obj, idx), buf, len,
-					obj->wp);
+		rc = copy_missing_pages(ctx, dst, buf, len, obj->wp);
+	return rc;
+}
+
+/*
+ * Installs chunk idx from a pool slot by moving its pages (no copy); what
+ * the kernel would not move is copied.  In WP mode the moved pages are
+ * write-protected before anyone is woken (UFFDIO_MOVE has no WP mode): a
+ * writer woken first would write without a fault, and the write would be
+ * missed by the dirty tracking and lost at eviction.  Returns 0 or -errno
+ * and counts the bytes moved and copied.
+ */
+static int install_moved(struct ufo_obj *obj, uint64_t idx, int slot,
+			 size_t len)
+{
+	struct ufo_ctx *ctx = obj->ctx;
+	char *dst = chunk_addr(obj, idx), *src = pool_slot_addr(obj, slot);
+	size_t moved = pool_move_in(obj, idx, slot, len, !obj->wp);
+	int rc = 0;
+
+	if (obj->wp && moved)
+		rc = uffd_write_protect(ctx->uffd.fd, dst, moved, true);
+	if (!rc && moved < len)
+		rc = install_copy(obj, dst + moved, src + moved, len - moved);
+	if (obj->wp && moved)
+		uffd_wake(ctx->uffd.fd, dst, moved);
+	pool_release(obj, slot);
+	STAT_ADD(obj, bytes_moved, moved);
+	STAT_ADD(obj, bytes_copied, len - moved);
+	return rc;
+}
+
+/* Installs chunk idx from buf (a plain buffer, slot -1, or a pool slot). */
+static int install(struct ufo_obj *obj, uint64_t idx, const void *buf,
+		   size_t len, int slot)
+{
+	int rc;
+
+	if (slot >= 0)
+		return install_moved(obj, idx, slot, len);
+	rc = install_copy(obj, chunk_addr(obj, idx), buf, len);
+	if (!rc)
+		STAT_ADD(obj, bytes_copied, len);
 	return rc;
 }
 
@@ -166,17 +208,15 @@ static void fetch_failed(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
 static void fault_on_resident(struct ufo_obj *obj, struct ufo_chunk *c,
 			      uintptr_t addr)
 {
-	static const char zero_page[65536] __attribute__((aligned(4096)));
 	struct ufo_ctx *ctx = obj->ctx;
 	void *page = (void *)(addr & ~(uintptr_t)(ctx->page_size - 1));
 	int rc;
 
-	if (page_present(ctx->pagemap_fd, page) == 0 &&
-	    ctx->page_size <= sizeof(zero_page)) {
+	if (page_present(ctx->pagemap_fd, page) == 0) {
 		log_warn(ctx, "object %llu: page %p was discarded outside libufo; it reads as zeros",
 			 (unsigned long long)obj->id, page);
-		rc = uffd_copy(ctx->uffd.fd, page, zero_page, ctx->page_size,
-			       obj->wp && c->state != CHUNK_DIRTY);
+		rc = uffd_zero_page(ctx->uffd.fd, page, ctx->page_size,
+				    obj->wp && c->state != CHUNK_DIRTY);
 		if (rc && rc != -EEXIST)
 			log_err(ctx, "refilling a discarded page: %s", strerror(-rc));
 	}
@@ -222,6 +262,7 @@ struct load {
 	uint64_t idx;
 	pid_t tid;      /* the faulting thread; 0 for a background load */
 	bool prefetch;
+	int slot;       /* the pool slot io->buf is, or -1: a plain buffer */
 };
 
 /* The io of a load completed (any thread: the client's reader, or the
@@ -238,15 +279,18 @@ static void load_done(struct ufo_io *io, int err)
 		obj->hashes[ld->idx] = chunk_hash(io->buf, len);
 	if (!err) {
 		account_load(obj, len, ld->prefetch, +1);
-		err = install(obj, ld->idx, io->buf, len);
+		err = install(obj, ld->idx, io->buf, len, ld->slot);
 		if (err)
 			account_load(obj, len, ld->prefetch, -1);
+	} else if (ld->slot >= 0) {
+		pool_give_back(obj, ld->slot);
 	}
 	if (err)
 		fetch_failed(obj, &obj->chunks[ld->idx], len, ld->tid, err);
 	else
 		fetch_done(obj, &obj->chunks[ld->idx], len, ld->prefetch);
-	load_buf_put(obj->ctx, io->buf, len);
+	if (ld->slot < 0)
+		load_buf_put(obj->ctx, io->buf, len);
 	free(ld);
 	obj_put(obj);
 }
@@ -271,14 +315,18 @@ static void load_start(struct ufo_obj *obj, uint64_t idx, pid_t tid,
 {
 	size_t len = chunk_len(obj, idx);
 	struct load *ld = calloc(1, sizeof(*ld));
-	void *buf = ld ? load_buf_get(obj->ctx, len) : NULL;
+	int slot = -1;
+	void *buf = ld ? pool_take(obj, len, &slot) : NULL;
 
+	if (ld && !buf)
+		buf = load_buf_get(obj->ctx, len);
 	if (!buf) {
 		free(ld);
 		fetch_failed(obj, &obj->chunks[idx], len, tid, -ENOMEM);
 		return;
 	}
-	*ld = (struct load){ .idx = idx, .tid = tid, .prefetch = prefetch };
+	*ld = (struct load){ .idx = idx, .tid = tid, .prefetch = prefetch,
+			     .slot = slot };
 	ld->io.obj = obj;
 	ld->io.store = false;
 	chunk_elems(obj, idx, &ld->io.start, &ld->io.end);

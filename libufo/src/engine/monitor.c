@@ -159,6 +159,18 @@ static const struct metric ctx_metrics[] = {
 	  high_watermark, U_COUNT, "Eviction starts above this many resident bytes"),
 	M("budget_low_watermark_bytes", "low_watermark_bytes", "gauge",
 	  low_watermark, U_COUNT, "Eviction stops below this many resident bytes"),
+	M("installed_moved_bytes_total", "moved_bytes", "counter", bytes_moved,
+	  U_COUNT, "Bytes installed by moving pool pages in (no copy)"),
+	M("installed_copied_bytes_total", "copied_bytes", "counter",
+	  bytes_copied, U_COUNT, "Bytes installed by copying"),
+	M("recycled_pages_total", "recycled_pages", "counter", pages_recycled,
+	  U_COUNT, "Pages of evicted chunks kept in a pool for later loads"),
+	M("ios_in_flight", "ios_in_flight", "gauge", ios_in_flight, U_COUNT,
+	  "Backend fetches and stores in flight"),
+	M("ios_in_flight_max", "ios_in_flight_max", "gauge", ios_in_flight_max,
+	  U_COUNT, "The most backend fetches and stores ever in flight at once"),
+	M("handler_threads", "handler_threads", "gauge", handler_threads,
+	  U_COUNT, "Fault-handling threads alive"),
 };
 
 /* Per object, a subset (labels object, kind and, for remote objects, name). */

@@ -65,12 +65,37 @@ static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
 	return (int)(hdr_pages / page); /* ≥ 0: success */
 }
 
+/*
+ * The page pool goes after the body, in the same mapping.  Only for
+ * writable objects whose dirty chunks are found by hashing:
+ *  - UFFDIO_MOVE moves only between writable mappings alike, and a
+ *    read-only object's body is PROT_READ;
+ *  - it has no write-protect mode.  A moved page is writable until
+ *    UFFDIO_WRITEPROTECT follows, and a thread that touches it in between
+ *    (a sequential writer reaching a chunk that readahead is installing)
+ *    writes without a fault: the chunk stays clean and the write is lost
+ *    at eviction.  t_cluster_failover caught it once; t_install_race
+ *    (tests/t_install.c) pins it.  Hash mode sees such a write: the hash is
+ *    taken before the move.
+ */
+static size_t pool_len(struct ufo_obj *obj)
+{
+	if ((obj->flags & UFO_READ_ONLY) ||
+	    (obj->wp && !getenv("UFO_MOVE_WP_UNSAFE")))
+		return 0;
+	obj->pool.nslots = pool_slots(obj->ctx, obj->chunk_size);
+	return (size_t)obj->pool.nslots * obj->chunk_size;
+}
+
 static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 {
 	struct ufo_ctx *ctx = obj->ctx;
 	int prot = PROT_READ | (obj->flags & UFO_READ_ONLY ? 0 : PROT_WRITE);
 	int rc;
 
+	size_t plen = pool_len(obj);
+
+	obj->map_len += plen;
 	obj->map = mmap(NULL, obj->map_len, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (obj->map == MAP_FAILED)
@@ -79,14 +104,20 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 	obj->header = obj->body - obj->header_size;
 	/* The body is installed 4 KiB at a time by UFFDIO_COPY: keep
 	 * khugepaged away from it. */
-	madvise(obj->body, obj->body_len, MADV_NOHUGEPAGE);
+	madvise(obj->body, obj->body_len + plen, MADV_NOHUGEPAGE);
 	if (!(prot & PROT_WRITE) &&
 	    mprotect(obj->body, obj->body_len, prot))
 		return -errno;
 	rc = uffd_register(ctx->uffd.fd, obj->body, obj->body_len, obj->wp);
+	if (!rc && plen) {
+		obj->pool.base = obj->body + obj->body_len;
+		rc = uffd_register(ctx->uffd.fd, obj->pool.base, plen, false);
+		if (!rc)
+			rc = pool_init(obj);
+	}
 	if (rc)
 		log_err(ctx, "registering %zu bytes with userfaultfd: %s",
-			obj->body_len, strerror(-rc));
+			obj->body_len + plen, strerror(-rc));
 	return rc;
 }
 
@@ -96,6 +127,7 @@ static void obj_destroy(struct ufo_obj *obj)
 		obj->backend->close(obj);
 	if (obj->map && obj->map != MAP_FAILED)
 		munmap(obj->map, obj->map_len);
+	pool_fini(obj);
 	free(obj->chunks);
 	free(obj->hashes);
 	pthread_mutex_destroy(&obj->lock);
@@ -206,7 +238,8 @@ int ufo_free(struct ufo_obj *obj)
 	for (uint64_t i = 0; i < obj->nchunks; i++)
 		policy_remove(obj, &obj->chunks[i]);
 	obj_quiesce(obj);
-	uffd_unregister(ctx->uffd.fd, obj->body, obj->body_len);
+	uffd_unregister(ctx->uffd.fd, obj->body, obj->body_len +
+		(size_t)obj->pool.nslots * obj->chunk_size);
 	/* Chunks whose writeback failed are still charged to the budget. */
 	budget_uncharge(obj, (size_t)atomic_load(&obj->stats.resident_bytes));
 	STAT_ADD(obj, dirty_bytes, -atomic_load(&obj->stats.dirty_bytes));

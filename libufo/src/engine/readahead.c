@@ -30,23 +30,31 @@ static unsigned readahead_max(const struct ufo_obj *obj)
 	return n ? (unsigned)n : 1;
 }
 
-/* Called for every demand fault.  A fault exactly where the last window
- * ended means a sequential scan: the window doubles; anywhere else it
- * resets.  SEQUENTIAL advice starts at the largest window. */
+/*
+ * Called for every demand fault.  A fault where the last window ended, or
+ * inside it ahead of the previous fault (the scan caught up with a load in
+ * flight, or with a chunk whose prefetch found no room), is a sequential
+ * scan: the window doubles and what lies beyond the queued part is queued.
+ * Anywhere else it resets.  SEQUENTIAL advice starts at the largest
+ * window.  With loads asynchronous a scan often faults on a chunk still in
+ * flight; counting only "exactly at the end" a hit reset the window there
+ * and half the chunks of a scan were demand faults.
+ */
 void readahead_on_fault(struct ufo_obj *obj, uint64_t idx)
 {
 	int adv = atomic_load_explicit(&obj->advice, memory_order_relaxed);
 	unsigned w = atomic_load_explicit(&obj->ra_window, memory_order_relaxed);
 	uint64_t next = atomic_load_explicit(&obj->ra_next, memory_order_relaxed);
+	uint64_t pos = atomic_exchange_explicit(&obj->ra_pos, idx,
+						memory_order_relaxed);
 	unsigned max = readahead_max(obj);
 	uint64_t first, last;
 
-	atomic_store_explicit(&obj->ra_pos, idx, memory_order_relaxed);
 	if (adv == UFO_ADV_RANDOM)
 		return;
 	if (adv == UFO_ADV_SEQUENTIAL)
 		w = max;
-	else if (idx == next)
+	else if (idx == next || (idx > pos && idx < next))
 		w = w ? (w * 2 < max ? w * 2 : max) : 1;
 	else
 		w = 0;
@@ -123,6 +131,20 @@ static bool work_take(struct ufo_ctx *ctx, struct ufo_obj **obj,
 	return *obj != NULL;
 }
 
+/* A readahead load found no room in the budget (the evictor was told to
+ * make some): the window's end comes back to it, so that the scan's next
+ * fault queues it again instead of leaving it to a demand fault. */
+static void readahead_refused(struct ufo_obj *obj, uint64_t idx)
+{
+	uint64_t next = atomic_load_explicit(&obj->ra_next, memory_order_relaxed);
+
+	while (idx < next &&
+	       !atomic_compare_exchange_weak_explicit(&obj->ra_next, &next, idx,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
 void work_run_one(struct ufo_ctx *ctx)
 {
 	struct ufo_obj *obj = NULL;
@@ -135,8 +157,9 @@ void work_run_one(struct ufo_ctx *ctx)
 	/* Readahead the scan has already passed (it faulted beyond) would
 	 * only reload evicted chunks: skip it. */
 	if (!atomic_load(&ctx->stopping) &&
-	    !(ra && idx < atomic_load_explicit(&obj->ra_pos, memory_order_relaxed)))
-		chunk_fetch(obj, idx, 0, 0, epoch);
+	    !(ra && idx < atomic_load_explicit(&obj->ra_pos, memory_order_relaxed)) &&
+	    chunk_fetch(obj, idx, 0, 0, epoch) == -ENOSPC && ra)
+		readahead_refused(obj, idx);
 	obj_put(obj);
 }
 

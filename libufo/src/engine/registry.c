@@ -116,8 +116,10 @@ int ufo_lookup(struct ufo_ctx *ctx, const void *addr, struct ufo_obj **out)
 	obj = registry_find(ctx, (uintptr_t)addr);
 	if (!obj)
 		return -ENOENT;
-	/* The header page may start before the header itself. */
-	if ((const char *)addr < obj->body - obj->header_size) {
+	/* The header page may start before the header itself; the page
+	 * pool follows the body. */
+	if ((const char *)addr < obj->body - obj->header_size ||
+	    (const char *)addr >= obj->body + obj->body_len) {
 		obj_put(obj);
 		return -ENOENT;
 	}

@@ -44,6 +44,19 @@ void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
 	out->dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0;
 	for (unsigned i = 0; i < UFO_HIST_BUCKETS; i++)
 		out->fault_latency_us[i] = LOAD(lat[i]);
+	out->bytes_moved = LOAD(bytes_moved);
+	out->bytes_copied = LOAD(bytes_copied);
+	out->pages_recycled = LOAD(pages_recycled);
+}
+
+/* The context's values every snapshot repeats. */
+static void stats_ctx_values(const struct ufo_ctx *ctx, struct ufo_stats *out)
+{
+	out->high_watermark = ctx->cfg.high_watermark;
+	out->low_watermark = ctx->cfg.low_watermark;
+	out->ios_in_flight = atomic_load(&ctx->io_inflight);
+	out->ios_in_flight_max = atomic_load(&ctx->io_inflight_max);
+	out->handler_threads = atomic_load(&ctx->nthreads);
 }
 
 int ufo_obj_stats(const struct ufo_obj *obj, struct ufo_stats *out)
@@ -51,8 +64,7 @@ int ufo_obj_stats(const struct ufo_obj *obj, struct ufo_stats *out)
 	if (!obj || !out)
 		return -EINVAL;
 	stats_snapshot(&obj->stats, out);
-	out->high_watermark = obj->ctx->cfg.high_watermark;
-	out->low_watermark = obj->ctx->cfg.low_watermark;
+	stats_ctx_values(obj->ctx, out);
 	return 0;
 }
 
@@ -61,8 +73,7 @@ int ufo_ctx_stats(const struct ufo_ctx *ctx, struct ufo_stats *out)
 	if (!ctx || !out)
 		return -EINVAL;
 	stats_snapshot(&ctx->stats, out);
-	out->high_watermark = ctx->cfg.high_watermark;
-	out->low_watermark = ctx->cfg.low_watermark;
+	stats_ctx_values(ctx, out);
 	return 0;
 }
 

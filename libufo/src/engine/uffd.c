@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,21 @@ static int open_raw(const struct ufo_ctx *ctx, bool *user_only)
 	return first;
 }
 
+/* Debian 12's headers predate UFFDIO_MOVE (Linux 6.8); the ABI is fixed. */
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 10)
+#define _UFFDIO_MOVE (0x05)
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
 static int api_handshake(int fd, uint64_t want, uint64_t *got)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = want };
@@ -104,7 +120,7 @@ static bool probe_wp(int fd, size_t page)
 
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 {
-	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID, got;
+	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID, got = 0;
 	bool user_only;
 	int fd, rc;
 
@@ -122,6 +138,7 @@ int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 	want &= avail;
 	if (avail & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
 		want |= UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	want |= avail & UFFD_FEATURE_MOVE;
 	fd = open_raw(ctx, &user_only);
 	if (fd < 0)
 		return fd;
@@ -133,6 +150,7 @@ int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 	out->fd = fd;
 	out->wp = (want & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
 		  probe_wp(fd, ctx->page_size);
+	out->move = (got & UFFD_FEATURE_MOVE) && !getenv("UFO_NO_MOVE");
 	return 0;
 }
 
@@ -178,6 +196,14 @@ int uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp)
 	return 0;
 }
 
+int uffd_zero_page(int fd, void *page, size_t page_size, bool wp)
+{
+	static const char zeros[65536] __attribute__((aligned(65536)));
+
+	return page_size <= sizeof(zeros)
+	       ? uffd_copy(fd, page, zeros, page_size, wp) : -EINVAL;
+}
+
 int uffd_write_protect(int fd, void *addr, size_t len, bool protect)
 {
 	struct uffdio_writeprotect w = {
@@ -204,4 +230,34 @@ int page_present(int pagemap_fd, const void *addr)
 	if (pread(pagemap_fd, &entry, sizeof(entry), off) != sizeof(entry))
 		return -EIO;
 	return (int)(entry >> 63);
+}
+
+int uffd_move(int fd, void *dst, void *src, size_t len, bool wake,
+	      size_t *moved)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	/* EAGAIN: the address space changed under us (or a page was busy);
+	 * the kernel reports how much it moved and we continue from there. */
+	while (done < len) {
+		struct uffdio_move m = {
+			.dst = (uintptr_t)dst + done,
+			.src = (uintptr_t)src + done,
+			.len = len - done,
+			.mode = wake ? 0 : UFFDIO_MOVE_MODE_DONTWAKE,
+		};
+		if (!ioctl(fd, UFFDIO_MOVE, &m)) {
+			done = len;
+			break;
+		}
+		rc = -errno;
+		if (m.move > 0)
+			done += (size_t)m.move;
+		if (rc != -EAGAIN)
+			break;
+		rc = 0;
+	}
+	*moved = done;
+	return rc;
 }
