@@ -64,11 +64,11 @@ enum ufo_policy {
 struct ufo_config {
 	/* Resident bytes of all UFO bodies.  Above high the evictor runs until
 	 * resident is below low.  0 selects the default (1 GiB / 3/4 of high).
-	 * Resident bytes stay at most high plus the chunks being loaded by
-	 * handler threads (one each), whatever other calls run meanwhile,
-	 * with one exception: when writebacks fail and nothing else can be
-	 * dropped, loads go over the budget (logged) rather than wait
-	 * forever or lose the unsaved data. */
+	 * Resident bytes stay at most high plus the chunks being loaded
+	 * (each reserved before its fetch starts), whatever other calls run
+	 * meanwhile, with one exception: when writebacks fail and nothing
+	 * else can be dropped, loads go over the budget (logged) rather than
+	 * wait forever or lose the unsaved data. */
 	size_t high_watermark;
 	size_t low_watermark;
 	/* Fault-handling threads; 0 selects the default (2).  More are started

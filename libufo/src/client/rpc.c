@@ -615,6 +615,12 @@ static int client_first_connect(struct ufo_client *cl)
 		cl->tops = transport_find("tcp");
 		err = conn_ensure(&cl->conns[0]);
 	}
+	/* The others now too, while the caller expects to wait: a request
+	 * that finds its connection down later has it connected by an I/O
+	 * worker (client_req.no_connect), which a fresh client should not
+	 * need.  Their errors wait for their first request. */
+	for (unsigned i = 1; i < cl->nconns && !err; i++)
+		conn_ensure(&cl->conns[i]);
 	return err;
 }
 
@@ -639,7 +645,7 @@ int client_new(const char *url, const struct ufo_remote_opts *opts,
 	return 0;
 }
 
-/* Connects one connection now, so a bad address or secret shows here. */
+/* Connects now, so a bad address or secret shows here. */
 int ufo_client_connect(const char *url, const struct ufo_remote_opts *opts,
 		       struct ufo_client **out)
 {
