@@ -17,8 +17,9 @@
  *    running ahead of the readers and DONTNEED of random ranges;
  *  - a connection dying with 64 requests in flight: the server is stopped
  *    (SIGSTOP), WILLNEED queues 64 or more fetches, the server is killed
- *    and restarted; every request fails with the connection, is retried by
- *    the engine, and the data reads back.
+ *    and restarted; every request fails with the connection (over TCP:
+ *    over RDMA only those on the I/O workers), is retried by the engine,
+ *    and the data reads back.
  */
 #include "t_remote.h"
 
@@ -272,7 +273,11 @@ static void test_connection_dies_in_flight(void **state)
 	T_WAIT_UNTIL(t_obj_stats(obj).ios_in_flight == 0);
 	assert_int_equal(check_chunks(obj, 0, NCHUNKS), -1);
 	s = t_obj_stats(obj);
-	assert_true(s.populate_errors >= 64);
+	/* Over TCP each fetch is a request on the wire, and all of them fail
+	 * with the connection.  Over RDMA fetches block on the I/O workers,
+	 * so only those in progress (at most UFO_IO_WORKERS) meet the dead
+	 * server; the queued ones run after the restart. */
+	assert_true(s.populate_errors >= (t_rdma_expected() ? 1 : 64));
 	assert_int_equal(s.sigbus, 0);
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
