@@ -12,14 +12,20 @@ void obj_get(struct ufo_obj *obj)
 	atomic_fetch_add(&obj->refs, 1);
 }
 
+/*
+ * ufo_free waits on obj->cond, under obj->lock, for the last user to leave
+ * (obj_quiesce), then destroys the object.  The count drops under the same
+ * lock: dropped before it (and the lock taken after, to broadcast), a
+ * quiesce that looked in between saw one reference, returned, and freed
+ * the object under the putter, which then locked a destroyed mutex (TSan
+ * caught it in t_once once loads completed on other threads).
+ */
 void obj_put(struct ufo_obj *obj)
 {
-	/* ufo_free waits on obj->cond for the last user to leave. */
-	if (atomic_fetch_sub(&obj->refs, 1) == 2) {
-		pthread_mutex_lock(&obj->lock);
+	pthread_mutex_lock(&obj->lock);
+	if (atomic_fetch_sub(&obj->refs, 1) == 2)
 		pthread_cond_broadcast(&obj->cond);
-		pthread_mutex_unlock(&obj->lock);
-	}
+	pthread_mutex_unlock(&obj->lock);
 }
 
 /* ---- registry: objects sorted by address, binary search. */
