@@ -214,6 +214,13 @@ static void handle_list(struct server *srv, struct request *r)
 		store_put(objs[i]);
 }
 
+/* WIRE_IO_HOLES is a READ's, from protocol version 2 on. */
+static uint32_t io_flags_allowed(const struct request *r)
+{
+	return r->hdr.op == WIRE_READ && r->hdr.version >= 2 ? WIRE_IO_HOLES
+							     : 0;
+}
+
 /* Parses a wire_io and finds its object; on failure answers r and returns
  * NULL.  Checks the range without overflow: off + len may wrap. */
 static struct store_obj *io_target(struct server *srv, struct request *r,
@@ -237,8 +244,9 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 			     sizeof(*io) + (payload_extra ? io->len : 0));
 		return NULL;
 	}
-	if (io->flags) {
-		handler_fail(r, WIRE_EINVAL, "I/O flags must be 0");
+	if (io->flags & ~io_flags_allowed(r)) {
+		handler_fail(r, WIRE_EINVAL, "I/O flags %#x not allowed here",
+			     io->flags);
 		return NULL;
 	}
 	if (io->len > WIRE_MAX_IO) {
@@ -261,6 +269,28 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 	return o;
 }
 
+/* A READ that asked for holes: a wire_read_reply, then the data unless
+ * the range holds none (never written or discarded: nothing is sent). */
+static int read_holes(struct store_obj *o, const struct wire_io *io,
+		      struct outbuf **obp, bool nowait)
+{
+	struct wire_read_reply rr = { 0 };
+	bool hole = store_hole(o, io->offset, io->len);
+	struct outbuf *ob = outbuf_new(sizeof(rr) + (hole ? 0 : io->len));
+	int rc = 0;
+
+	*obp = ob;
+	if (!ob)
+		return -ENOMEM;
+	if (hole)
+		rr.flags = htole32(WIRE_READ_HOLE);
+	else
+		rc = store_read(o, io->offset, outbuf_payload(ob) + sizeof(rr),
+				io->len, nowait);
+	memcpy(outbuf_payload(ob), &rr, sizeof(rr));
+	return rc;
+}
+
 /* Reads and answers r; nowait: only if the data is in the page cache,
  * else returns false having done nothing (the request stays the caller's). */
 static bool read_answer(struct server *srv, struct request *r, bool nowait)
@@ -280,9 +310,14 @@ static bool read_answer(struct server *srv, struct request *r, bool nowait)
 	o = io_target(srv, r, &io, 0);
 	if (!o)
 		return true; /* answered with the error */
-	ob = outbuf_new(io.len);
-	rc = ob ? store_read(o, io.offset, outbuf_payload(ob), io.len, nowait)
-		: -ENOMEM;
+	if (io.flags & WIRE_IO_HOLES) {
+		rc = read_holes(o, &io, &ob, nowait);
+	} else {
+		ob = outbuf_new(io.len);
+		rc = ob ? store_read(o, io.offset, outbuf_payload(ob), io.len,
+				     nowait)
+			: -ENOMEM;
+	}
 	store_put(o);
 	if (rc == -EAGAIN && nowait) {
 		free(ob);

@@ -149,10 +149,12 @@ static void on_hello(struct conn *c, const uint8_t *payload)
 	lo = le16toh(in.min_version);
 	hi = le16toh(in.max_version);
 	memcpy(c->peer_nonce, in.nonce, WIRE_NONCE);
+	_Static_assert(WIRE_VERSION_MIN == 1 && WIRE_VERSION_MAX == 2,
+		       "the EVERSION message below names the versions");
 	if (hi > WIRE_VERSION_MAX)
 		hi = WIRE_VERSION_MAX;
 	if (lo > hi || hi < WIRE_VERSION_MIN) {
-		fail_close(c, &c->hdr, WIRE_EVERSION, "this server speaks versions 1..1");
+		fail_close(c, &c->hdr, WIRE_EVERSION, "this server speaks versions 1..2");
 		return;
 	}
 	out.min_version = out.max_version = htole16(hi);

@@ -378,6 +378,18 @@ int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len,
 	return 0;
 }
 
+/* SEEK_DATA answers from the file's extents (and the page cache), never
+ * moving data: cheaper than reading zeros.  Only a sure "no data" is a
+ * hole; any error (a file system without SEEK_DATA) reads as data. */
+bool store_hole(struct store_obj *o, uint64_t off, uint32_t len)
+{
+	off_t d = lseek(o->fd, (off_t)off, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO; /* no data from off to the end */
+	return (uint64_t)d >= off + len;
+}
+
 int store_write(struct store_obj *o, uint64_t off, const void *buf,
 		uint32_t len)
 {

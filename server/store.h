@@ -79,6 +79,9 @@ int store_info(struct store_obj *o, struct wire_objinfo *out); /* LE */
 /* nowait: -EAGAIN instead of waiting for the disk (RWF_NOWAIT). */
 int store_read(struct store_obj *o, uint64_t off, void *buf, uint32_t len,
 	       bool nowait);
+/* Whether [off, off+len) holds no data (never written, or discarded):
+ * true only when sure. */
+bool store_hole(struct store_obj *o, uint64_t off, uint32_t len);
 int store_write(struct store_obj *o, uint64_t off, const void *buf,
 		uint32_t len);
 int store_sync(struct store_obj *o); /* fdatasync */

@@ -21,7 +21,7 @@
 
 #define WIRE_MAGIC 0x314f4655u /* "UFO1" */
 #define WIRE_VERSION_MIN 1
-#define WIRE_VERSION_MAX 1
+#define WIRE_VERSION_MAX 2 /* 2: READ may ask for holes (WIRE_IO_HOLES) */
 
 /* ---- limits */
 #define WIRE_MAX_IO ((uint32_t)16 << 20)           /* bytes per READ/WRITE */
@@ -183,9 +183,22 @@ struct wire_io {
 	uint64_t id;
 	uint64_t offset;
 	uint32_t len;   /* <= WIRE_MAX_IO; WRITE: the payload after this */
-	uint32_t flags; /* 0 */
+	uint32_t flags; /* 0, or for READ on version 2: WIRE_IO_HOLES */
 };
 _Static_assert(sizeof(struct wire_io) == 24, "io is 24 bytes");
+
+/* READ with WIRE_IO_HOLES (version 2 on): the answer starts with a
+ * wire_read_reply.  A range that holds no data on the server (never
+ * written, or discarded) is answered with flags WIRE_READ_HOLE and no data
+ * after it: the client fills zeros without moving them over the network.
+ * Otherwise the len bytes follow. */
+#define WIRE_IO_HOLES 1u
+struct wire_read_reply {
+	uint32_t flags; /* WIRE_READ_HOLE or 0 */
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct wire_read_reply) == 8, "read reply is 8 bytes");
+#define WIRE_READ_HOLE 1u
 
 struct wire_id {
 	uint64_t id;

@@ -459,6 +459,9 @@ struct ufo_stats {
 	uint64_t bytes_moved;
 	uint64_t bytes_copied;
 	uint64_t pages_recycled;
+	/* Bytes the backend reported never written (a sparse hole on the
+	 * server): installed as zeros, nothing transferred. */
+	uint64_t bytes_holes;
 	/* Context values, repeated for objects: backend ios (fetches and
 	 * stores) in flight now and the most ever at once, and the
 	 * fault-handling threads alive. */

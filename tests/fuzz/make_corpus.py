@@ -22,13 +22,17 @@ FLAG_KEEP_CSUM, FLAG_FIX_AUTH = 1, 2
 req_ids = iter(range(1, 1 << 30))
 
 
-def frame(op, payload=b"", version=1, status=0, req_id=None, csum=0):
+# The version a login agrees on (HELLO 1..VERSION): every frame after it.
+VERSION = 2
+
+
+def frame(op, payload=b"", version=VERSION, status=0, req_id=None, csum=0):
     rid = next(req_ids) if req_id is None else req_id
     return struct.pack("<IHHQIIQ", MAGIC, version, op, rid, status,
                        len(payload), csum) + payload
 
 
-def hello(lo=1, hi=1, nonce=b"\x11" * 32):
+def hello(lo=1, hi=VERSION, nonce=b"\x11" * 32):
     return struct.pack("<HHI", lo, hi, 0) + nonce
 
 
@@ -71,11 +75,14 @@ handshake = {
     "wrong_mac": bytes([0]) + HANDSHAKE + frame(PING),
     "hello_only": bytes([0]) + frame(HELLO, hello(), version=0),
     "hello_new_client": bytes([0]) + frame(HELLO, hello(1, 9), version=0),
-    "hello_no_overlap": bytes([0]) + frame(HELLO, hello(2, 3), version=0),
+    "hello_no_overlap": bytes([0]) + frame(HELLO, hello(3, 4), version=0),
+    "hello_v1_client": bytes([FLAG_FIX_AUTH]) +
+    frame(HELLO, hello(1, 1), version=0) + frame(AUTH, b"\0" * 32, version=1) +
+    frame(READ, io(SEED_ID, 0, 64, flags=1), version=1),
     "auth_first": bytes([0]) + frame(AUTH, b"\0" * 32, version=0),
     "ping_first": bytes([0]) + frame(PING, version=0),
     "hello_twice": bytes([FLAG_FIX_AUTH]) + frame(HELLO, hello(), version=0) +
-    frame(HELLO, hello(), version=1),
+    frame(HELLO, hello(), version=VERSION),
     "short_hello": bytes([0]) + frame(HELLO, b"\1\0\1\0", version=0),
     "big_preauth": bytes([0]) + frame(HELLO, b"\0" * 200, version=0),
     "bad_csum": bytes([FLAG_KEEP_CSUM]) + frame(HELLO, hello(), version=0,
@@ -91,6 +98,12 @@ request = {
     frame(SYNC, struct.pack("<Q", SEED_ID)) +
     frame(READ, io(SEED_ID, 0, 8192)),
     "read_big": frame(READ, io(SEED_ID, 0, 1 << 20)),
+    # version 2: a READ asking for holes (answered with a hole on the
+    # seed object's unwritten tail), and unknown I/O flags
+    "read_holes": frame(READ, io(SEED_ID, 0, 8192, flags=1)) +
+    frame(READ, io(SEED_ID, 65536, 4096, flags=1)),
+    "read_bad_flags": frame(READ, io(SEED_ID, 0, 4096, flags=6)) +
+    frame(WRITE, io(SEED_ID, 0, 8, flags=1) + b"w" * 8),
     "read_wrap": frame(READ, io(SEED_ID, (1 << 64) - 16, 4096)),
     "write_past": frame(WRITE, io(SEED_ID, 1 << 20, 8) + b"y" * 8),
     "sync_zero": frame(SYNC, struct.pack("<Q", 0)),
@@ -126,13 +139,14 @@ request["bad_csum"] = bytes([FLAG_KEEP_CSUM]) + frame(PING, b"", csum=5)
 srv_nonce = b"\x22" * 32
 frames = {
     # What a client reads during its handshake: the server's HELLO and AUTH.
-    "server_handshake": frame(HELLO | RESPONSE, hello(1, 1, srv_nonce),
-                              version=1, req_id=1) +
+    "server_handshake": frame(HELLO | RESPONSE,
+                              hello(VERSION, VERSION, srv_nonce),
+                              version=VERSION, req_id=1) +
     frame(AUTH | RESPONSE, b"\x33" * 32, req_id=2),
     "server_refusal": frame(HELLO | RESPONSE, b"over 2 connections",
                             version=0, req_id=0, status=11),
-    "server_eauth": frame(HELLO | RESPONSE, hello(1, 1, srv_nonce),
-                          req_id=1) +
+    "server_eauth": frame(HELLO | RESPONSE,
+                          hello(VERSION, VERSION, srv_nonce), req_id=1) +
     frame(AUTH | RESPONSE, b"wrong secret", req_id=2, status=3),
     "name_payload": name(b"some-object.v2"),
     "create_payload": create(b"obj_1", size=1 << 40, chunk=1 << 20),

@@ -227,11 +227,100 @@ static void test_sparse_create_on_open(void **state)
 	ufo_client_close(cl);
 }
 
+/* ---- holes cost no transfer (protocol version 2) */
+
+#define HOLE_CHUNK (64 * T_KIB)
+#define HOLE_CHUNKS 64
+#define HOLE_SIZE ((uint64_t)HOLE_CHUNKS * HOLE_CHUNK)
+
+/* Reads every word of obj; returns how many are not zero outside the
+ * chunks written (c % 2 == 1 when odd_written) or not their index inside. */
+static uint64_t hole_check(struct ufo_obj *obj, bool odd_written)
+{
+	const volatile uint64_t *w = ufo_body(obj);
+	uint64_t bad = 0, epc = HOLE_CHUNK / 8;
+
+	for (uint64_t i = 0; i < HOLE_SIZE / 8; i++) {
+		bool written = odd_written && (i / epc) % 2;
+
+		bad += w[i] != (written ? i : 0);
+	}
+	return bad;
+}
+
+static uint64_t bytes_in(struct ufo_obj *obj)
+{
+	struct ufo_client_stats cs;
+
+	assert_int_equal(ufo_remote_status(obj, &cs), 0);
+	return cs.bytes_in;
+}
+
+/* A new object's chunks are never written: loading them moves no data
+ * (bytes_holes counts them, the client's bytes_in stays far below the
+ * object), first writes included; once half the chunks are written and
+ * synced, only the other half are holes.  wp: the default dirty tracking
+ * (zeros copied in, protected); else read-only (the zero page). */
+static void holes(const char *name, bool ro)
+{
+	struct ufo_config cfg;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	struct ufo_remote_opts o;
+	struct ufo_stats s;
+	uint64_t in0, *w;
+
+	t_remote_begin();
+	t_config(&cfg, HOLE_CHUNK, 0, 0);
+	ctx = t_ctx(&cfg);
+	obj = t_remote_obj(ctx, name, HOLE_SIZE, HOLE_CHUNK, 0);
+	in0 = bytes_in(obj);
+	assert_int_equal(hole_check(obj, false), 0);
+	s = t_obj_stats(obj);
+	fprintf(stderr, "%s: %llu of %llu bytes were holes, %llu bytes came in\n",
+		name, (unsigned long long)s.bytes_holes,
+		(unsigned long long)HOLE_SIZE,
+		(unsigned long long)(bytes_in(obj) - in0));
+	assert_int_equal(s.bytes_holes, HOLE_SIZE);
+	assert_true(bytes_in(obj) - in0 < HOLE_SIZE / 16);
+	/* Writes to half the chunks, synced: those are data now. */
+	w = ufo_body(obj);
+	for (uint64_t c = 1; c < HOLE_CHUNKS; c += 2)
+		for (uint64_t i = c * HOLE_CHUNK / 8; i < (c + 1) * HOLE_CHUNK / 8; i++)
+			w[i] = i;
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_free(obj), 0);
+	t_opts(&o);
+	if (ro)
+		o.flags = UFO_READ_ONLY;
+	assert_int_equal(ufo_remote_open(ctx, t_url(name), &o, &obj), 0);
+	assert_int_equal(hole_check(obj, true), 0);
+	s = t_obj_stats(obj);
+	assert_int_equal(s.bytes_holes, HOLE_SIZE / 2);
+	assert_int_equal(s.bytes_loaded, HOLE_SIZE);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+}
+
+static void test_holes_cost_no_transfer_wp(void **state)
+{
+	(void)state;
+	holes("holes-wp", false);
+}
+
+static void test_holes_cost_no_transfer_ro(void **state)
+{
+	(void)state;
+	holes("holes-ro", true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sparse_terabyte),
 		cmocka_unit_test(test_sparse_create_on_open),
+		cmocka_unit_test(test_holes_cost_no_transfer_wp),
+		cmocka_unit_test(test_holes_cost_no_transfer_ro),
 	};
 
 	t_remote_setup();

@@ -61,7 +61,7 @@ static void hello_nonce(struct ufo_conn *c, const struct recorded *hello,
 static void test_replayed_handshake(void **state)
 {
 	struct wire_hello hello = { .min_version = htole16(1),
-				    .max_version = htole16(1) };
+				    .max_version = htole16(WIRE_VERSION_MAX) };
 	uint8_t ns1[WIRE_NONCE], ns2[WIRE_NONCE];
 	struct recorded rec_hello, rec_auth;
 	struct wire_mac mac;
@@ -75,7 +75,7 @@ static void test_replayed_handshake(void **state)
 	hello_nonce(c, &rec_hello, ns1);
 	wire_auth_mac((const uint8_t *)T_SECRET, strlen(T_SECRET),
 		      "ufo1 client", ns1, hello.nonce, mac.mac);
-	record(&rec_auth, 1, WIRE_AUTH, 2, &mac, sizeof(mac));
+	record(&rec_auth, WIRE_VERSION_MAX, WIRE_AUTH, 2, &mac, sizeof(mac));
 	send_recorded(c, &rec_auth);
 	assert_int_equal(t_recv(c, &r), 0);
 	assert_int_equal(r.h.status, WIRE_OK);
@@ -154,7 +154,7 @@ static size_t op_payload(uint16_t op, uint8_t *p)
 static void unauth_op(uint16_t op, bool after_hello)
 {
 	struct wire_hello hello = { .min_version = htole16(1),
-				    .max_version = htole16(1) };
+				    .max_version = htole16(WIRE_VERSION_MAX) };
 	struct ufo_conn *c = t_connect(&srv);
 	uint8_t p[128];
 	size_t len = op_payload(op, p);

@@ -43,7 +43,7 @@ static void send_reads(struct ufo_conn *c, uint64_t id, uint64_t first_req)
 			.id = htole64(id),
 			.offset = htole64(i * READ_LEN % OBJ_SIZE),
 			.len = htole32(READ_LEN) };
-		assert_int_equal(frame_send(c, 1, WIRE_READ, first_req + i, 0,
+		assert_int_equal(frame_send(c, WIRE_VERSION_MAX, WIRE_READ, first_req + i, 0,
 					    &io, sizeof(io), NULL, 0,
 					    T_SRV_WAIT_MS), 0);
 	}

@@ -66,7 +66,9 @@ static void test_ops_before_auth(void **state)
 	conn_close(c);
 }
 
-static void hello_versions(uint16_t lo, uint16_t hi, uint32_t want)
+/* want: the status; agreed: the version picked when it is OK. */
+static void hello_versions(uint16_t lo, uint16_t hi, uint32_t want,
+			   uint16_t agreed)
 {
 	struct wire_hello hello = { .min_version = htole16(lo),
 				    .max_version = htole16(hi) };
@@ -82,8 +84,8 @@ static void hello_versions(uint16_t lo, uint16_t hi, uint32_t want)
 		struct wire_hello got;
 		assert_int_equal(r.h.len, sizeof(got));
 		memcpy(&got, r.payload, sizeof(got));
-		assert_int_equal(le16toh(got.min_version), WIRE_VERSION_MAX);
-		assert_int_equal(le16toh(got.max_version), WIRE_VERSION_MAX);
+		assert_int_equal(le16toh(got.min_version), agreed);
+		assert_int_equal(le16toh(got.max_version), agreed);
 	}
 	t_reply_free(&r);
 	if (want)
@@ -93,10 +95,12 @@ static void hello_versions(uint16_t lo, uint16_t hi, uint32_t want)
 
 static void test_version_negotiation(void **state)
 {
-	hello_versions(1, 7, WIRE_OK);         /* client newer: picks 1 */
-	hello_versions(2, 3, WIRE_EVERSION);   /* no overlap */
-	hello_versions(0, 0, WIRE_EVERSION);
-	hello_versions(3, 2, WIRE_EVERSION);   /* empty range */
+	/* client newer: the server's highest */
+	hello_versions(1, 7, WIRE_OK, WIRE_VERSION_MAX);
+	hello_versions(1, 1, WIRE_OK, 1);      /* a version-1 client */
+	hello_versions(3, 4, WIRE_EVERSION, 0); /* no overlap */
+	hello_versions(0, 0, WIRE_EVERSION, 0);
+	hello_versions(3, 2, WIRE_EVERSION, 0); /* empty range */
 }
 
 /* Over --max-connections: EBUSY and closed; a slot freed is reusable. */

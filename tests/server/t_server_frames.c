@@ -41,7 +41,7 @@ static void put_name(struct frame *f, uint16_t op, const char *name,
 	struct wire_name n = { .name_len = htole16(claimed) };
 	size_t len = strlen(name);
 
-	f->h = t_hdr(1, op, (uint32_t)(sizeof(n) + len));
+	f->h = t_hdr(WIRE_VERSION_MAX, op, (uint32_t)(sizeof(n) + len));
 	memcpy(f->p, &n, sizeof(n));
 	memcpy(f->p + sizeof(n), name, len);
 	f->len = f->h.len;
@@ -55,7 +55,7 @@ static void put_create(struct frame *f, uint64_t size, uint32_t chunk,
 				  .name_len = htole16((uint16_t)strlen(name)),
 				  .flags = htole16(flags) };
 
-	f->h = t_hdr(1, WIRE_CREATE, (uint32_t)(sizeof(cr) + strlen(name)));
+	f->h = t_hdr(WIRE_VERSION_MAX, WIRE_CREATE, (uint32_t)(sizeof(cr) + strlen(name)));
 	memcpy(f->p, &cr, sizeof(cr));
 	memcpy(f->p + sizeof(cr), name, strlen(name));
 	f->len = f->h.len;
@@ -67,7 +67,7 @@ static void put_io(struct frame *f, uint16_t op, uint64_t id, uint64_t off,
 	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
 			      .len = htole32(len), .flags = htole32(flags) };
 
-	f->h = t_hdr(1, op, (uint32_t)(sizeof(io) + data));
+	f->h = t_hdr(WIRE_VERSION_MAX, op, (uint32_t)(sizeof(io) + data));
 	memcpy(f->p, &io, sizeof(io));
 	memset(f->p + sizeof(io), 0xab, data);
 	f->len = f->h.len;
@@ -77,20 +77,20 @@ static void put_list(struct frame *f, uint32_t max, uint32_t len)
 {
 	struct wire_list l = { .max = htole32(max) };
 
-	f->h = t_hdr(1, WIRE_LIST, len);
+	f->h = t_hdr(WIRE_VERSION_MAX, WIRE_LIST, len);
 	memcpy(f->p, &l, sizeof(l));
 	f->len = len;
 }
 
-static void b_bad_magic(struct frame *f) { f->h = t_hdr(1, WIRE_PING, 0); f->h.magic = 0x12345678; }
-static void b_unknown_op(struct frame *f) { f->h = t_hdr(1, 99, 0); }
-static void b_op_zero(struct frame *f) { f->h = t_hdr(1, 0, 0); }
-static void b_status(struct frame *f) { f->h = t_hdr(1, WIRE_PING, 0); f->h.status = WIRE_EIO; }
-static void b_response_bit(struct frame *f) { f->h = t_hdr(1, WIRE_PING | WIRE_RESPONSE, 0); }
+static void b_bad_magic(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_PING, 0); f->h.magic = 0x12345678; }
+static void b_unknown_op(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, 99, 0); }
+static void b_op_zero(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, 0, 0); }
+static void b_status(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_PING, 0); f->h.status = WIRE_EIO; }
+static void b_response_bit(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_PING | WIRE_RESPONSE, 0); }
 static void b_bad_version(struct frame *f) { f->h = t_hdr(7, WIRE_PING, 0); }
 static void b_big_preauth(struct frame *f) { f->h = t_hdr(0, WIRE_HELLO, WIRE_MAX_PREAUTH + 1); }
-static void b_big_postauth(struct frame *f) { f->h = t_hdr(1, WIRE_WRITE, WIRE_MAX_PAYLOAD + 1); }
-static void b_huge_len(struct frame *f) { f->h = t_hdr(1, WIRE_READ, UINT32_MAX); }
+static void b_big_postauth(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_WRITE, WIRE_MAX_PAYLOAD + 1); }
+static void b_huge_len(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_READ, UINT32_MAX); }
 static void b_bad_csum(struct frame *f) { put_name(f, WIRE_STAT, OBJ_NAME, sizeof(OBJ_NAME) - 1); f->bad_csum = true; }
 static void b_bad_csum_hello(struct frame *f)
 {
@@ -136,15 +136,15 @@ static void b_sync_noent(struct frame *f)
 {
 	uint64_t id = htole64(999999);
 
-	f->h = t_hdr(1, WIRE_SYNC, sizeof(id));
+	f->h = t_hdr(WIRE_VERSION_MAX, WIRE_SYNC, sizeof(id));
 	memcpy(f->p, &id, sizeof(id));
 	f->len = sizeof(id);
 }
 static void b_list_zero(struct frame *f) { put_list(f, 0, sizeof(struct wire_list)); }
 static void b_list_big(struct frame *f) { put_list(f, WIRE_LIST_MAX + 1, sizeof(struct wire_list)); }
 static void b_list_short(struct frame *f) { put_list(f, 10, 4); }
-static void b_hello_again(struct frame *f) { f->h = t_hdr(1, WIRE_HELLO, sizeof(struct wire_hello)); f->len = f->h.len; }
-static void b_ping_payload(struct frame *f) { f->h = t_hdr(1, WIRE_PING, 4); f->len = 4; }
+static void b_hello_again(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_HELLO, sizeof(struct wire_hello)); f->len = f->h.len; }
+static void b_ping_payload(struct frame *f) { f->h = t_hdr(WIRE_VERSION_MAX, WIRE_PING, 4); f->len = 4; }
 /* The header says 64 bytes, 10 arrive, then the client goes away. */
 static void b_trunc_payload(struct frame *f) { put_name(f, WIRE_STAT, OBJ_NAME, 10); f->h.len = 64; f->len = 10; }
 static void b_trunc_hdr(struct frame *f) { f->raw = true; f->len = 17; memset(f->p, 0x55, 17); }

@@ -220,13 +220,13 @@ static void test_sync_after_writes(void **state)
 				      .offset = htole64((uint64_t)i * sizeof(buf)),
 				      .len = htole32(sizeof(buf)) };
 		t_pattern(buf, sizeof(buf), (uint64_t)i);
-		assert_int_equal(frame_send(c, 1, WIRE_WRITE, base + (uint64_t)i,
+		assert_int_equal(frame_send(c, WIRE_VERSION_MAX, WIRE_WRITE, base + (uint64_t)i,
 					    0, &io, sizeof(io), buf, sizeof(buf),
 					    T_SRV_WAIT_MS), 0);
 	}
 	sync_req = t_next_req();
 	id = htole64(id);
-	assert_int_equal(frame_send(c, 1, WIRE_SYNC, sync_req, 0, &id,
+	assert_int_equal(frame_send(c, WIRE_VERSION_MAX, WIRE_SYNC, sync_req, 0, &id,
 				    sizeof(id), NULL, 0, T_SRV_WAIT_MS), 0);
 	for (int i = 0; i < 17; i++) {
 		struct t_reply r;
@@ -265,7 +265,7 @@ static int writer_send(struct writer *w, unsigned i, uint64_t base)
 			      .len = htole32(BLOCK) };
 
 	t_pattern(buf, sizeof(buf), w->seed + i);
-	return frame_send(w->c, 1, WIRE_WRITE, base + i, 0, &io, sizeof(io),
+	return frame_send(w->c, WIRE_VERSION_MAX, WIRE_WRITE, base + i, 0, &io, sizeof(io),
 			  buf, sizeof(buf), T_SRV_WAIT_MS);
 }
 

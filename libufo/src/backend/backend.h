@@ -48,6 +48,10 @@ struct ufo_io {
 	size_t len;           /* (end - start) * elem_size bytes */
 	unsigned attempt;     /* 0 for the first submission */
 	uint64_t tag;         /* the backend's, across attempts (0 at first) */
+	/* Set by a fetch's backend when the range holds no data where it
+	 * lives (never written): buf is then untouched and the engine
+	 * installs zeros, nothing having been transferred. */
+	bool hole;
 	/* the engine's */
 	void (*done)(struct ufo_io *io, int err);
 	uint64_t t_first, t_attempt, due;

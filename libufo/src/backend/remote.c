@@ -6,6 +6,7 @@
  * RDMA (one-sided READ, or WRITE + COMMIT, which block) it runs on one of
  * the context's I/O workers.  The engine retries (retry.c's policy).
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,22 @@ static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
 struct remote_req {
 	struct client_req q;
 	struct wire_io w;
+	struct wire_read_reply rr; /* a READ asking for holes */
 	struct ufo_io *io;
 };
+
+/* The answer of a READ that asked for holes: a hole (no data after the
+ * reply) or all the data. */
+static int remote_read_holes(struct remote_req *rq)
+{
+	struct ufo_io *io = rq->io;
+
+	if (le32toh(rq->rr.flags) & WIRE_READ_HOLE) {
+		io->hole = true;
+		return rq->q.k.data_len ? -EPROTO : 0;
+	}
+	return rq->q.k.data_len == io->len ? 0 : -EPROTO;
+}
 
 static void remote_submit_blocking(struct remote *r, struct ufo_io *io);
 
@@ -68,8 +83,9 @@ static void remote_req_done(struct client_req *q, int err)
 		remote_submit_blocking(obj_backend_data(io->obj), io);
 		return;
 	}
-	if (!err && !io->store && q->k.data_len != io->len)
-		err = -EPROTO;
+	if (!err && !io->store)
+		err = q->k.fixed_len ? remote_read_holes(rq)
+				     : q->k.data_len == io->len ? 0 : -EPROTO;
 	if (err && q->errmsg[0])
 		log_warn(obj_ctx(io->obj), "%s: the server says: %s",
 			 ((struct remote *)obj_backend_data(io->obj))->name,
@@ -91,6 +107,13 @@ static void remote_submit_async(struct remote *r, struct ufo_io *io)
 				     .no_connect = true };
 	client_io_prepare(&rq->q.k, &rq->w, io->store, r->id, io->start,
 			  io->buf, io->len);
+	/* A never-written range then costs no transfer: a new object's first
+	 * writes fetch nothing. */
+	if (!io->store && client_version(r->cl) >= 2) {
+		rq->w.flags = htole32(WIRE_IO_HOLES);
+		rq->q.k.fixed = &rq->rr;
+		rq->q.k.fixed_len = sizeof(rq->rr);
+	}
 	client_submit(r->cl, &rq->q);
 }
 

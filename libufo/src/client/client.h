@@ -21,6 +21,9 @@ int client_open(struct ufo_client *cl, const char *name,
 int client_timeout_ms(const struct ufo_client *cl);
 /* Whether the client's transport reads and writes one-sided (RDMA). */
 bool client_one_sided(const struct ufo_client *cl);
+/* The protocol version agreed with the server (0 before any connect):
+ * 2 and on, READ may ask for holes (WIRE_IO_HOLES). */
+unsigned client_version(const struct ufo_client *cl);
 /* Reads by one-sided RDMA READ after a MAP (cached per connection).
  * -EOPNOTSUPP when this client's transport cannot or the server would not
  * map the range: read it with ufo_client_read instead. */

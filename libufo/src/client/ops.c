@@ -223,6 +223,19 @@ bool client_one_sided(const struct ufo_client *cl)
 	return cl->tops->read_remote != NULL;
 }
 
+unsigned client_version(const struct ufo_client *cl)
+{
+	/* Every connection talks to the same server: the first's is it.
+	 * Set under its lock at each (re)connect. */
+	struct rconn *rc = (struct rconn *)&cl->conns[0];
+	unsigned v;
+
+	pthread_mutex_lock(&rc->lock);
+	v = rc->version;
+	pthread_mutex_unlock(&rc->lock);
+	return v;
+}
+
 int ufo_client_status(struct ufo_client *cl, struct ufo_client_stats *out)
 {
 	if (!cl || !out)

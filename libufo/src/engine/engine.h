@@ -78,7 +78,7 @@ struct ufo_chunk {
 struct ufo_counters {
 	_Atomic uint64_t faults, wp_faults, populate_calls, populate_ns,
 		populate_errors, bytes_loaded, bytes_moved, bytes_copied,
-		pages_recycled, prefetches, evictions,
+		bytes_holes, pages_recycled, prefetches, evictions,
 		writebacks, writeback_bytes, writeback_errors, sigbus;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
@@ -251,6 +251,9 @@ int uffd_write_protect(int fd, void *addr, size_t len, bool protect);
 /* Installs one page of zeros (write-protected if wp) at page: 0, -EEXIST
  * when present, or -errno. */
 int uffd_zero_page(int fd, void *page, size_t page_size, bool wp);
+/* Maps the shared zero page over [addr, addr + len) (UFFDIO_ZEROPAGE),
+ * skipping pages already present, and wakes the waiters.  0 or -errno. */
+int uffd_zero_range(int fd, void *addr, size_t len, size_t page_size);
 /* Moves len bytes of pages from src to dst (both in registered ranges of
  * fd, dst missing, src all present), waking dst's waiters if wake.
  * *moved tells how far it got.  0 or -errno (-EEXIST: a dst page exists;

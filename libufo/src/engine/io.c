@@ -34,6 +34,7 @@ static void attempt(struct ufo_io *io)
 	struct ufo_ctx *ctx = io->obj->ctx;
 
 	io->t_attempt = now_ns();
+	io->hole = false;
 	/* The callback backend runs the application's function right here,
 	 * which may touch another UFO: count the handler busy meanwhile, as
 	 * the starvation watchdog needs.  An asynchronous backend returns at

@@ -265,6 +265,33 @@ struct load {
 	int slot;       /* the pool slot io->buf is, or -1: a plain buffer */
 };
 
+/*
+ * A hole: the backend holds no data for the chunk, and sent none.  A
+ * read-only or hash-mode chunk gets the shared zero page (no memory until
+ * a write copies it; hash mode then sees the write at eviction).  A
+ * write-protected chunk cannot: a write to the zero page is a copy on
+ * write that userfaultfd does not report, so the write would be missed;
+ * load_done copies zeros for it, protected (nothing crossed the network
+ * all the same).
+ */
+static int install_hole(struct ufo_obj *obj, struct load *ld, size_t len)
+{
+	int rc;
+
+	if (ld->slot >= 0)
+		pool_give_back(obj, ld->slot); /* its pages are still full */
+	if (obj->hashes) {
+		memset(ld->io.buf, 0, len);
+		obj->hashes[ld->idx] = chunk_hash(ld->io.buf, len);
+	}
+	rc = uffd_zero_range(obj->ctx->uffd.fd, chunk_addr(obj, ld->idx), len,
+			     obj->ctx->page_size);
+	if (!rc)
+		STAT_ADD(obj, bytes_holes, len);
+	return rc;
+}
+
+
 /* The io of a load completed (any thread: the client's reader, or the
  * handler that submitted it): install the chunk, or fail it. */
 static void load_done(struct ufo_io *io, int err)
@@ -273,6 +300,15 @@ static void load_done(struct ufo_io *io, int err)
 	struct ufo_obj *obj = io->obj;
 	size_t len = chunk_len(obj, ld->idx);
 
+	if (!err && io->hole && !obj->wp) {
+		account_load(obj, len, ld->prefetch, +1);
+		err = install_hole(obj, ld, len);
+		if (err)
+			account_load(obj, len, ld->prefetch, -1);
+		goto done;
+	}
+	if (!err && io->hole) /* write-protected: see install_hole */
+		memset(io->buf, 0, len);
 	if (!err && io->len < len) /* past the end of the object */
 		memset((char *)io->buf + io->len, 0, len - io->len);
 	if (!err && obj->hashes)
@@ -285,6 +321,9 @@ static void load_done(struct ufo_io *io, int err)
 	} else if (ld->slot >= 0) {
 		pool_give_back(obj, ld->slot);
 	}
+	if (!err && io->hole)
+		STAT_ADD(obj, bytes_holes, len);
+done:
 	if (err)
 		fetch_failed(obj, &obj->chunks[ld->idx], len, ld->tid, err);
 	else

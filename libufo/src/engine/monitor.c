@@ -165,6 +165,8 @@ static const struct metric ctx_metrics[] = {
 	  bytes_copied, U_COUNT, "Bytes installed by copying"),
 	M("recycled_pages_total", "recycled_pages", "counter", pages_recycled,
 	  U_COUNT, "Pages of evicted chunks kept in a pool for later loads"),
+	M("hole_bytes_total", "hole_bytes", "counter", bytes_holes, U_COUNT,
+	  "Bytes never written where they live: zeros installed, nothing transferred"),
 	M("ios_in_flight", "ios_in_flight", "gauge", ios_in_flight, U_COUNT,
 	  "Backend fetches and stores in flight"),
 	M("ios_in_flight_max", "ios_in_flight_max", "gauge", ios_in_flight_max,

@@ -47,6 +47,7 @@ void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
 	out->bytes_moved = LOAD(bytes_moved);
 	out->bytes_copied = LOAD(bytes_copied);
 	out->pages_recycled = LOAD(pages_recycled);
+	out->bytes_holes = LOAD(bytes_holes);
 }
 
 /* The context's values every snapshot repeats. */

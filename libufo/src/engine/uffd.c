@@ -204,6 +204,29 @@ int uffd_zero_page(int fd, void *page, size_t page_size, bool wp)
 	       ? uffd_copy(fd, page, zeros, page_size, wp) : -EINVAL;
 }
 
+int uffd_zero_range(int fd, void *addr, size_t len, size_t page_size)
+{
+	size_t done = 0;
+
+	/* EAGAIN: the address space changed; EEXIST: a page is there (a
+	 * stale fault's): the rest is still installed, page by page. */
+	while (done < len) {
+		struct uffdio_zeropage z = {
+			.range = { .start = (uintptr_t)addr + done,
+				   .len = len - done },
+		};
+		if (!ioctl(fd, UFFDIO_ZEROPAGE, &z))
+			return 0;
+		if (errno == EEXIST && z.zeropage <= 0)
+			z.zeropage = (__s64)page_size;
+		else if (errno != EAGAIN && errno != EEXIST)
+			return -errno;
+		if (z.zeropage > 0)
+			done += (size_t)z.zeropage;
+	}
+	return 0;
+}
+
 int uffd_write_protect(int fd, void *addr, size_t len, bool protect)
 {
 	struct uffdio_writeprotect w = {
