@@ -79,6 +79,13 @@ struct ufo_backend_ops {
 	 * the callback backend: others use obj_run_blocking, so that handler
 	 * threads never wait on the network. */
 	void (*submit)(struct ufo_obj *obj, struct ufo_io *io);
+	/* submit may block for long on the submitting thread: it runs the
+	 * application's function, which may touch other UFOs.  The engine
+	 * then counts a handler busy meanwhile, and its starvation watchdog
+	 * starts another when all stay busy.  Backends that only queue work
+	 * (remote, cluster) leave it false: their loads never make a handler
+	 * busy, so no handler is ever started for them. */
+	bool blocking;
 	/* The retry policy of obj's failed attempts. */
 	void (*retry)(const struct ufo_obj *obj, struct ufo_retry *out);
 	/* Releases obj->backend_data (may be NULL: nothing to release). */

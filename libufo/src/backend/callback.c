@@ -67,6 +67,7 @@ static void cb_close(struct ufo_obj *obj)
 static const struct ufo_backend_ops callback_backend = {
 	.name = "callback",
 	.submit = cb_submit,
+	.blocking = true,
 	.retry = cb_retry,
 	.close = cb_close,
 };

@@ -6,8 +6,10 @@
  * each connection's reader thread reads the answers, straight into the
  * request's buffers, and completes them.  A synchronous call is a submit
  * and a wait.  The reader also enforces the timeout: when the oldest
- * pending request's deadline passes without an answer, the server stopped
- * answering, and the connection is torn down with every request on it.
+ * pending request's deadline passes without an answer (checked at most
+ * idle_wait_ms late for a request sent while the reader waited idle), the
+ * server stopped answering, and the connection is torn down with every
+ * request on it.
  * A broken connection fails its pending requests and is reconnected by the
  * next submitter.
  */
@@ -176,13 +178,34 @@ static void req_end(struct rconn *rc, struct client_req *q, int err)
 /* Reads one answer, waiting up to wait_ms for it to start, and completes
  * its request.  Returns a transport error that breaks the connection, or
  * 0. */
-static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms)
+/*
+ * A header, its first byte waited for up to wait_ms and the rest up to the
+ * request timeout.  In two steps so that a wait that ends with nothing
+ * read (*idle) can be told from a peer that stalled in mid-frame: the
+ * reader then just waits again, framing intact.
+ */
+static int recv_hdr(struct ufo_conn *c, struct wire_hdr *h, int wait_ms,
+		    int timeout_ms, bool *idle)
+{
+	int err = conn_recv(c, h, 1, wait_ms);
+
+	*idle = err == -ETIMEDOUT;
+	if (!err)
+		err = conn_recv(c, (char *)h + 1, sizeof(*h) - 1, timeout_ms);
+	if (err)
+		return err;
+	wire_hdr_from_le(h);
+	return wire_check_hdr(h, WIRE_MAX_PAYLOAD);
+}
+
+static int read_one(struct rconn *rc, struct ufo_conn *c, int wait_ms,
+		    bool *idle)
 {
 	int tmo = rc->cl->timeout_ms, err;
 	struct client_req *q;
 	struct wire_hdr h;
 
-	err = frame_recv_hdr(c, &h, WIRE_MAX_PAYLOAD, wait_ms);
+	err = recv_hdr(c, &h, wait_ms, tmo, idle);
 	if (err)
 		return err;
 	if (!(h.op & WIRE_RESPONSE))
@@ -254,11 +277,26 @@ static void reader_failed(struct rconn *rc, struct ufo_conn *c, int err)
 	pthread_mutex_lock(&rc->lock);
 }
 
+/* How long an idle reader waits before it looks again: a request sent
+ * meanwhile has its deadline checked at most this late. */
+static int idle_wait_ms(const struct rconn *rc)
+{
+	int ms = rc->cl->timeout_ms / 4;
+
+	return ms > 0 ? ms : 1;
+}
+
 /*
- * The reader: while requests are pending it reads answers until the oldest
- * one's deadline; with nothing pending it sleeps (no answer can come: the
- * server only answers requests).  Sleeping then, rather than reading with
- * a timeout, is what lets a timeout mean "the server stopped answering".
+ * The reader: it waits in the connection for the next answer, up to the
+ * oldest pending request's deadline, or idle_wait_ms with nothing
+ * pending.  Waiting in the connection even when idle (rather than on a
+ * condition variable a submitter must signal) saves every request on an
+ * idle connection a thread wakeup, a futex call on the fault path.  A wait
+ * that ends with nothing read (the first byte of a header) is over
+ * without harm unless a request is overdue: the server stopped answering,
+ * and the connection is torn down with every request on it.  Only while
+ * there is no connection does it sleep on reader_cond (conn_ensure wakes
+ * it).
  */
 static void *reader_main(void *arg)
 {
@@ -267,18 +305,23 @@ static void *reader_main(void *arg)
 	pthread_mutex_lock(&rc->lock);
 	while (!rc->stopping) {
 		struct ufo_conn *c = rc->conn;
+		bool idle = false;
 		int wait, err;
 
-		if (!c || !rc->pending) {
+		if (!c) {
 			pthread_cond_wait(&rc->reader_cond, &rc->lock);
 			continue;
 		}
-		wait = ms_until(rc->pending->deadline);
+		wait = rc->pending ? ms_until(rc->pending->deadline)
+				   : idle_wait_ms(rc);
 		rc->reading = true;
 		pthread_mutex_unlock(&rc->lock);
-		err = read_one(rc, c, wait);
+		err = read_one(rc, c, wait, &idle);
 		pthread_mutex_lock(&rc->lock);
 		rc->reading = false;
+		if (err && idle && rc->conn == c &&
+		    !(rc->pending && now_ns() >= rc->pending->deadline))
+			continue; /* nothing came, and nothing is late */
 		if (err)
 			reader_failed(rc, c, err);
 	}
@@ -333,6 +376,7 @@ int conn_ensure(struct rconn *rc)
 		rc->conn = c;
 		rc->version = v;
 		rc->gen++;
+		pthread_cond_signal(&rc->reader_cond); /* it reads c now */
 		pthread_mutex_unlock(&rc->lock);
 	}
 	pthread_mutex_unlock(&rc->connect_lock);
@@ -365,8 +409,6 @@ static void send_request(struct rconn *rc, struct client_req *q)
 	}
 	q->rc = rc;
 	q->sending = true;
-	if (!rc->pending)
-		pthread_cond_signal(&rc->reader_cond);
 	pending_push(rc, q);
 	pthread_mutex_unlock(&rc->lock);
 
@@ -674,6 +716,8 @@ void ufo_client_close(struct ufo_client *cl)
 		pthread_mutex_lock(&rc->lock);
 		rc->stopping = true;
 		pthread_cond_signal(&rc->reader_cond);
+		if (rc->conn) /* the reader waits in it: make it return */
+			conn_shutdown(rc->conn);
 		pthread_mutex_unlock(&rc->lock);
 		if (rc->reader_started)
 			pthread_join(rc->reader, NULL);

@@ -20,15 +20,15 @@
 #define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
 
 /*
- * One connection slot of a client.  Its reader thread reads every answer
- * on the connection and completes the request it belongs to; it sleeps
- * while nothing is pending.  A broken connection fails its pending
- * requests and is reconnected by the next submitter.
+ * One connection slot of a client.  Its reader thread waits in the
+ * connection, reads every answer and completes the request it belongs
+ * to.  A broken connection fails its pending requests and is reconnected
+ * by the next submitter.
  */
 struct rconn {
 	struct ufo_client *cl;
 	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
-	pthread_cond_t reader_cond; /* a request is pending, or stop */
+	pthread_cond_t reader_cond; /* connected, or stop */
 	pthread_mutex_t send_lock;
 	pthread_mutex_t connect_lock;
 	struct ufo_conn *conn;  /* NULL while down */

@@ -63,7 +63,7 @@ static bool budget_hopeless(struct ufo_ctx *ctx, uint64_t gen)
 		atomic_load(&ctx->inflight) <= 0);
 }
 
-int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
+int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait, bool busy)
 {
 	struct timespec ts;
 	uint64_t gen;
@@ -78,9 +78,12 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 		evictor_kick(ctx);
 		return -ENOSPC;
 	}
-	/* Waiting counts as busy for the starvation watchdog: if a writeback
-	 * the evictor runs touches a UFO, some handler must be free for it. */
-	busy_enter(ctx);
+	/* Waiting counts as busy for the starvation watchdog when the load's
+	 * backend is blocking: if a writeback the evictor runs touches a UFO,
+	 * some handler must be free for it.  A remote object's load waits
+	 * for the evictor alone, which no new handler would help. */
+	if (busy)
+		busy_enter(ctx);
 	pthread_mutex_lock(&ctx->budget_lock);
 	gen = ctx->stuck_gen;
 	ctx->budget_waiters++;
@@ -98,7 +101,8 @@ int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait)
 	}
 	ctx->budget_waiters--;
 	pthread_mutex_unlock(&ctx->budget_lock);
-	busy_exit(ctx);
+	if (busy)
+		busy_exit(ctx);
 	return 0;
 }
 

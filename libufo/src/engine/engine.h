@@ -421,9 +421,10 @@ int evictor_start(struct ufo_ctx *ctx);
 void evictor_stop(struct ufo_ctx *ctx);
 /* budget.c.  Reserves room for len bytes about to be fetched.  A demand fetch (wait)
  * blocks until the budget has room or the evictor finds nothing it can
- * drop (then it goes over budget by len); a prefetch
+ * drop (then it goes over budget by len), counting the thread busy for
+ * the watchdog when busy; a prefetch
  * returns -ENOSPC instead.  Release with budget_release(len) on failure. */
-int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait);
+int budget_reserve(struct ufo_ctx *ctx, size_t len, bool wait, bool busy);
 void budget_release(struct ufo_ctx *ctx, size_t len);
 void evictor_kick(struct ufo_ctx *ctx);
 /* A reserved fetch of obj became resident / is taken back (copy failed). */

@@ -38,10 +38,14 @@ static void attempt(struct ufo_io *io)
 	/* The callback backend runs the application's function right here,
 	 * which may touch another UFO: count the handler busy meanwhile, as
 	 * the starvation watchdog needs.  An asynchronous backend returns at
-	 * once. */
-	busy_enter(ctx);
-	io->obj->backend->submit(io->obj, io);
-	busy_exit(ctx);
+	 * once, and is not counted (ops.blocking). */
+	if (io->obj->backend->blocking) {
+		busy_enter(ctx);
+		io->obj->backend->submit(io->obj, io);
+		busy_exit(ctx);
+	} else {
+		io->obj->backend->submit(io->obj, io);
+	}
 }
 
 void io_submit(struct ufo_io *io)

@@ -389,7 +389,7 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 	pthread_mutex_unlock(&obj->lock);
 	if (!owner)
 		return 0;
-	rc = budget_reserve(obj->ctx, len, !prefetch);
+	rc = budget_reserve(obj->ctx, len, !prefetch, obj->backend->blocking);
 	if (rc) {
 		load_abandon(obj, idx, len);
 		return rc;
