@@ -454,8 +454,8 @@ struct ufo_stats {
 	/* How loaded bytes were installed: pages moved in from the object's
 	 * page pool (UFFDIO_MOVE, no copy) or copied (UFFDIO_COPY), and the
 	 * pages of evicted chunks kept in the pool for the next loads
-	 * instead of being dropped.  bytes_moved + bytes_copied counts what
-	 * was installed, bytes_loaded what was fetched. */
+	 * instead of being dropped.  bytes_moved + bytes_copied + bytes_holes
+	 * (below) is bytes_loaded. */
 	uint64_t bytes_moved;
 	uint64_t bytes_copied;
 	uint64_t pages_recycled;

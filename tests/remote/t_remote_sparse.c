@@ -296,7 +296,12 @@ static void holes(const char *name, bool ro)
 	assert_int_equal(ufo_remote_open(ctx, t_url(name), &o, &obj), 0);
 	assert_int_equal(hole_check(obj, true), 0);
 	s = t_obj_stats(obj);
-	assert_int_equal(s.bytes_holes, HOLE_SIZE / 2);
+	/* Over RDMA a range inside the data file is read one-sided, zeros
+	 * and all: only the two-sided READ knows holes. */
+	if (t_rdma_expected())
+		assert_true(s.bytes_holes <= HOLE_SIZE / 2);
+	else
+		assert_int_equal(s.bytes_holes, HOLE_SIZE / 2);
 	assert_int_equal(s.bytes_loaded, HOLE_SIZE);
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);

@@ -22,23 +22,57 @@ struct remote {
 	char name[WIRE_MAX_NAME + 1];
 };
 
-/* One pass over [off, off + len) in pieces the protocol allows. */
-static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
-		     size_t len)
+/* A two-sided READ of [off, off + n) into buf, waited for; from protocol
+ * version 2 on it asks for holes, and *hole tells whether the range held
+ * no data (buf is then zeroed). */
+static int remote_read_two_sided(struct remote *r, uint64_t off, char *buf,
+				 size_t n, bool *hole)
 {
+	struct wire_read_reply rr = { 0 };
+	struct wire_io w;
+	struct client_call k;
+	int err;
+
+	*hole = false;
+	if (client_version(r->cl) < 2)
+		return ufo_client_read(r->cl, r->id, off, buf, n);
+	client_io_prepare(&k, &w, false, r->id, off, buf, n);
+	w.flags = htole32(WIRE_IO_HOLES);
+	k.fixed = &rr;
+	k.fixed_len = sizeof(rr);
+	err = client_call_sync(r->cl, &k);
+	if (err)
+		return err;
+	if (le32toh(rr.flags) & WIRE_READ_HOLE) {
+		*hole = true;
+		memset(buf, 0, n);
+		return k.data_len ? -EPROTO : 0;
+	}
+	return k.data_len == n ? 0 : -EPROTO;
+}
+
+/* One pass over [off, off + len) in pieces the protocol allows, waited
+ * for; *hole (reads) when no piece held data. */
+static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
+		     size_t len, bool *hole)
+{
+	*hole = !write;
 	while (len) {
 		size_t n = len < WIRE_MAX_IO ? len : WIRE_MAX_IO;
+		bool piece_hole = false;
 		int err = write ? client_write_direct(r->cl, r->id, off, buf, n)
 				: client_read_direct(r->cl, r->id, off, buf, n);
 
 		/* Over RDMA a fetch (writeback) is a one-sided READ (WRITE +
 		 * COMMIT) of a range the server mapped; TCP, or a range it
-		 * would not map, goes two-sided. */
+		 * would not map (a never-written tail), goes two-sided. */
 		if (err == -EOPNOTSUPP)
 			err = write ? ufo_client_write(r->cl, r->id, off, buf, n)
-				    : ufo_client_read(r->cl, r->id, off, buf, n);
+				    : remote_read_two_sided(r, off, buf, n,
+							    &piece_hole);
 		if (err)
 			return err;
+		*hole &= piece_hole;
 		off += n;
 		buf += n;
 		len -= n;
@@ -130,8 +164,12 @@ static void remote_job_run(struct ufo_job *job)
 {
 	struct remote_job *rj = ufo_container_of(job, struct remote_job, job);
 	struct ufo_io *io = rj->io;
-	int err = remote_io(rj->r, io->store, io->start, io->buf, io->len);
+	bool hole;
+	int err = remote_io(rj->r, io->store, io->start, io->buf, io->len,
+			    &hole);
 
+	if (!err && hole)
+		io->hole = true;
 	free(rj);
 	io_complete(io, err);
 }

@@ -114,8 +114,10 @@ static int install_moved(struct ufo_obj *obj, uint64_t idx, int slot,
 	if (obj->wp && moved)
 		uffd_wake(ctx->uffd.fd, dst, moved);
 	pool_release(obj, slot);
-	STAT_ADD(obj, bytes_moved, moved);
-	STAT_ADD(obj, bytes_copied, len - moved);
+	if (moved < len) { /* counted as moved (account_load) */
+		STAT_ADD(obj, bytes_moved, -(int64_t)(len - moved));
+		STAT_ADD(obj, bytes_copied, len - moved);
+	}
 	return rc;
 }
 
@@ -123,29 +125,36 @@ static int install_moved(struct ufo_obj *obj, uint64_t idx, int slot,
 static int install(struct ufo_obj *obj, uint64_t idx, const void *buf,
 		   size_t len, int slot)
 {
-	int rc;
-
 	if (slot >= 0)
 		return install_moved(obj, idx, slot, len);
-	rc = install_copy(obj, chunk_addr(obj, idx), buf, len);
-	if (!rc)
-		STAT_ADD(obj, bytes_copied, len);
-	return rc;
+	return install_copy(obj, chunk_addr(obj, idx), buf, len);
 }
 
-/* Counts a load (sign +1) before UFFDIO_COPY wakes anyone, so a thread that
- * resumes sees statistics and budget that include its chunk; sign -1 takes
- * it back when the copy fails. */
+/* How a chunk is installed, for the statistics. */
+enum install_how { HOW_COPY, HOW_MOVE, HOW_HOLE };
+
+/* Counts a load (sign +1) before the install wakes anyone, so a thread
+ * that resumes sees statistics and budget that include its chunk; sign -1
+ * takes it back when the install fails.  A move that falls back to a copy
+ * for part of the chunk corrects the split afterwards (install_moved). */
 static void account_load(struct ufo_obj *obj, size_t len, bool prefetch,
-			 int sign)
+			 enum install_how how, int sign)
 {
+	int64_t n = sign * (int64_t)len;
+
 	if (sign > 0)
 		budget_commit(obj, len);
 	else
 		budget_uncommit(obj, len);
-	STAT_ADD(obj, bytes_loaded, sign * (int64_t)len);
+	STAT_ADD(obj, bytes_loaded, n);
 	if (prefetch)
 		STAT_ADD(obj, prefetches, sign);
+	if (how == HOW_HOLE)
+		STAT_ADD(obj, bytes_holes, n);
+	else if (how == HOW_MOVE)
+		STAT_ADD(obj, bytes_moved, n);
+	else
+		STAT_ADD(obj, bytes_copied, n);
 }
 
 static void fetch_done(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
@@ -286,8 +295,6 @@ static int install_hole(struct ufo_obj *obj, struct load *ld, size_t len)
 	}
 	rc = uffd_zero_range(obj->ctx->uffd.fd, chunk_addr(obj, ld->idx), len,
 			     obj->ctx->page_size);
-	if (!rc)
-		STAT_ADD(obj, bytes_holes, len);
 	return rc;
 }
 
@@ -301,10 +308,10 @@ static void load_done(struct ufo_io *io, int err)
 	size_t len = chunk_len(obj, ld->idx);
 
 	if (!err && io->hole && !obj->wp) {
-		account_load(obj, len, ld->prefetch, +1);
+		account_load(obj, len, ld->prefetch, HOW_HOLE, +1);
 		err = install_hole(obj, ld, len);
 		if (err)
-			account_load(obj, len, ld->prefetch, -1);
+			account_load(obj, len, ld->prefetch, HOW_HOLE, -1);
 		goto done;
 	}
 	if (!err && io->hole) /* write-protected: see install_hole */
@@ -314,15 +321,16 @@ static void load_done(struct ufo_io *io, int err)
 	if (!err && obj->hashes)
 		obj->hashes[ld->idx] = chunk_hash(io->buf, len);
 	if (!err) {
-		account_load(obj, len, ld->prefetch, +1);
+		enum install_how how = io->hole ? HOW_HOLE
+				       : ld->slot >= 0 ? HOW_MOVE : HOW_COPY;
+
+		account_load(obj, len, ld->prefetch, how, +1);
 		err = install(obj, ld->idx, io->buf, len, ld->slot);
 		if (err)
-			account_load(obj, len, ld->prefetch, -1);
+			account_load(obj, len, ld->prefetch, how, -1);
 	} else if (ld->slot >= 0) {
 		pool_give_back(obj, ld->slot);
 	}
-	if (!err && io->hole)
-		STAT_ADD(obj, bytes_holes, len);
 done:
 	if (err)
 		fetch_failed(obj, &obj->chunks[ld->idx], len, ld->tid, err);
