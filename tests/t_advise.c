@@ -237,6 +237,26 @@ static void test_sequential_random(void **state)
 	free(f);
 }
 
+/* A scan that starts in the middle of an object reads ahead as well: two
+ * faults in a row are a scan (readahead used to wait for a fault at the
+ * end of a window that a scan not starting at chunk 0 never had). */
+static void test_scan_from_the_middle(void **state)
+{
+	struct fixture *f = t_zalloc(sizeof(*f));
+	uint64_t wrong = 0;
+
+	(void)state;
+	setup_fixture(f, 0);
+	f->a.populate_delay_us = 2000;
+	for (uint64_t i = COUNT / 2; i < COUNT; i += 256)
+		wrong += f->body[i] != t_value(SEED, i);
+	T_WAIT_UNTIL(t_obj_stats(f->obj).prefetches > 0);
+	assert_true(t_obj_stats(f->obj).prefetches > 0);
+	assert_int_equal(wrong, 0);
+	teardown_fixture(f);
+	free(f);
+}
+
 static void test_bad_advice(void **state)
 {
 	struct fixture *f = t_zalloc(sizeof(*f));
@@ -293,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_willneed),
 		cmocka_unit_test(test_dontneed),
 		cmocka_unit_test(test_sequential_random),
+		cmocka_unit_test(test_scan_from_the_middle),
 		cmocka_unit_test(test_bad_advice),
 		cmocka_unit_test(test_reset_drops_queued_loads),
 	};

@@ -33,8 +33,10 @@ static unsigned readahead_max(const struct ufo_obj *obj)
 /*
  * Called for every demand fault.  A fault where the last window ended, or
  * inside it ahead of the previous fault (the scan caught up with a load in
- * flight, or with a chunk whose prefetch found no room), is a sequential
- * scan: the window doubles and what lies beyond the queued part is queued.
+ * flight, or with a chunk whose prefetch found no room), or right after
+ * the previous fault (a scan starting anywhere but chunk 0, where there is
+ * no window yet), is a sequential scan: the window doubles and what lies
+ * beyond the queued part is queued.
  * Anywhere else it resets.  SEQUENTIAL advice starts at the largest
  * window.  With loads asynchronous a scan often faults on a chunk still in
  * flight; counting only "exactly at the end" a hit reset the window there
@@ -54,7 +56,7 @@ void readahead_on_fault(struct ufo_obj *obj, uint64_t idx)
 		return;
 	if (adv == UFO_ADV_SEQUENTIAL)
 		w = max;
-	else if (idx == next || (idx > pos && idx < next))
+	else if (idx == next || (idx > pos && idx < next) || idx == pos + 1)
 		w = w ? (w * 2 < max ? w * 2 : max) : 1;
 	else
 		w = 0;
