@@ -272,6 +272,34 @@ uint64_t km_update(struct km_model *m, const int64_t *acc)
 	return (uint64_t)acc[m->k * row];
 }
 
+int km_iterate(const struct km_params *p, struct km_comm *c,
+	       struct km_model *m, const int32_t *pts, uint32_t *labels,
+	       uint64_t count, const struct km_hooks *h)
+{
+	int64_t *acc = malloc(km_acc_len(p) * sizeof(*acc));
+	int err = acc ? 0 : -ENOMEM;
+	uint64_t changed;
+
+	for (unsigned it = 0; it < p->iters && !err; it++) {
+		memset(acc, 0, km_acc_len(p) * sizeof(*acc));
+		for (uint64_t i = 0; i < count; i += KM_BLOCK_POINTS) {
+			uint64_t n = count - i < KM_BLOCK_POINTS ? count - i
+							       : KM_BLOCK_POINTS;
+
+			km_assign(m, pts + i * p->dims, labels + i, n, acc);
+			if (h && h->block)
+				h->block(h->user);
+		}
+		if ((err = c->allreduce(c, acc, km_acc_len(p))))
+			break;
+		changed = km_update(m, acc);
+		if (h && h->iteration)
+			h->iteration(h->user, it, changed);
+	}
+	free(acc);
+	return err;
+}
+
 uint64_t km_hash(const uint32_t *labels, uint64_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -283,29 +311,32 @@ uint64_t km_hash(const uint32_t *labels, uint64_t n)
 	return h;
 }
 
+/* The communicator of a single rank: the sum over ranks is its own. */
+static int solo_allreduce(struct km_comm *c, int64_t *v, size_t n)
+{
+	return 0;
+}
+
 int km_reference(const struct km_params *p, struct km_model *m,
 		 uint32_t **labels)
 {
+	struct km_comm solo = { .rank = 0, .size = 1,
+				.allreduce = solo_allreduce };
 	int32_t *pts = malloc(km_dataset_bytes(p));
-	int64_t *acc = malloc(km_acc_len(p) * sizeof(*acc));
+	int err = -ENOMEM;
 
 	*labels = calloc(p->points, sizeof(**labels));
-	if (!pts || !acc || !*labels) {
-		free(pts);
-		free(acc);
-		free(*labels);
-		return -ENOMEM;
-	}
-	km_gen_points(p, 0, p->points, pts);
-	km_model_init(p, pts, m);
-	for (unsigned it = 0; it < p->iters; it++) {
-		memset(acc, 0, km_acc_len(p) * sizeof(*acc));
-		km_assign(m, pts, *labels, p->points, acc);
-		km_update(m, acc);
+	if (pts && *labels) {
+		km_gen_points(p, 0, p->points, pts);
+		km_model_init(p, pts, m);
+		err = km_iterate(p, &solo, m, pts, *labels, p->points, NULL);
 	}
 	free(pts);
-	free(acc);
-	return 0;
+	if (err) {
+		free(*labels);
+		*labels = NULL;
+	}
+	return err;
 }
 
 /* ------------------------------------------------------------- objects */

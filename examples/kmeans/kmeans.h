@@ -108,6 +108,21 @@ size_t km_acc_len(const struct km_params *p);
 /* New centroids from summed acc; an empty cluster keeps its centroid.
  * Returns the changed labels acc holds. */
 uint64_t km_update(struct km_model *m, const int64_t *acc);
+/* Called by km_iterate: block after each KM_BLOCK_POINTS points (a place
+ * to look at the budget), iteration after each iteration with the changed
+ * labels over all ranks.  Either may be NULL. */
+struct km_hooks {
+	void (*block)(void *user);
+	void (*iteration)(void *user, unsigned it, uint64_t changed);
+	void *user;
+};
+
+/* p->iters iterations of this rank's count points at pts and their labels,
+ * the partial sums meeting in c->allreduce; m holds the starting centroids
+ * and gets the final ones, the same on every rank.  0 or -errno. */
+int km_iterate(const struct km_params *p, struct km_comm *c,
+	       struct km_model *m, const int32_t *pts, uint32_t *labels,
+	       uint64_t count, const struct km_hooks *h);
 /* FNV-1a of labels, for comparing whole slices cheaply. */
 uint64_t km_hash(const uint32_t *labels, uint64_t n);
 
@@ -129,6 +144,18 @@ int km_open_labels(const struct km_params *p, struct ufo_ctx *ctx,
 
 /* Rank 0 alone: stores the dataset (created when missing).  0 or -errno. */
 int km_store_dataset(const struct km_params *p);
+
+/* Every rank learns whether any failed (err != 0), so that none is left
+ * waiting at a collective the others never reach.  0 when all succeeded,
+ * -ECANCELED when one failed, -EIO when the allreduce did. */
+int km_all_ok(struct km_comm *c, int err);
+
+/* One rank's run over the mapped objects, in a context with p->budget:
+ * open the dataset and its labels, km_iterate, sync the labels, close.
+ * Fills *st (time, counters, labels hash) and *m.  Collective; 0 or
+ * -errno, the same on every rank. */
+int km_rank_run(const struct km_params *p, struct km_comm *comm,
+		struct km_model *m, struct km_rank_stats *st);
 
 /* Everything one rank does: (rank 0) store the dataset, iterate, sync the
  * labels, (rank 0) print the summary and check it.  Returns the process

@@ -19,14 +19,11 @@ struct rank_run {
 	struct ufo_ctx *ctx;
 	struct ufo_obj *data, *labels;
 	uint64_t first, count;     /* the rank's slice of points */
-	struct km_model model;
-	int64_t acc[KM_ACC_MAX];
-	struct km_rank_stats st;
+	double t0;
+	struct km_rank_stats *st;
 };
 
-/* Every rank learns whether any failed, so that none is left waiting at a
- * collective the others never reach.  0 when all succeeded. */
-static int all_ok(struct km_comm *c, int err)
+int km_all_ok(struct km_comm *c, int err)
 {
 	int64_t failed = err != 0;
 
@@ -41,7 +38,7 @@ static int run_open(struct rank_run *r)
 	int err;
 
 	km_slice(p, r->comm->rank, r->comm->size, &r->first, &r->count);
-	r->st.points = r->count;
+	r->st->points = r->count;
 	err = km_ctx(p, p->budget, &r->ctx);
 	if (!err)
 		err = km_open_dataset(p, r->ctx, false, &r->data);
@@ -67,16 +64,20 @@ static int run_close(struct rank_run *r)
 	return err;
 }
 
-static void sample(struct rank_run *r)
+/* km_hooks.block: the peak of resident bytes, looked at between blocks. */
+static void sample(void *user)
 {
+	struct rank_run *r = user;
 	struct ufo_stats s;
 
-	if (!ufo_ctx_stats(r->ctx, &s) && s.resident_bytes > r->st.resident_peak)
-		r->st.resident_peak = s.resident_bytes;
+	if (!ufo_ctx_stats(r->ctx, &s) && s.resident_bytes > r->st->resident_peak)
+		r->st->resident_peak = s.resident_bytes;
 }
 
-static void progress(const struct rank_run *r, unsigned it, uint64_t changed)
+/* km_hooks.iteration: one progress line per rank. */
+static void progress(void *user, unsigned it, uint64_t changed)
 {
+	const struct rank_run *r = user;
 	struct ufo_stats s;
 
 	if (r->p->quiet || ufo_ctx_stats(r->ctx, &s))
@@ -85,51 +86,48 @@ static void progress(const struct rank_run *r, unsigned it, uint64_t changed)
 		"faults %llu, fetched %.1f MiB, resident %.1f MiB, %.2f s\n",
 		r->comm->rank, it + 1, r->p->iters, (unsigned long long)changed,
 		(unsigned long long)s.faults, (double)s.bytes_loaded / MiB,
-		(double)s.resident_bytes / MiB, km_now() - r->st.secs);
+		(double)s.resident_bytes / MiB, km_now() - r->t0);
 }
 
-static int run_iteration(struct rank_run *r, unsigned it)
+/* The iterations over the mapped objects, then the labels made durable. */
+static int run_iterations(struct rank_run *r, struct km_model *m)
 {
-	const struct km_params *p = r->p;
-	const int32_t *pts = (const int32_t *)ufo_body(r->data) + r->first * p->dims;
-	uint32_t *labels = ufo_body(r->labels);
+	const struct km_hooks hooks = { sample, progress, r };
+	const int32_t *pts = ufo_body(r->data);
+	struct km_rank_stats *st = r->st;
+	struct ufo_stats s;
 	int err;
 
-	memset(r->acc, 0, km_acc_len(p) * sizeof(r->acc[0]));
-	for (uint64_t i = 0; i < r->count; i += KM_BLOCK_POINTS) {
-		uint64_t n = r->count - i < KM_BLOCK_POINTS ? r->count - i
-							     : KM_BLOCK_POINTS;
-
-		km_assign(&r->model, pts + i * p->dims, labels + i, n, r->acc);
-		sample(r);
-	}
-	err = r->comm->allreduce(r->comm, r->acc, km_acc_len(p));
-	if (!err)
-		progress(r, it, km_update(&r->model, r->acc));
-	return err;
-}
-
-/* The timed part: iterations, then the labels made durable. */
-static int run_iterations(struct rank_run *r)
-{
-	struct ufo_stats s;
-	int err = 0;
-
-	km_model_init(r->p, ufo_body(r->data), &r->model);
-	for (unsigned it = 0; it < r->p->iters && !err; it++)
-		err = run_iteration(r, it);
+	km_model_init(r->p, pts, m);
+	err = km_iterate(r->p, r->comm, m, pts + r->first * r->p->dims,
+			 ufo_body(r->labels), r->count, &hooks);
 	if (!err && (err = ufo_sync(r->labels)))
 		fprintf(stderr, "kmeans: rank %u: syncing the labels: %s\n",
 			r->comm->rank, strerror(-err));
-	r->st.secs = km_now() - r->st.secs;
+	st->secs = km_now() - r->t0;
 	if (ufo_ctx_stats(r->ctx, &s))
 		return err;
-	r->st.faults = s.faults;
-	r->st.prefetches = s.prefetches;
-	r->st.evictions = s.evictions;
-	r->st.bytes_loaded = s.bytes_loaded;
-	r->st.bytes_written = s.writeback_bytes;
-	r->st.labels_hash = km_hash(ufo_body(r->labels), r->count);
+	st->faults = s.faults;
+	st->prefetches = s.prefetches;
+	st->evictions = s.evictions;
+	st->bytes_loaded = s.bytes_loaded;
+	st->bytes_written = s.writeback_bytes;
+	st->labels_hash = km_hash(ufo_body(r->labels), r->count);
+	return err;
+}
+
+int km_rank_run(const struct km_params *p, struct km_comm *comm,
+		struct km_model *m, struct km_rank_stats *st)
+{
+	struct rank_run r = { .p = p, .comm = comm, .t0 = km_now(), .st = st };
+	int err;
+
+	memset(st, 0, sizeof(*st));
+	err = km_all_ok(comm, run_open(&r));
+	if (!err)
+		err = km_all_ok(comm, run_iterations(&r, m));
+	if (run_close(&r) && !err)
+		err = -EIO;
 	return err;
 }
 
@@ -236,43 +234,25 @@ static int check(const struct km_params *p, unsigned size,
 	return bad ? 1 : 0;
 }
 
-/* The rank's run without the dataset step; rank 0 gets every rank's
- * stats in all. */
-static int run_rank(struct rank_run *r, struct km_rank_stats *all)
-{
-	int err;
-
-	r->st.secs = km_now();
-	err = all_ok(r->comm, run_open(r));
-	if (!err)
-		err = all_ok(r->comm, run_iterations(r));
-	if (run_close(r) && !err)
-		err = -EIO;
-	if (!err)
-		err = r->comm->gather(r->comm, &r->st, sizeof(r->st), all);
-	return err;
-}
-
 int km_rank_main(const struct km_params *p, struct km_comm *comm)
 {
-	struct rank_run *r = calloc(1, sizeof(*r));
-	struct km_rank_stats *all = calloc(comm->size, sizeof(*all));
-	int err = !r || !all ? -ENOMEM : 0;
+	struct km_rank_stats st, *all = calloc(comm->size, sizeof(*all));
+	struct km_model *m = malloc(sizeof(*m));
+	int err = !m || !all ? -ENOMEM : 0;
 
 	if (!err && comm->rank == 0 && p->generate)
 		err = km_store_dataset(p);
-	err = all_ok(comm, err);
-	if (!err) {
-		r->p = p;
-		r->comm = comm;
-		err = run_rank(r, all);
-	}
+	err = km_all_ok(comm, err);
+	if (!err)
+		err = km_rank_run(p, comm, m, &st);
+	if (!err)
+		err = comm->gather(comm, &st, sizeof(st), all);
 	if (!err && comm->rank == 0) {
 		summary(p, comm->size, all);
 		if (p->check)
-			err = check(p, comm->size, &r->model, all);
+			err = check(p, comm->size, m, all);
 	}
-	free(r);
+	free(m);
 	free(all);
 	return err ? 1 : 0;
 }
