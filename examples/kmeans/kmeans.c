@@ -30,6 +30,7 @@ static const char usage[] =
 	"         [--dims D] [--k K] [--iters N] [--seed S] [--chunk BYTES]\n"
 	"         [--budget BYTES] [--replicas R] [--timeout MS]\n"
 	"         [--secret-file F] [--generate] [--check] [--quiet]\n"
+	"         [--sequential]  (advise the dataset UFO_ADV_SEQUENTIAL)\n"
 	"         [--workers N]   (ufo-kmeans, the fork launcher, only)\n"
 	"the servers default to $UFO_SERVERS, the secret to $UFO_SECRET_FILE\n";
 
@@ -57,6 +58,7 @@ static int parse_one(int c, const char *arg, struct km_params *p)
 	case 'g': p->generate = true; return 0;
 	case 'c': p->check = true; return 0;
 	case 'q': p->quiet = true; return 0;
+	case 'a': p->sequential = true; return 0;
 	}
 	if (parse_u64(arg, &v, size) || (!wide && v > UINT32_MAX) ||
 	    (size && v > SIZE_MAX))
@@ -106,6 +108,7 @@ int km_parse(int argc, char **argv, struct km_params *p)
 		{ "timeout", 1, 0, 't' }, { "secret-file", 1, 0, 'K' },
 		{ "workers", 1, 0, 'w' }, { "generate", 0, 0, 'g' },
 		{ "check", 0, 0, 'c' }, { "quiet", 0, 0, 'q' },
+		{ "sequential", 0, 0, 'a' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;

@@ -44,6 +44,7 @@ struct km_params {
 	bool generate;        /* rank 0 stores the dataset first */
 	bool check;           /* rank 0 compares with a serial reference */
 	bool quiet;           /* no per-iteration progress */
+	bool sequential;      /* advise the dataset UFO_ADV_SEQUENTIAL */
 	unsigned workers;     /* the fork launcher's ranks (not MPI's) */
 };
 

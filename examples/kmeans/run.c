@@ -42,6 +42,10 @@ static int run_open(struct rank_run *r)
 	err = km_ctx(p, p->budget, &r->ctx);
 	if (!err)
 		err = km_open_dataset(p, r->ctx, false, &r->data);
+	/* Each rank scans its slice from the start, iteration after
+	 * iteration: readahead at its widest from the first fault. */
+	if (!err && p->sequential)
+		err = ufo_advise(r->data, 0, 0, UFO_ADV_SEQUENTIAL);
 	if (!err)
 		err = km_open_labels(p, r->ctx, r->comm->rank, r->comm->size,
 				     r->count, &r->labels);
