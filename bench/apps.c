@@ -419,17 +419,12 @@ static void print_loadavg(const char *when)
  * 0 or -errno, reported. */
 static int env_start(struct env *e, const struct opts *o)
 {
-	const char *tmp = getenv("TMPDIR");
 	char data[PATH_MAX], list[NSRV * 24] = "";
 	size_t len = 0;
 	int err;
 
-	snprintf(e->root, sizeof(e->root), "%s/bench-apps.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(e->root)) {
-		e->root[0] = '\0';
-		return -errno;
-	}
+	if ((err = bench_tmpdir(e->root, sizeof(e->root), "bench-apps")))
+		return err;
 	snprintf(e->secret, sizeof(e->secret), "%s/secret", e->root);
 	if ((err = write_secret(e->secret)))
 		return err;
