@@ -38,6 +38,7 @@ name=t$$
 log=$(mktemp)
 app_pid=
 tb() { "$testbed" --name "$name" "$@"; }
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
 	[ -z "$app_pid" ] || kill -KILL "$app_pid" 2>/dev/null
 	tb down >/dev/null 2>&1
