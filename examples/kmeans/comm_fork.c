@@ -106,9 +106,11 @@ void comm_fork_rank(struct km_comm_fork *f, unsigned rank, struct km_comm *c)
 			       .gather = fork_gather, .impl = f };
 }
 
+/* No pthread_barrier_destroy: glibc's waits until every waiter has left
+ * the barrier, and a worker killed while waiting in it never leaves.  The
+ * barrier's memory goes with the mapping. */
 void comm_fork_free(struct km_comm_fork *f)
 {
-	pthread_barrier_destroy(&f->barrier);
 	munmap(f, sizeof(*f));
 }
 
