@@ -120,6 +120,20 @@ static inline int rm_entry(const char *path, const struct stat *sb, int flag,
 	return remove(path) ? -errno : 0;
 }
 
+/* A new directory $TMPDIR/PREFIX.XXXXXX ($TMPDIR defaults to /tmp) into
+ * root, len bytes; root is "" when none was made, so that a cleanup can
+ * tell.  0 or -errno. */
+static inline int bench_tmpdir(char *root, size_t len, const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(root, len, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+	if (mkdtemp(root))
+		return 0;
+	root[0] = '\0';
+	return -errno;
+}
+
 /* A random 32-hex-digit secret in a new 0600 file.  0 or -errno. */
 static inline int write_secret(const char *path)
 {

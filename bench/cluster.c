@@ -352,17 +352,12 @@ static int part_write(const struct env *e, const struct opts *o)
 
 static int env_setup(struct env *e, const struct opts *o)
 {
-	const char *tmp = getenv("TMPDIR");
 	char data[PATH_MAX];
 	size_t len = 0;
 	int err;
 
-	snprintf(e->root, sizeof(e->root), "%s/bench-cluster.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(e->root)) {
-		e->root[0] = '\0';
-		return -errno;
-	}
+	if ((err = bench_tmpdir(e->root, sizeof(e->root), "bench-cluster")))
+		return err;
 	snprintf(e->secret, sizeof(e->secret), "%s/secret", e->root);
 	if ((err = write_secret(e->secret)))
 		return err;

@@ -1709,15 +1709,10 @@ static int server_objects(struct env *e, const struct opts *o)
 
 static int env_setup(struct env *e, const struct opts *o)
 {
-	const char *tmp = getenv("TMPDIR");
 	int err;
 
-	snprintf(e->root, sizeof(e->root), "%s/bench-remote.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(e->root)) {
-		e->root[0] = '\0';
-		return -errno;
-	}
+	if ((err = bench_tmpdir(e->root, sizeof(e->root), "bench-remote")))
+		return err;
 	if ((err = check_room(e->root, o)))
 		return err;
 	e->src = malloc(o->size);

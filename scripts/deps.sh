@@ -25,6 +25,10 @@ PKGS+=(libgnutls28-dev openssl)
 # bench-remote's redis peer (GET/SET per chunk with hiredis against a
 # redis-server it starts): without them its redis rows print "skipped".
 PKGS+=(redis-server libhiredis-dev)
+# The clustered k-means example under Open MPI (ufo-kmeans-mpi; suite
+# 'apps' runs it with mpirun) and the Python binding's test and example
+# (python/ufo.py maps remote objects as numpy arrays; ctypes is in python3).
+PKGS+=(openmpi-bin libopenmpi-dev python3-numpy)
 
 missing=()
 for p in "${PKGS[@]}"; do
