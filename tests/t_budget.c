@@ -18,8 +18,8 @@
 #define HEADER 100
 
 struct budget {
+	struct t_backing backing; /* first: the callbacks' user */
 	struct ufo_obj *obj;
-	uint64_t *backing;
 	uintptr_t lo, hi;      /* header start .. body end, page aligned */
 	size_t bound;
 	atomic_size_t max_rss; /* bytes */
@@ -28,23 +28,6 @@ struct budget {
 	atomic_uint unmeasured; /* smaps showed no VMA of ours */
 	atomic_bool stop;
 };
-
-static int b_populate(void *user, uint64_t start, uint64_t end, void *dst)
-{
-	struct budget *b = user;
-
-	memcpy(dst, b->backing + start, (end - start) * sizeof(uint64_t));
-	return 0;
-}
-
-static int b_writeback(void *user, uint64_t start, uint64_t end,
-		       const void *src)
-{
-	struct budget *b = user;
-
-	memcpy(b->backing + start, src, (end - start) * sizeof(uint64_t));
-	return 0;
-}
 
 /*
  * Rss in bytes of the VMAs lying entirely inside [lo, hi), or -1 when there
@@ -163,9 +146,9 @@ static void run_budget(unsigned nscanners)
 	size_t pg = t_page_size();
 
 	assert_true(nscanners <= 8 && NCHUNKS % nscanners == 0);
-	b->backing = malloc(COUNT * sizeof(uint64_t));
-	assert_non_null(b->backing);
-	t_fill(b->backing, sizeof(uint64_t), SEED, 0, COUNT);
+	b->backing.words = malloc(COUNT * sizeof(uint64_t));
+	assert_non_null(b->backing.words);
+	t_fill(b->backing.words, sizeof(uint64_t), SEED, 0, COUNT);
 
 	t_config(&cfg, CHUNK, HIGH_CHUNKS, LOW_CHUNKS);
 	ctx = t_ctx(&cfg);
@@ -178,8 +161,8 @@ static void run_budget(unsigned nscanners)
 	p.elem_size = sizeof(uint64_t);
 	p.elem_count = COUNT;
 	p.chunk_size = CHUNK;
-	p.populate = b_populate;
-	p.writeback = b_writeback;
+	p.populate = t_backing_populate;
+	p.writeback = t_backing_writeback;
 	p.user = b;
 	b->obj = t_obj(ctx, &p);
 	b->lo = ((uintptr_t)ufo_header(b->obj)) / pg * pg;
@@ -226,10 +209,10 @@ static void run_budget(unsigned nscanners)
 
 	assert_int_equal(ufo_free(b->obj), 0);
 	for (uint64_t i = 0; i < COUNT; i++)
-		if (b->backing[i] != ~t_value(SEED, i))
+		if (b->backing.words[i] != ~t_value(SEED, i))
 			fail_msg("element %llu lost", (unsigned long long)i);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
-	free(b->backing);
+	free(b->backing.words);
 	free(b);
 }
 

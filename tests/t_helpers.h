@@ -117,6 +117,38 @@ static inline uint64_t t_rand(uint64_t *state)
 	return x * 0x2545f4914f6cdd1dull;
 }
 
+/* ------------------------------------------------------------ backing */
+
+/*
+ * A store of 64-bit elements behind an object: populate copies from it,
+ * writeback into it.  A test passes, as the callbacks' user pointer, a
+ * struct whose first member is a struct t_backing.
+ */
+struct t_backing {
+	uint64_t *words;
+};
+
+static __attribute__((unused)) int t_backing_populate(void *user,
+						       uint64_t start,
+						       uint64_t end, void *dst)
+{
+	const struct t_backing *b = user;
+
+	memcpy(dst, b->words + start, (end - start) * sizeof(uint64_t));
+	return 0;
+}
+
+static __attribute__((unused)) int t_backing_writeback(void *user,
+							uint64_t start,
+							uint64_t end,
+							const void *src)
+{
+	struct t_backing *b = user;
+
+	memcpy(b->words + start, src, (end - start) * sizeof(uint64_t));
+	return 0;
+}
+
 /* ------------------------------------------------------------ context */
 
 static inline int t_uffd_refused(int rc)

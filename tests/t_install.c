@@ -29,8 +29,8 @@
 #define PASSES 40
 
 struct install {
+	struct t_backing backing; /* first: the callbacks' user */
 	struct ufo_obj *obj;
-	uint64_t *backing;
 	atomic_ullong lost;
 	atomic_ullong first_lost; /* element + 1 of the first lost write */
 };
@@ -41,23 +41,6 @@ struct writer {
 	unsigned pass;
 	pthread_t thr;
 };
-
-static int in_populate(void *user, uint64_t start, uint64_t end, void *dst)
-{
-	struct install *in = user;
-
-	memcpy(dst, in->backing + start, (end - start) * sizeof(uint64_t));
-	return 0;
-}
-
-static int in_writeback(void *user, uint64_t start, uint64_t end,
-			const void *src)
-{
-	struct install *in = user;
-
-	memcpy(in->backing + start, src, (end - start) * sizeof(uint64_t));
-	return 0;
-}
 
 static uint64_t value(unsigned pass, uint64_t i)
 {
@@ -100,13 +83,13 @@ static void run(enum ufo_dirty_mode mode, unsigned high_chunks,
 	cfg.dirty_mode = mode;
 	cfg.threads = 4;
 	ctx = t_ctx(&cfg);
-	in->backing = t_zalloc(COUNT * sizeof(uint64_t));
+	in->backing.words = t_zalloc(COUNT * sizeof(uint64_t));
 	ufo_params_init(&p);
 	p.elem_size = sizeof(uint64_t);
 	p.elem_count = COUNT;
 	p.chunk_size = CHUNK;
-	p.populate = in_populate;
-	p.writeback = in_writeback;
+	p.populate = t_backing_populate;
+	p.writeback = t_backing_writeback;
 	p.user = in;
 	in->obj = t_obj(ctx, &p);
 
@@ -135,11 +118,11 @@ static void run(enum ufo_dirty_mode mode, unsigned high_chunks,
 	assert_true(s.prefetches > 0); /* readahead did install ahead */
 	assert_int_equal(ufo_free(in->obj), 0);
 	for (uint64_t i = 0; i < COUNT; i++)
-		if (in->backing[i] != value(PASSES, i))
+		if (in->backing.words[i] != value(PASSES, i))
 			fail_msg("element %llu not written back",
 				 (unsigned long long)i);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
-	free(in->backing);
+	free(in->backing.words);
 	free(in);
 }
 

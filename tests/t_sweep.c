@@ -45,8 +45,8 @@ static const char *const sweep_names[SWEEP_KINDS] = {
 };
 
 struct sweep_test {
+	struct t_backing backing; /* first: the callbacks' user */
 	struct ufo_obj *obj;
-	uint64_t *backing;     /* the writeback's store */
 	uint64_t npages, nwords;
 	bool writes;           /* faulters write (WP mode only) */
 	atomic_bool stop;
@@ -62,23 +62,6 @@ struct faulter {
 				* each page; 0: never written */
 	pthread_t thr;
 };
-
-static int sw_populate(void *user, uint64_t start, uint64_t end, void *dst)
-{
-	struct sweep_test *t = user;
-
-	memcpy(dst, t->backing + start, (end - start) * sizeof(uint64_t));
-	return 0;
-}
-
-static int sw_writeback(void *user, uint64_t start, uint64_t end,
-			const void *src)
-{
-	struct sweep_test *t = user;
-
-	memcpy(t->backing + start, src, (end - start) * sizeof(uint64_t));
-	return 0;
-}
 
 static void *sampler(void *arg)
 {
@@ -227,14 +210,14 @@ static void run(enum ufo_dirty_mode mode, enum ufo_policy policy)
 	/* Hash mode cannot see a write racing an eviction (ufo.h), so its
 	 * faulters only read. */
 	t->writes = mode == UFO_DIRTY_WP;
-	t->backing = t_zalloc(t->nwords * sizeof(uint64_t));
+	t->backing.words = t_zalloc(t->nwords * sizeof(uint64_t));
 
 	ufo_params_init(&p);
 	p.elem_size = sizeof(uint64_t);
 	p.elem_count = t->nwords;
 	p.chunk_size = CHUNK;
-	p.populate = sw_populate;
-	p.writeback = sw_writeback;
+	p.populate = t_backing_populate;
+	p.writeback = t_backing_writeback;
 	p.user = t;
 	t->obj = t_obj(ctx, &p);
 	/* A load reserves its chunk before it fetches: resident + in flight
@@ -276,7 +259,7 @@ static void run(enum ufo_dirty_mode mode, enum ufo_policy policy)
 	for (unsigned i = 0; i < NFAULTERS; i++)
 		free(f[i].last);
 	free(f);
-	free(t->backing);
+	free(t->backing.words);
 	free(t);
 }
 
