@@ -61,7 +61,9 @@ static void cluster_retry(const struct ufo_obj *obj, struct ufo_retry *out)
 {
 	const struct cobj *o = obj_backend_data(obj);
 
-	remote_retry_policy((unsigned)client_timeout_ms(o->c->m[0].cl), out);
+	/* The whole timeout for the operation: its attempts, a third of it
+	 * each at most, go to other copies when a member stops answering. */
+	remote_retry_policy(o->c->timeout_ms, out);
 }
 
 static void cobj_free(struct cobj *o)

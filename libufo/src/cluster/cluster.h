@@ -22,6 +22,13 @@
 #define CLUSTER_PROBE_MS 1000   /* health check of every server */
 #define CLUSTER_TICK_MS 250     /* the health thread's wakeups */
 #define CLUSTER_GROUP_CHUNKS 4  /* default placement group, in chunks */
+/* An operation's timeout (ufo_remote_opts.timeout_ms, 0: this) is shared
+ * by its attempts; each request to a member gets a third of it (at least
+ * CLUSTER_MIN_REQUEST_MS), so that a member that stops answering costs one
+ * attempt, is marked down, and the next attempt goes to another copy. */
+#define CLUSTER_DEFAULT_TIMEOUT_MS 5000
+#define CLUSTER_ATTEMPTS_PER_TIMEOUT 3
+#define CLUSTER_MIN_REQUEST_MS 250
 
 struct member {
 	char url[NET_MAX_HOST + 32]; /* scheme://host:port */
@@ -42,6 +49,7 @@ struct member {
 struct ufo_cluster {
 	struct ufo_ctx *ctx;  /* the log of servers going down and up, or NULL */
 	struct ufo_remote_opts opts;
+	unsigned timeout_ms;   /* of an operation; a request gets a third */
 	char secret_file[PATH_MAX];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;   /* stop */

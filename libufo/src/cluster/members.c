@@ -239,12 +239,23 @@ static int parse_servers(struct ufo_cluster *c, const char *list)
 
 static int connect_members(struct ufo_cluster *c)
 {
+	struct ufo_remote_opts mo = c->opts;
 	int first_err = 0;
 
+	/* A request to one member gets a part of the operation's timeout:
+	 * spending all of it on a member that stopped answering (a network
+	 * partition, not a crash) left no time to try another copy, and the
+	 * read failed with SIGBUS while a replica was up
+	 * (cluster_testbed_failover). */
+	c->timeout_ms = c->opts.timeout_ms ? c->opts.timeout_ms
+					   : CLUSTER_DEFAULT_TIMEOUT_MS;
+	mo.timeout_ms = c->timeout_ms / CLUSTER_ATTEMPTS_PER_TIMEOUT;
+	if (mo.timeout_ms < CLUSTER_MIN_REQUEST_MS)
+		mo.timeout_ms = CLUSTER_MIN_REQUEST_MS;
 	for (unsigned i = 0; i < c->n; i++) {
 		int err, cerr;
 
-		err = client_new(c->m[i].url, &c->opts, &c->m[i].cl, &cerr);
+		err = client_new(c->m[i].url, &mo, &c->m[i].cl, &cerr);
 		if (err)
 			return err; /* bad secret file, memory: for all alike */
 		if (cerr == -EACCES || cerr == -EPROTONOSUPPORT)
