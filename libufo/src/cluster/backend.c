@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The backend of replicated objects: fetch and store through the quorum
- * reads and writes of quorum.c, on the context's I/O workers (they block),
+ * reads and writes of quorum.c (reads on the context's I/O workers, as
+ * they block; stores sent without waiting),
  * retried by the engine with backend/retry.c's policy; opening (and
  * creating) an object on a cluster.
  */
@@ -19,8 +20,9 @@
 
 /* ---- the backend */
 
-/* A quorum read or write blocks on several servers: it runs on one of the
- * context's I/O workers, one attempt per job (the engine retries). */
+/* A quorum read blocks on several servers: it runs on one of the
+ * context's I/O workers, one attempt per job (the engine retries); so does
+ * a store whose targets' ids must be looked up first. */
 struct cluster_job {
 	struct ufo_job job;
 	struct cobj *o;
@@ -46,7 +48,18 @@ static void cluster_job_run(struct ufo_job *job)
 
 static void cluster_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
-	struct cluster_job *cj = malloc(sizeof(*cj));
+	struct cluster_job *cj;
+
+	/* A store goes out at once to its targets; a read (versions, then
+	 * data, possibly from several members) and a store whose ids are
+	 * not known yet wait on a worker. */
+	if (io->store) {
+		if (!io->tag)
+			io->tag = hlc_next();
+		if (cluster_write_submit(obj_backend_data(obj), io) != -EAGAIN)
+			return;
+	}
+	cj = malloc(sizeof(*cj));
 
 	if (!cj) {
 		io_complete(io, -ENOMEM);

@@ -143,6 +143,11 @@ void node_hex(const uint8_t node[WIRE_NODE_ID], char out[33]);
 int cluster_read_once(struct cobj *o, uint64_t off, size_t len, char *dst);
 int cluster_write_once(struct cobj *o, uint64_t off, size_t len,
 		       const char *src, uint64_t version);
+/* The same attempt for io (a store; io->tag its version) without waiting:
+ * io_complete follows on whichever thread learns the outcome.  -EAGAIN
+ * (io untouched): a target's id is not known yet, and looking it up
+ * waits; write with cluster_write_once on an I/O worker instead. */
+int cluster_write_submit(struct cobj *o, struct ufo_io *io);
 
 /* members.c: whether url names several servers ("a,b" or an empty host
  * for $UFO_SERVERS, or a host name with several addresses of one

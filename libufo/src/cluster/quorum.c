@@ -102,6 +102,21 @@ struct vwrite {
 	struct client_op *op;
 };
 
+/* The fixed part of a VWRITE of len bytes at off of the copy id. */
+static void vio_fill(struct wire_vio *v, uint64_t id, uint64_t epoch,
+		     uint64_t off, size_t len, uint64_t version,
+		     const uint8_t *hint_node)
+{
+	*v = (struct wire_vio){ .id = htole64(id), .offset = htole64(off),
+				.len = htole32((uint32_t)len),
+				.version = htole64(version),
+				.epoch = htole64(epoch) };
+	if (hint_node) {
+		v->flags = htole32(WIRE_VIO_HINT);
+		memcpy(v->node, hint_node, WIRE_NODE_ID);
+	}
+}
+
 static struct client_op *vwrite_start(struct cobj *o, int i, uint64_t epoch,
 				      uint64_t off, const void *buf,
 				      size_t len, uint64_t version,
@@ -113,14 +128,7 @@ static struct client_op *vwrite_start(struct cobj *o, int i, uint64_t epoch,
 	*err = cobj_id(o, i, true, &id);
 	if (*err)
 		return NULL;
-	w->v = (struct wire_vio){ .id = htole64(id), .offset = htole64(off),
-				  .len = htole32((uint32_t)len),
-				  .version = htole64(version),
-				  .epoch = htole64(epoch) };
-	if (hint_node) {
-		w->v.flags = htole32(WIRE_VIO_HINT);
-		memcpy(w->v.node, hint_node, WIRE_NODE_ID);
-	}
+	vio_fill(&w->v, id, epoch, off, len, version, hint_node);
 	w->k = (struct client_call){ .op = WIRE_VWRITE, .p1 = &w->v,
 				     .l1 = sizeof(w->v), .p2 = buf, .l2 = len };
 	w->op = client_start(o->c->m[i].cl, &w->k);
@@ -442,3 +450,153 @@ int cluster_write_once(struct cobj *o, uint64_t off, size_t len,
 	return err;
 }
 
+
+/* ---- the backend: writes without waiting */
+
+/*
+ * One attempt at a store, sent to every target at once as asynchronous
+ * requests; the last answer (on whichever reader thread brings it)
+ * judges the attempt as cluster_write_once does: every target answers
+ * first, a failed one is marked down, and the engine's retry re-plans.
+ * No thread waits on the network meanwhile.  Work that may block is
+ * handed to an I/O worker: connecting a target whose connection is down,
+ * and re-reading the placement after -ESTALE.
+ */
+struct wtarget {
+	struct client_req q;
+	struct wire_vio v;
+	struct ufo_job job;   /* the connect, on an I/O worker */
+	struct qwrite *w;
+	int member;
+};
+
+struct qwrite {
+	struct cobj *o;
+	struct ufo_io *io;
+	struct ufo_job job;   /* the reload after -ESTALE */
+	/* Answers still to come, plus one held by the submitter until it
+	 * has sent every target: an answer may come (and free w) before
+	 * the last send returns otherwise. */
+	atomic_uint left;
+	atomic_int err;       /* the first failure */
+	unsigned nt;
+	struct wtarget t[];
+};
+
+static void qwrite_reload(struct ufo_job *job)
+{
+	struct qwrite *w = ufo_container_of(job, struct qwrite, job);
+	struct ufo_io *io = w->io;
+
+	cobj_reload(w->o);
+	free(w);
+	io_complete(io, -ESTALE);
+}
+
+static void qwrite_put(struct qwrite *w)
+{
+	struct ufo_io *io = w->io;
+	int err;
+
+	if (atomic_fetch_sub(&w->left, 1) != 1)
+		return;
+	err = atomic_load(&w->err);
+	if (err == -ESTALE) { /* a server has a newer placement */
+		w->job.fn = qwrite_reload;
+		obj_run_blocking(io->obj, &w->job);
+		return;
+	}
+	free(w);
+	io_complete(io, err);
+}
+
+static void wtarget_connect(struct ufo_job *job)
+{
+	struct wtarget *t = ufo_container_of(job, struct wtarget, job);
+
+	client_submit(t->w->o->c->m[t->member].cl, &t->q);
+}
+
+static void wtarget_done(struct client_req *q, int err)
+{
+	struct wtarget *t = ufo_container_of(q, struct wtarget, q);
+	struct qwrite *w = t->w;
+	int none = 0;
+
+	if (err == -ENOTCONN && q->no_connect) {
+		/* Its connection is down: connecting may take the whole
+		 * timeout, so an I/O worker connects and sends it. */
+		q->no_connect = false;
+		t->job.fn = wtarget_connect;
+		obj_run_blocking(w->io->obj, &t->job);
+		return;
+	}
+	if (err) {
+		member_failed(w->o->c, t->member, err);
+		atomic_compare_exchange_strong(&w->err, &none, err);
+	}
+	qwrite_put(w);
+}
+
+/* The targets' ids on their members, when all are known (looking one up
+ * is a request that waits: the caller then writes on a worker). */
+static bool ids_known(struct cobj *o, const struct target *t, unsigned nt,
+		      uint64_t *ids)
+{
+	bool all = true;
+
+	pthread_mutex_lock(&o->lock);
+	for (unsigned i = 0; i < nt; i++) {
+		ids[i] = o->ids[t[i].member];
+		all &= ids[i] != 0;
+	}
+	pthread_mutex_unlock(&o->lock);
+	return all;
+}
+
+int cluster_write_submit(struct cobj *o, struct ufo_io *io)
+{
+	struct target t[2 * WIRE_MAX_MEMBERS];
+	uint64_t ids[2 * WIRE_MAX_MEMBERS];
+	struct qwrite *w;
+	struct rank rank;
+	struct cview v;
+	unsigned nt;
+	int err;
+
+	cobj_view(o, &v);
+	cobj_rank(o, &v, io->start / v.group_size, &rank);
+	if ((err = write_set(o, &v, &rank, t, &nt))) {
+		io_complete(io, err);
+		return 0;
+	}
+	if (!ids_known(o, t, nt, ids))
+		return -EAGAIN;
+	w = calloc(1, sizeof(*w) + nt * sizeof(w->t[0]));
+	if (!w) {
+		io_complete(io, -ENOMEM);
+		return 0;
+	}
+	w->o = o;
+	w->io = io;
+	w->nt = nt;
+	atomic_init(&w->left, nt + 1);
+	atomic_init(&w->err, 0);
+	for (unsigned i = 0; i < nt; i++) {
+		struct wtarget *wt = &w->t[i];
+
+		wt->w = w;
+		wt->member = t[i].member;
+		vio_fill(&wt->v, ids[i], v.epoch, io->start, io->len, io->tag,
+			 t[i].hint);
+		wt->q = (struct client_req){
+			.k = { .op = WIRE_VWRITE, .p1 = &wt->v,
+			       .l1 = sizeof(wt->v), .p2 = io->buf,
+			       .l2 = io->len },
+			.done = wtarget_done, .no_connect = true };
+	}
+	for (unsigned i = 0; i < nt; i++)
+		client_submit(o->c->m[w->t[i].member].cl, &w->t[i].q);
+	qwrite_put(w);
+	return 0;
+}
