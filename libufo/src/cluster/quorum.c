@@ -474,9 +474,9 @@ struct qwrite {
 	struct cobj *o;
 	struct ufo_io *io;
 	struct ufo_job job;   /* the reload after -ESTALE */
-	/* Answers still to come, plus one held by the submitter until it
-	 * has sent every target: an answer may come (and free w) before
-	 * the last send returns otherwise. */
+	/* Answers still to come.  w is freed by the last: answers to the
+	 * first targets can come while the submitter still sends to the
+	 * others, but the last cannot come before its own send. */
 	atomic_uint left;
 	atomic_int err;       /* the first failure */
 	unsigned nt;
@@ -580,7 +580,7 @@ int cluster_write_submit(struct cobj *o, struct ufo_io *io)
 	w->o = o;
 	w->io = io;
 	w->nt = nt;
-	atomic_init(&w->left, nt + 1);
+	atomic_init(&w->left, nt);
 	atomic_init(&w->err, 0);
 	for (unsigned i = 0; i < nt; i++) {
 		struct wtarget *wt = &w->t[i];
@@ -597,6 +597,5 @@ int cluster_write_submit(struct cobj *o, struct ufo_io *io)
 	}
 	for (unsigned i = 0; i < nt; i++)
 		client_submit(o->c->m[w->t[i].member].cl, &w->t[i].q);
-	qwrite_put(w);
 	return 0;
 }
