@@ -140,6 +140,7 @@ static void client_count(struct ufo_client *cl, const struct client_call *k,
 static void req_done(struct ufo_client *cl, struct client_req *q)
 {
 	client_count(cl, &q->k, q->status, now_ns() - q->t0);
+	atomic_fetch_sub_explicit(&q->rc->inflight, 1, memory_order_relaxed);
 	q->done(q, q->status);
 }
 
@@ -434,9 +435,26 @@ static void send_request(struct rconn *rc, struct client_req *q)
 		req_done(rc->cl, q);
 }
 
+/* The connection with the fewest requests in flight, ties broken round
+ * robin: a deep WILLNEED or several objects' readahead on one client
+ * spread over its connections instead of queueing behind one another
+ * (each connection is one stream: a 1 MiB answer delays every answer
+ * queued after it). */
 struct rconn *pick_conn(struct ufo_client *cl)
 {
-	return &cl->conns[atomic_fetch_add(&cl->rr, 1) % cl->nconns];
+	unsigned start = atomic_fetch_add(&cl->rr, 1), best = 0, least = ~0u;
+
+	for (unsigned k = 0; k < cl->nconns; k++) {
+		unsigned i = (start + k) % cl->nconns;
+		unsigned n = atomic_load_explicit(&cl->conns[i].inflight,
+						  memory_order_relaxed);
+
+		if (n < least) {
+			least = n;
+			best = i;
+		}
+	}
+	return &cl->conns[best];
 }
 
 static void submit_on(struct ufo_client *cl, struct rconn *rc,
@@ -452,6 +470,7 @@ static void submit_on(struct ufo_client *cl, struct rconn *rc,
 	q->errmsg[0] = '\0';
 	q->k.data_len = 0;
 	q->rc = rc;
+	atomic_fetch_add_explicit(&rc->inflight, 1, memory_order_relaxed);
 	if (q->no_connect) {
 		pthread_mutex_lock(&rc->lock);
 		err = rc->conn ? 0 : -ENOTCONN;

@@ -37,6 +37,9 @@ struct rconn {
 	/* Sent and not yet answered, oldest first: every request has the
 	 * same timeout, so the head has the nearest deadline. */
 	struct client_req *pending, *pending_tail;
+	/* Requests submitted here and not yet done (pick_conn's measure of
+	 * load; relaxed, a stale value only balances one request worse). */
+	_Atomic unsigned inflight;
 	bool reading;           /* the reader is reading the connection */
 	bool stopping;          /* ufo_client_close: the reader ends */
 	pthread_t reader;
