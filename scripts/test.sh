@@ -39,6 +39,12 @@ PY
 }
 trap summary EXIT
 
+# t_huge needs free 2 MiB huge pages (it skips without); 64 = 128 MiB.
+if [ -w /proc/sys/vm/nr_hugepages ] &&
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -lt 64 ]; then
+	echo 64 >/proc/sys/vm/nr_hugepages || true
+fi
+
 echo "== test suite (the rdma suite boots a QEMU guest per program)"
 # A machine that cannot build or boot the guest fails here instead of
 # skipping quietly: the RDMA transport is tested nowhere else.

@@ -158,6 +158,15 @@ typedef int (*ufo_writeback_fn)(void *user, uint64_t start, uint64_t end,
 
 enum ufo_obj_flags {
 	UFO_READ_ONLY = 1 << 0, /* a write raises SIGSEGV, as on PROT_READ */
+	/* The body is made of 2 MiB huge pages (MAP_HUGETLB) installed 2 MiB
+	 * at a time: chunks are whole huge pages (chunk_size rounded up to a
+	 * multiple of 2 MiB), one fault and one TLB entry per 2 MiB.  Needs
+	 * huge pages reserved (sysctl vm.nr_hugepages): the high watermark's
+	 * worth plus a few; -ENOMEM at creation when none is free, and a
+	 * load that finds none fails as a populate error would.  Dirty
+	 * chunks are found by hashing (UFO_DIRTY_HASH), whatever the
+	 * context's mode: write protection of hugetlb memory is not probed. */
+	UFO_HUGE = 1 << 1,
 };
 
 struct ufo_params {
@@ -248,7 +257,7 @@ int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 struct ufo_client;
 
 enum ufo_remote_flags {
-	/* UFO_READ_ONLY (1 << 0) applies too */
+	/* UFO_READ_ONLY (1 << 0) and UFO_HUGE (1 << 1) apply too */
 	UFO_REMOTE_CREATE = 1 << 8, /* ufo_remote_open: create if missing */
 };
 

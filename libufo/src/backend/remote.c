@@ -264,7 +264,7 @@ static int remote_lookup(struct remote *r, const struct ufo_remote_opts *o,
 	p->elem_size = 1;
 	p->elem_count = info.size;
 	p->chunk_size = o->chunk_size ? o->chunk_size : info.chunk_size;
-	p->flags = o->flags & UFO_READ_ONLY;
+	p->flags = o->flags & (UFO_READ_ONLY | UFO_HUGE);
 	return 0;
 }
 

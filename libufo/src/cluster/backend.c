@@ -159,7 +159,7 @@ static int cobj_params(struct cobj *o, const struct ufo_remote_opts *opts,
 	p->elem_size = 1;
 	p->elem_count = o->size;
 	p->chunk_size = opts->chunk_size ? opts->chunk_size : o->block;
-	p->flags = opts->flags & UFO_READ_ONLY;
+	p->flags = opts->flags & (UFO_READ_ONLY | UFO_HUGE);
 	/* A chunk is whole blocks (versions are per block) inside one
 	 * placement group (one set of homes per fetch or writeback). */
 	if (!v.epoch || !v.n || p->chunk_size % o->block ||

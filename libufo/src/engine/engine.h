@@ -114,7 +114,8 @@ struct ufo_obj {
 	size_t chunk_size;
 	uint64_t elems_per_chunk;
 	uint64_t nchunks;
-	unsigned flags;     /* UFO_READ_ONLY */
+	unsigned flags;     /* UFO_READ_ONLY, UFO_HUGE */
+	size_t page;        /* the body's page size: installs are whole pages */
 	bool wp;            /* installed write-protected, dirty via WP faults */
 	const struct ufo_backend_ops *backend;
 	void *backend_data;

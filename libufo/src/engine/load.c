@@ -66,12 +66,12 @@ void load_bufs_free(struct ufo_ctx *ctx)
 
 /* Copies page by page, leaving pages that are already present alone.  For
  * the rare cases where part of a range may exist (holes, EEXIST). */
-static int copy_missing_pages(struct ufo_ctx *ctx, char *dst, const char *src,
+static int copy_missing_pages(struct ufo_obj *obj, char *dst, const char *src,
 			      size_t len, bool wp)
 {
-	for (size_t off = 0; off < len; off += ctx->page_size) {
-		int rc = uffd_copy(ctx->uffd.fd, dst + off, src + off,
-				   ctx->page_size, wp);
+	for (size_t off = 0; off < len; off += obj->page) {
+		int rc = uffd_copy(obj->ctx->uffd.fd, dst + off, src + off,
+				   obj->page, wp);
 		if (rc && rc != -EEXIST)
 			return rc;
 	}
@@ -87,7 +87,7 @@ static int install_copy(struct ufo_obj *obj, char *dst, const void *buf,
 	int rc = uffd_copy(ctx->uffd.fd, dst, buf, len, obj->wp);
 
 	if (rc == -EEXIST)
-		rc = copy_missing_pages(ctx, dst, buf, len, obj->wp);
+		rc = copy_missing_pages(obj, dst, buf, len, obj->wp);
 	return rc;
 }
 
@@ -218,18 +218,18 @@ static void fault_on_resident(struct ufo_obj *obj, struct ufo_chunk *c,
 			      uintptr_t addr)
 {
 	struct ufo_ctx *ctx = obj->ctx;
-	void *page = (void *)(addr & ~(uintptr_t)(ctx->page_size - 1));
+	void *page = (void *)(addr & ~(uintptr_t)(obj->page - 1));
 	int rc;
 
 	if (page_present(ctx->pagemap_fd, page) == 0) {
 		log_warn(ctx, "object %llu: page %p was discarded outside libufo; it reads as zeros",
 			 (unsigned long long)obj->id, page);
-		rc = uffd_zero_page(ctx->uffd.fd, page, ctx->page_size,
+		rc = uffd_zero_page(ctx->uffd.fd, page, obj->page,
 				    obj->wp && c->state != CHUNK_DIRTY);
 		if (rc && rc != -EEXIST)
 			log_err(ctx, "refilling a discarded page: %s", strerror(-rc));
 	}
-	uffd_wake(ctx->uffd.fd, page, ctx->page_size);
+	uffd_wake(ctx->uffd.fd, page, obj->page);
 }
 
 /* Decides, under obj->lock, what a load request for chunk c does.  Returns
@@ -281,7 +281,8 @@ struct load {
  * write-protected chunk cannot: a write to the zero page is a copy on
  * write that userfaultfd does not report, so the write would be missed;
  * load_done copies zeros for it, protected (nothing crossed the network
- * all the same).
+ * all the same).  Huge pages have no zero page (UFFDIO_ZEROPAGE refuses
+ * hugetlb memory): zeros are copied.
  */
 static int install_hole(struct ufo_obj *obj, struct load *ld, size_t len)
 {
@@ -292,6 +293,11 @@ static int install_hole(struct ufo_obj *obj, struct load *ld, size_t len)
 	if (obj->hashes) {
 		memset(ld->io.buf, 0, len);
 		obj->hashes[ld->idx] = chunk_hash(ld->io.buf, len);
+	}
+	if (obj->flags & UFO_HUGE) {
+		memset(ld->io.buf, 0, len);
+		return install_copy(obj, chunk_addr(obj, ld->idx), ld->io.buf,
+				    len);
 	}
 	rc = uffd_zero_range(obj->ctx->uffd.fd, chunk_addr(obj, ld->idx), len,
 			     obj->ctx->page_size);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Objects: creation, free, accessors and whole-object operations. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,7 +46,8 @@ static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
 {
 	size_t body, hdr_pages;
 
-	if (!p->elem_size || !p->elem_count || (p->flags & ~UFO_READ_ONLY))
+	if (!p->elem_size || !p->elem_count ||
+	    (p->flags & ~(UFO_READ_ONLY | UFO_HUGE)))
 		return -EINVAL;
 	if (__builtin_mul_overflow(p->elem_size, p->elem_count, &body) ||
 	    body > SIZE_MAX / 2 || p->header_size > SIZE_MAX / 4)
@@ -65,9 +67,53 @@ static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
 	return (int)(hdr_pages / page); /* ≥ 0: success */
 }
 
+/* ---- huge-page objects (UFO_HUGE): 2 MiB hugetlb pages. */
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+
+/* A number from the huge-page pool's sysfs directory, or -errno. */
+static long huge_count(const char *what)
+{
+	char path[128];
+	long n = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), HUGE_SYSFS "%s", what);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -EIO;
+	fclose(f);
+	return n;
+}
+
+/* The body's page size; -ENOMEM for a huge-page object when the kernel
+ * has no free 2 MiB page (none reserved, or all taken): creating it
+ * would only move the failure to its first fault, as a SIGBUS. */
+static long obj_page_size(struct ufo_ctx *ctx, const struct ufo_params *p)
+{
+	long free_pages;
+
+	if (!(p->flags & UFO_HUGE))
+		return (long)ctx->page_size;
+	free_pages = huge_count("free_hugepages");
+	if (free_pages > 0)
+		return (long)HUGE_PAGE;
+	log_err(ctx, "UFO_HUGE: %s 2 MiB huge pages (%s); reserve some with"
+		" sysctl vm.nr_hugepages=N, N at least the high watermark / 2 MiB"
+		" plus a few",
+		free_pages == 0 ? "no free" : "the kernel offers no",
+		free_pages == 0 ? HUGE_SYSFS "free_hugepages is 0"
+				: strerror((int)-free_pages));
+	return -ENOMEM;
+}
+
 /*
  * The page pool goes after the body, in the same mapping.  Only for
- * writable objects whose dirty chunks are found by hashing:
+ * writable objects whose dirty chunks are found by hashing, in 4 KiB
+ * pages (UFFDIO_MOVE does not move hugetlb pages):
  *  - UFFDIO_MOVE moves only between writable mappings alike, and a
  *    read-only object's body is PROT_READ;
  *  - it has no write-protect mode.  A moved page is writable until
@@ -80,7 +126,7 @@ static int obj_layout(struct ufo_obj *obj, const struct ufo_params *p,
  */
 static size_t pool_len(struct ufo_obj *obj)
 {
-	if ((obj->flags & UFO_READ_ONLY) ||
+	if ((obj->flags & (UFO_READ_ONLY | UFO_HUGE)) ||
 	    (obj->wp && !getenv("UFO_MOVE_WP_UNSAFE")))
 		return 0;
 	obj->pool.nslots = pool_slots(obj->ctx, obj->chunk_size);
@@ -94,17 +140,23 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 	int rc;
 
 	size_t plen = pool_len(obj);
+	/* Huge pages are not reserved at mmap (MAP_NORESERVE): the budget,
+	 * not the object's size, bounds how many are in use. */
+	int huge = obj->flags & UFO_HUGE ? MAP_HUGETLB | (21 << MAP_HUGE_SHIFT)
+					 : 0;
 
 	obj->map_len += plen;
 	obj->map = mmap(NULL, obj->map_len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | huge, -1,
+			0);
 	if (obj->map == MAP_FAILED)
 		return -errno;
 	obj->body = obj->map + hdr_len;
 	obj->header = obj->body - obj->header_size;
 	/* The body is installed 4 KiB at a time by UFFDIO_COPY: keep
 	 * khugepaged away from it. */
-	madvise(obj->body, obj->body_len + plen, MADV_NOHUGEPAGE);
+	if (!huge)
+		madvise(obj->body, obj->body_len + plen, MADV_NOHUGEPAGE);
 	if (!(prot & PROT_WRITE) &&
 	    mprotect(obj->body, obj->body_len, prot))
 		return -errno;
@@ -138,23 +190,33 @@ static void obj_destroy(struct ufo_obj *obj)
 static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 		    struct ufo_obj *obj)
 {
-	int hdr_pages = obj_layout(obj, p, ctx->page_size), rc;
+	long page = obj_page_size(ctx, p);
+	int hdr_pages, rc;
+	bool hash;
 
+	if (page < 0)
+		return (int)page;
+	hdr_pages = obj_layout(obj, p, (size_t)page);
 	if (hdr_pages < 0)
 		return hdr_pages;
+	obj->page = (size_t)page;
 	obj->flags = p->flags;
-	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
+	/* Huge pages: dirty chunks by hash (see UFO_HUGE in ufo.h). */
+	hash = !(p->flags & UFO_READ_ONLY) &&
+	       (ctx->cfg.dirty_mode == UFO_DIRTY_HASH || (p->flags & UFO_HUGE));
+	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !hash &&
+		  !(p->flags & UFO_READ_ONLY);
 	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
 	if (!obj->chunks)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < obj->nchunks; i++)
 		obj->chunks[i].obj = obj;
-	if (ctx->cfg.dirty_mode == UFO_DIRTY_HASH && !(p->flags & UFO_READ_ONLY)) {
+	if (hash) {
 		obj->hashes = calloc(obj->nchunks, sizeof(*obj->hashes));
 		if (!obj->hashes)
 			return -ENOMEM;
 	}
-	rc = obj_map(obj, (size_t)hdr_pages * ctx->page_size);
+	rc = obj_map(obj, (size_t)hdr_pages * obj->page);
 	if (rc)
 		return rc;
 	return registry_add(ctx, obj);

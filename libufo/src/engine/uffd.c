@@ -199,9 +199,19 @@ int uffd_copy(int fd, void *dst, const void *src, size_t len, bool wp)
 int uffd_zero_page(int fd, void *page, size_t page_size, bool wp)
 {
 	static const char zeros[65536] __attribute__((aligned(65536)));
+	void *big;
+	int rc;
 
-	return page_size <= sizeof(zeros)
-	       ? uffd_copy(fd, page, zeros, page_size, wp) : -EINVAL;
+	if (page_size <= sizeof(zeros))
+		return uffd_copy(fd, page, zeros, page_size, wp);
+	/* A huge page (rare: refilling one discarded behind our back). */
+	big = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0);
+	if (big == MAP_FAILED)
+		return -errno;
+	rc = uffd_copy(fd, page, big, page_size, wp);
+	munmap(big, page_size);
+	return rc;
 }
 
 int uffd_zero_range(int fd, void *addr, size_t len, size_t page_size)
