@@ -160,15 +160,31 @@ struct remote_job {
 	struct ufo_io *io;
 };
 
+/* A store of some ranges of a chunk (scan mode): one WRITE at its offset
+ * per range (or per WIRE_MAX_IO piece), the same requests as any write,
+ * so servers of every protocol version take them. */
+static int remote_store_ranges(struct remote *r, const struct ufo_io *io)
+{
+	bool hole;
+	int err = 0;
+
+	for (unsigned i = 0; i < io->nranges && !err; i++)
+		err = remote_io(r, true, io->start + io->ranges[i].off,
+				(char *)io->buf + io->ranges[i].off,
+				io->ranges[i].len, &hole);
+	return err;
+}
+
 static void remote_job_run(struct ufo_job *job)
 {
 	struct remote_job *rj = ufo_container_of(job, struct remote_job, job);
 	struct ufo_io *io = rj->io;
 	bool hole;
-	int err = remote_io(rj->r, io->store, io->start, io->buf, io->len,
-			    &hole);
+	int err = io->nranges ? remote_store_ranges(rj->r, io)
+		  : remote_io(rj->r, io->store, io->start, io->buf, io->len,
+			      &hole);
 
-	if (!err && hole)
+	if (!err && !io->nranges && hole)
 		io->hole = true;
 	free(rj);
 	io_complete(io, err);
@@ -190,7 +206,7 @@ static void remote_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
 	struct remote *r = obj_backend_data(obj);
 
-	if (!client_one_sided(r->cl) && io->len <= WIRE_MAX_IO)
+	if (!client_one_sided(r->cl) && io->len <= WIRE_MAX_IO && !io->nranges)
 		remote_submit_async(r, io);
 	else
 		remote_submit_blocking(r, io);
@@ -238,6 +254,7 @@ static int remote_server_status(const struct ufo_obj *obj, unsigned i,
 static const struct ufo_backend_ops remote_backend = {
 	.name = "remote",
 	.submit = remote_submit,
+	.partial_stores = true,
 	.retry = remote_retry,
 	.close = remote_close,
 	.remote_name = remote_name,

@@ -8,11 +8,19 @@
 
 #include "engine.h"
 
-/* Resolves cfg.dirty_mode (AUTO becomes WP or HASH): the config then
- * reports the mode in force.  -ENOTSUP when WP is forced but missing. */
+/* Resolves cfg.dirty_mode (AUTO becomes SCAN, WP or HASH, the first the
+ * kernel offers): the config then reports the mode in force.  -ENOTSUP
+ * when WP or SCAN is forced but missing. */
 static int ctx_choose_mode(struct ufo_ctx *ctx)
 {
 	enum ufo_dirty_mode *m = &ctx->cfg.dirty_mode;
+
+	if (*m == UFO_DIRTY_SCAN && !ctx->uffd.scan) {
+		log_err(ctx, "UFO_DIRTY_SCAN requested but this kernel lacks UFFD_FEATURE_WP_ASYNC or PAGEMAP_SCAN (Linux 6.7)");
+		return -ENOTSUP;
+	}
+	if (*m == UFO_DIRTY_AUTO && ctx->uffd.scan)
+		*m = UFO_DIRTY_SCAN;
 
 	if (*m == UFO_DIRTY_WP && !ctx->uffd.wp) {
 		log_err(ctx, "UFO_DIRTY_WP requested but this kernel has no userfaultfd write-protect for anonymous memory");

@@ -143,7 +143,10 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 	if (hdr_pages < 0)
 		return hdr_pages;
 	obj->flags = p->flags;
-	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !(p->flags & UFO_READ_ONLY);
+	obj->scan = ctx->cfg.dirty_mode == UFO_DIRTY_SCAN &&
+		    !(p->flags & UFO_READ_ONLY);
+	obj->wp = (ctx->cfg.dirty_mode == UFO_DIRTY_WP || obj->scan) &&
+		  !(p->flags & UFO_READ_ONLY);
 	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
 	if (!obj->chunks)
 		return -ENOMEM;
