@@ -52,11 +52,14 @@ static size_t chunk_pages(const struct ufo_obj *obj, uint64_t idx)
  * non-atomic implementation would (see the top of this file). */
 static bool unsafe_split(void)
 {
-	static int v = -1;
+	static _Atomic int v = -1;
+	int got = atomic_load_explicit(&v, memory_order_relaxed);
 
-	if (v < 0)
-		v = getenv("UFO_SCAN_UNSAFE_SPLIT") != NULL;
-	return v;
+	if (got < 0) {
+		got = getenv("UFO_SCAN_UNSAFE_SPLIT") != NULL;
+		atomic_store_explicit(&v, got, memory_order_relaxed);
+	}
+	return got;
 }
 
 static int scan_pages(struct ufo_obj *obj, char *addr, size_t len,
