@@ -67,6 +67,13 @@ static struct store *st_new(size_t bytes, size_t elem_size)
 	return s;
 }
 
+static void st_free(struct store *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	free(s->b.words);
+	free(s);
+}
+
 static struct ufo_ctx *scan_ctx(unsigned high_chunks, unsigned low_chunks)
 {
 	struct ufo_config cfg;
@@ -158,6 +165,7 @@ static void test_sync_ranges(void **state)
 	assert_int_equal(ufo_free(obj), 0);
 	assert_true(s->b.words[EPC + 2 * WPP] == 15);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	st_free(s);
 }
 
 /* Elements that straddle a page boundary are sent whole: 12-byte
@@ -185,6 +193,7 @@ static void test_odd_elements(void **state)
 	assert_int_equal(memcmp((char *)s->b.words + e * es, a + e * es, es), 0);
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	st_free(s);
 }
 
 /* Eviction under a small budget and DONTNEED send only the written pages;
@@ -219,6 +228,7 @@ static void test_evict_and_dontneed(void **state)
 	assert_int_equal(t_obj_stats(obj).wp_faults, 0);
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	st_free(s);
 }
 
 /* ---- the stress test. */
@@ -364,6 +374,10 @@ static void test_stress(void **state)
 	assert_int_equal(lost, 0);
 	assert_int_equal(ufo_free(x->obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	pthread_barrier_destroy(&x->start);
+	pthread_barrier_destroy(&x->end);
+	st_free(x->s);
+	free(x);
 }
 
 int main(void)
