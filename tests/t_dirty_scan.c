@@ -237,6 +237,7 @@ static void test_evict_and_dontneed(void **state)
 #define S_PAGES (S_CHUNKS * CHUNK / 4096)
 #define S_WRITERS 2
 #define S_ROUNDS 400
+#define S_MIN_ROUNDS 5  /* however slow the build (TSan) */
 #define S_SECONDS 8
 
 struct stress {
@@ -339,8 +340,8 @@ static void test_stress(void **state)
 		assert_int_equal(pthread_create(&w[i], NULL, s_writer, x), 0);
 	assert_int_equal(pthread_create(&sy, NULL, s_syncer, x), 0);
 	assert_int_equal(pthread_create(&dr, NULL, s_dropper, x), 0);
-	for (uint64_t r = 1; r <= S_ROUNDS &&
-	     (uint64_t)time(NULL) - t0 < S_SECONDS; r++) {
+	for (uint64_t r = 1; r <= S_ROUNDS && (r <= S_MIN_ROUNDS ||
+	     (uint64_t)time(NULL) - t0 < S_SECONDS); r++) {
 		unsigned n;
 
 		atomic_store(&x->round, r);
@@ -369,7 +370,8 @@ static void test_stress(void **state)
 		(unsigned long long)st.evictions,
 		(unsigned long long)st.writeback_bytes,
 		(unsigned long long)st.writeback_chunk_bytes, lost, bad_rounds);
-	assert_true(rounds >= 10);
+	assert_true(rounds >= S_MIN_ROUNDS);
+	assert_true(atomic_load(&x->scans) > 0);
 	assert_true(st.evictions > 0);
 	assert_int_equal(lost, 0);
 	assert_int_equal(ufo_free(x->obj), 0);
