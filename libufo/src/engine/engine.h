@@ -492,7 +492,8 @@ struct chunk_store {
 /* Starts persisting chunk idx if it holds unsaved writes; the chunk is in
  * WRITEBACK or EVICTING and `was` is its state before.  In WP mode the
  * range is write-protected first, so the bytes handed to the backend
- * cannot change while the store runs.  Returns 1 when started (st->then
+ * cannot change while the store runs; scan mode hands over a copy of the
+ * written pages instead (scan.c).  Returns 1 when started (st->then
  * follows), 0 when there is nothing to save, or -errno. */
 int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
 		      enum chunk_state was, struct chunk_store *st);
