@@ -25,6 +25,7 @@ struct store {
 	pthread_mutex_t lock;
 	struct call calls[MAX_CALLS];
 	unsigned ncalls;
+	_Atomic bool fail; /* writeback returns -EIO while set */
 };
 
 static int st_populate(void *user, uint64_t start, uint64_t end, void *dst)
@@ -41,6 +42,8 @@ static int st_writeback(void *user, uint64_t start, uint64_t end,
 {
 	struct store *s = user;
 
+	if (atomic_load(&s->fail))
+		return -EIO;
 	memcpy((char *)s->b.words + start * s->elem_size, src,
 	       (end - start) * s->elem_size);
 	pthread_mutex_lock(&s->lock);
@@ -231,6 +234,38 @@ static void test_evict_and_dontneed(void **state)
 	st_free(s);
 }
 
+/* A failed store forgets nothing: the pages it re-protected are marked
+ * written again, and a DONTNEED whose store fails puts the pages back. */
+static void test_store_failure(void **state)
+{
+	struct store *s = st_new(NCHUNKS * CHUNK, 8);
+	struct ufo_ctx *ctx = scan_ctx(0, 0);
+	struct ufo_obj *obj = scan_obj(ctx, s, NCHUNKS * EPC);
+	uint64_t *a = ufo_body(obj);
+
+	(void)state;
+	a[2 * EPC + 5 * WPP] = 21;
+	a[3 * EPC] = 22;
+	atomic_store(&s->fail, true);
+	assert_int_equal(ufo_sync(obj), -EIO);
+	assert_int_equal(ufo_advise(obj, 3 * EPC, 4 * EPC, UFO_ADV_DONTNEED),
+			 -EIO);
+	assert_true(t_obj_stats(obj).writeback_errors > 0);
+	assert_true(a[3 * EPC] == 22); /* put back */
+	assert_true(t_obj_stats(obj).resident_bytes > 0);
+	atomic_store(&s->fail, false);
+	st_reset(s);
+	assert_int_equal(ufo_sync(obj), 0);
+	expect_calls(s, (const struct call[]){
+			     { 2 * EPC + 5 * WPP, 2 * EPC + 6 * WPP },
+			     { 3 * EPC, 3 * EPC + WPP } }, 2);
+	assert_true(s->b.words[2 * EPC + 5 * WPP] == 21);
+	assert_true(s->b.words[3 * EPC] == 22);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	st_free(s);
+}
+
 /* ---- the stress test. */
 
 #define S_CHUNKS 64
@@ -388,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_sync_ranges),
 		cmocka_unit_test(test_odd_elements),
 		cmocka_unit_test(test_evict_and_dontneed),
+		cmocka_unit_test(test_store_failure),
 		cmocka_unit_test(test_stress),
 	};
 
