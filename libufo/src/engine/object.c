@@ -116,12 +116,10 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 			rc = pool_init(obj);
 	}
 	if (!rc && hlen) {
-		/* Missing faults only (UFFDIO_MOVE needs the destination
-		 * registered, not write-protected): a mapping of its own
-		 * then, not merged with the body's, whose Rss stays the
-		 * body's in /proc (t_budget reads it). */
+		/* Registered as the body is: UFFDIO_MOVE wants the same
+		 * protections on both sides. */
 		obj->hold.base = obj->body + obj->body_len + plen;
-		rc = uffd_register(ctx->uffd.fd, obj->hold.base, hlen, false);
+		rc = uffd_register(ctx->uffd.fd, obj->hold.base, hlen, true);
 	}
 	if (rc)
 		log_err(ctx, "registering %zu bytes with userfaultfd: %s",
