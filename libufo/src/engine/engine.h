@@ -137,14 +137,6 @@ struct ufo_obj {
 		uint8_t *state;
 		unsigned nfull, nempty;
 	} pool;
-	/* scan.c: chunk-sized slots after the body that an eviction moves a
-	 * chunk's pages into (UFFDIO_MOVE); nslots 0: none (mremap). */
-	struct obj_hold {
-		char *base;
-		unsigned nslots;   /* <= 64 */
-		pthread_mutex_t lock;
-		uint64_t free_mask; /* bit i: slot i is free */
-	} hold;
 	_Atomic int refs;    /* registry + in-progress users (handlers, evictor) */
 	bool dying;          /* obj->lock: ufo_free has started */
 	_Atomic uint32_t epoch; /* bumped by reset: older background loads
@@ -492,7 +484,6 @@ struct chunk_store {
 	uint64_t *written;
 	struct ufo_range *ranges;
 	char *detached;
-	int slot;         /* the hold slot detached is, or -1: mremap'd */
 	void *bounce;
 	/* Runs once the store is over (err 0: durable), on any thread. */
 	void (*then)(struct chunk_store *st, int err);
@@ -512,9 +503,6 @@ int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
  * chunk is EVICTING (its pages are moved out first) or WRITEBACK. */
 int scan_store_prepare(struct ufo_obj *obj, uint64_t idx, bool evicting,
 		       struct chunk_store *st);
-/* Bytes of hold slots an object in scan mode gets after its body (0:
- * none); sets obj->hold.nslots. */
-size_t scan_hold_len(struct ufo_obj *obj);
 /* After the store: releases what prepare took; a failed store (err) puts
  * the pages back and marks the unsaved ones written again.  Any thread,
  * before st->then. */

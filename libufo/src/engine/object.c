@@ -93,9 +93,9 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 	int prot = PROT_READ | (obj->flags & UFO_READ_ONLY ? 0 : PROT_WRITE);
 	int rc;
 
-	size_t plen = pool_len(obj), hlen = scan_hold_len(obj);
+	size_t plen = pool_len(obj);
 
-	obj->map_len += plen + hlen;
+	obj->map_len += plen;
 	obj->map = mmap(NULL, obj->map_len, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (obj->map == MAP_FAILED)
@@ -104,7 +104,7 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 	obj->header = obj->body - obj->header_size;
 	/* The body is installed 4 KiB at a time by UFFDIO_COPY: keep
 	 * khugepaged away from it. */
-	madvise(obj->body, obj->body_len + plen + hlen, MADV_NOHUGEPAGE);
+	madvise(obj->body, obj->body_len + plen, MADV_NOHUGEPAGE);
 	if (!(prot & PROT_WRITE) &&
 	    mprotect(obj->body, obj->body_len, prot))
 		return -errno;
@@ -114,12 +114,6 @@ static int obj_map(struct ufo_obj *obj, size_t hdr_len)
 		rc = uffd_register(ctx->uffd.fd, obj->pool.base, plen, false);
 		if (!rc)
 			rc = pool_init(obj);
-	}
-	if (!rc && hlen) {
-		/* Registered as the body is: UFFDIO_MOVE wants the same
-		 * protections on both sides. */
-		obj->hold.base = obj->body + obj->body_len + plen;
-		rc = uffd_register(ctx->uffd.fd, obj->hold.base, hlen, true);
 	}
 	if (rc)
 		log_err(ctx, "registering %zu bytes with userfaultfd: %s",
@@ -137,7 +131,6 @@ static void obj_destroy(struct ufo_obj *obj)
 	free(obj->chunks);
 	free(obj->hashes);
 	pthread_mutex_destroy(&obj->lock);
-	pthread_mutex_destroy(&obj->hold.lock);
 	pthread_cond_destroy(&obj->cond);
 	free(obj);
 }
@@ -188,7 +181,6 @@ int obj_create(struct ufo_ctx *ctx, const struct ufo_params *p,
 	obj->id = atomic_fetch_add(&ctx->next_obj_id, 1);
 	obj->refs = 1; /* the registry's */
 	pthread_mutex_init(&obj->lock, NULL);
-	pthread_mutex_init(&obj->hold.lock, NULL);
 	pthread_cond_init(&obj->cond, NULL);
 	rc = obj_init(ctx, p, obj);
 	if (rc) {

@@ -18,15 +18,11 @@
  *
  * Eviction (the chunk EVICTING) must also drop the memory, and a write may
  * land between any scan and MADV_DONTNEED without a fault to stop it.  So
- * the pages are first moved out of the object: UFFDIO_MOVE into one of
- * the object's hold slots (after the body), else, when none is free or the
- * kernel refuses, mremap(MREMAP_DONTUNMAP).  Each moves a page under its
- * page-table lock: a writer after that finds the page missing, faults and
- * waits for the reload, and the moved copy is final.  (The move is the
- * cheaper: mremap takes the address space's write lock and makes and
- * unmaps a mapping per chunk.)  Which of its pages to send?  Neither move
- * keeps the written state (mremap clears it since Linux 6.13), so it is
- * established before the move:
+ * the pages are first moved out of the object in one step,
+ * mremap(MREMAP_DONTUNMAP): a writer after that finds the page missing,
+ * faults and waits for the reload, and the moved copy is final.  Which of
+ * its pages to send?  mremap does not keep the written state (Linux 6.13+
+ * clears it), so it is established before the move:
  *   1. scan and re-protect: W1, written since the last store;
  *   2. hash every page not in W1 (the snapshot);
  *   3. scan and re-protect again: W2, written since step 1 (this covers
@@ -164,93 +160,21 @@ static int evict_scan(struct ufo_obj *obj, char *addr, size_t npages,
 	return scan_pages(obj, addr, npages * ps, written);
 }
 
-/* ---- hold slots. */
-
-/* Slots per object: enough for the evictor's batches and a sweep, within
- * HOLD_BYTES of address space (reserved, not memory: a slot holds pages
- * only while its chunk's store runs). */
-#define HOLD_SLOTS_MAX 64
-#define HOLD_BYTES ((size_t)256 << 20)
-
-size_t scan_hold_len(struct ufo_obj *obj)
-{
-	size_t n = HOLD_BYTES / obj->chunk_size;
-
-	if (!obj->scan || !obj->ctx->uffd.move)
-		return 0;
-	n = n < 1 ? 1 : n > HOLD_SLOTS_MAX ? HOLD_SLOTS_MAX : n;
-	obj->hold.nslots = (unsigned)n;
-	obj->hold.free_mask = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
-	return n * obj->chunk_size;
-}
-
-static int hold_take(struct ufo_obj *obj)
-{
-	int slot = -1;
-
-	pthread_mutex_lock(&obj->hold.lock);
-	if (obj->hold.free_mask) {
-		slot = __builtin_ctzll(obj->hold.free_mask);
-		obj->hold.free_mask &= ~((uint64_t)1 << slot);
-	}
-	pthread_mutex_unlock(&obj->hold.lock);
-	return slot;
-}
-
-static char *hold_addr(const struct ufo_obj *obj, int slot)
-{
-	return obj->hold.base + (size_t)slot * obj->chunk_size;
-}
-
-static void hold_give(struct ufo_obj *obj, int slot)
-{
-	madvise(hold_addr(obj, slot), obj->chunk_size, MADV_DONTNEED);
-	pthread_mutex_lock(&obj->hold.lock);
-	obj->hold.free_mask |= (uint64_t)1 << slot;
-	pthread_mutex_unlock(&obj->hold.lock);
-}
-
-/* Moves the chunk at addr into a free slot: the slot, or -1 (none free,
- * or the kernel would not move every page: what moved is moved back, and
- * mremap does the job). */
-static int move_to_slot(struct ufo_obj *obj, char *addr, size_t len)
-{
-	int fd = obj->ctx->uffd.fd, slot = obj->hold.nslots ? hold_take(obj) : -1;
-	size_t moved = 0, back = 0;
-
-	if (slot < 0)
-		return -1;
-	if (!uffd_move(fd, hold_addr(obj, slot), addr, len, false, &moved) &&
-	    moved == len)
-		return slot;
-	if (moved && (uffd_move(fd, addr, hold_addr(obj, slot), moved, true,
-				&back) || back < moved) &&
-	    uffd_copy(fd, addr + back, hold_addr(obj, slot) + back,
-		      moved - back, false))
-		log_err(obj->ctx, "object %llu: moving pages back after a refused move failed",
-			(unsigned long long)obj->id);
-	hold_give(obj, slot);
-	return -1;
-}
-
 /* Eviction steps 4-5: moves the pages out; adds those changed since the
  * snapshot to written. */
 static int evict_detach(struct ufo_obj *obj, char *addr, size_t npages,
-			uint64_t *written, const uint64_t *snap,
-			struct chunk_store *st)
+			uint64_t *written, const uint64_t *snap, char **out)
 {
 	size_t ps = obj->ctx->page_size, len = npages * ps;
-	char *d;
+	char *d = mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+			 NULL);
 
-	st->slot = move_to_slot(obj, addr, len);
-	d = st->slot >= 0 ? hold_addr(obj, st->slot)
-	    : mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
 	if (d == MAP_FAILED)
 		return -errno;
 	for (size_t i = 0; i < npages; i++)
 		if (!bits_test(written, i) && chunk_hash(d + i * ps, ps) != snap[i])
 			bits_set(written, i);
-	st->detached = d;
+	*out = d;
 	return 0;
 }
 
@@ -266,7 +190,8 @@ static int prepare_evict(struct ufo_obj *obj, uint64_t idx,
 		return -ENOMEM;
 	rc = evict_scan(obj, addr, npages, st->written, snap);
 	if (!rc)
-		rc = evict_detach(obj, addr, npages, st->written, snap, st);
+		rc = evict_detach(obj, addr, npages, st->written, snap,
+				  &st->detached);
 	free(snap);
 	if (rc)
 		for_each_run(obj, st->written, npages, addr, mark_run_written);
@@ -304,9 +229,7 @@ static void release(struct ufo_obj *obj, struct chunk_store *st)
 {
 	size_t len = chunk_len(obj, st->idx);
 
-	if (st->detached && st->slot >= 0)
-		hold_give(obj, st->slot);
-	else if (st->detached)
+	if (st->detached)
 		munmap(st->detached, len);
 	if (st->bounce)
 		load_buf_put(obj->ctx, st->bounce, len);
@@ -349,7 +272,6 @@ int scan_store_prepare(struct ufo_obj *obj, uint64_t idx, bool evicting,
 
 	st->idx = idx;
 	st->detached = NULL;
-	st->slot = -1;
 	st->bounce = NULL;
 	st->written = calloc((npages + 63) / 64, sizeof(uint64_t));
 	st->ranges = calloc(npages / 2 + 1, sizeof(*st->ranges));
