@@ -71,8 +71,9 @@ _STAT_FIELDS = ["faults", "wp_faults", "populate_calls", "populate_ns",
                 "writebacks", "writeback_bytes", "writeback_errors", "sigbus",
                 "resident_bytes", "dirty_bytes", "high_watermark",
                 "low_watermark"]
-_STAT_TAIL = ["bytes_moved", "bytes_copied", "pages_recycled",
-              "ios_in_flight", "ios_in_flight_max", "handler_threads"]
+_STAT_TAIL = ["bytes_moved", "bytes_copied", "pages_recycled", "bytes_holes",
+              "ios_in_flight", "ios_in_flight_max", "handler_threads",
+              "writeback_chunk_bytes"]
 _HIST_BUCKETS = 24
 
 

@@ -230,20 +230,24 @@ static void test_dirty_mode(void **state)
 	struct ufo_ctx *ctx;
 	const char *wp = ufo_dirty_mode_name(UFO_DIRTY_WP);
 	const char *hash = ufo_dirty_mode_name(UFO_DIRTY_HASH);
-	int have_wp;
+	int have_wp, have_scan;
+	enum ufo_dirty_mode auto_mode;
 
 	(void)state;
 	assert_non_null(wp);
+	assert_string_equal(ufo_dirty_mode_name(UFO_DIRTY_SCAN), "scan");
 	assert_non_null(hash);
 	assert_true(strlen(wp) > 0 && strlen(hash) > 0);
 	assert_string_not_equal(wp, hash);
 
 	have_wp = t_have_wp();
+	have_scan = t_have_scan();
+	auto_mode = have_wp ? UFO_DIRTY_WP : UFO_DIRTY_HASH;
 	t_config(&cfg, 0, 0, 0);
 	ctx = t_ctx(&cfg);
-	/* AUTO picks write-protect whenever forcing it works. */
-	assert_int_equal(ufo_ctx_dirty_mode(ctx),
-			 have_wp ? UFO_DIRTY_WP : UFO_DIRTY_HASH);
+	/* AUTO picks write-protect, else hash (never scan: its evictions
+	 * cost more), whichever forcing works. */
+	assert_int_equal(ufo_ctx_dirty_mode(ctx), auto_mode);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 
 	cfg.dirty_mode = UFO_DIRTY_HASH;
@@ -253,6 +257,8 @@ static void test_dirty_mode(void **state)
 
 	cfg.dirty_mode = UFO_DIRTY_WP;
 	assert_int_equal(try_create(&cfg), have_wp ? 0 : -ENOTSUP);
+	cfg.dirty_mode = UFO_DIRTY_SCAN;
+	assert_int_equal(try_create(&cfg), have_scan ? 0 : -ENOTSUP);
 
 	/* Environment spelling selects the same modes. */
 	cfg.dirty_mode = UFO_DIRTY_HASH;
@@ -262,10 +268,15 @@ static void test_dirty_mode(void **state)
 		assert_int_equal(ufo_ctx_dirty_mode(ctx), UFO_DIRTY_WP);
 		assert_int_equal(ufo_ctx_destroy(ctx), 0);
 	}
+	if (have_scan) {
+		setenv("UFO_DIRTY_MODE", "scan", 1);
+		ctx = t_ctx(&cfg);
+		assert_int_equal(ufo_ctx_dirty_mode(ctx), UFO_DIRTY_SCAN);
+		assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	}
 	setenv("UFO_DIRTY_MODE", "auto", 1);
 	ctx = t_ctx(&cfg);
-	assert_int_equal(ufo_ctx_dirty_mode(ctx),
-			 have_wp ? UFO_DIRTY_WP : UFO_DIRTY_HASH);
+	assert_int_equal(ufo_ctx_dirty_mode(ctx), auto_mode);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 	t_clear_env();
 }

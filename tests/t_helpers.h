@@ -276,6 +276,21 @@ static inline int t_have_wp(void)
 	return rc == 0;
 }
 
+/* Whether scan mode (WP_ASYNC + PAGEMAP_SCAN, Linux 6.7) can be forced. */
+static inline int t_have_scan(void)
+{
+	struct ufo_config cfg;
+	struct ufo_ctx *ctx = NULL;
+	int rc;
+
+	t_config(&cfg, 0, 0, 0);
+	cfg.dirty_mode = UFO_DIRTY_SCAN;
+	rc = ufo_ctx_create(&cfg, &ctx);
+	if (rc == 0)
+		ufo_ctx_destroy(ctx);
+	return rc == 0;
+}
+
 /* -------------------------------------------------------------- signals */
 
 /*

@@ -269,6 +269,13 @@ static void test_read_only(void **state)
 
 /* A failing writeback: sync returns the error after 1 + retries attempts,
  * the chunk stays dirty and resident, and the next sync succeeds. */
+/* The tests below pin whole-chunk writeback: write-protect where the
+ * kernel has it, else hash.  Scan mode's page ranges are t_dirty_scan's. */
+static enum ufo_dirty_mode chunk_mode(void)
+{
+	return t_have_wp() ? UFO_DIRTY_WP : UFO_DIRTY_HASH;
+}
+
 static void test_writeback_error(void **state)
 {
 	struct ufo_config cfg;
@@ -280,6 +287,7 @@ static void test_writeback_error(void **state)
 	(void)state;
 	wb_init(w);
 	t_config(&cfg, 0, 0, 0);
+	cfg.dirty_mode = chunk_mode();
 	cfg.retries = 2;
 	cfg.retry_delay_ms = 1;
 	ctx = t_ctx(&cfg);
@@ -323,6 +331,7 @@ static void test_evict_writeback_failure(void **state)
 	(void)state;
 	wb_init(w);
 	t_config(&cfg, CHUNK, 3, 2);
+	cfg.dirty_mode = chunk_mode();
 	cfg.log = NULL; /* the failures are logged, as warnings */
 	cfg.log_level = UFO_LOG_ERROR;
 	ctx = t_ctx(&cfg);
@@ -359,6 +368,7 @@ static void test_ctx_destroy_writes_back(void **state)
 	(void)state;
 	wb_init(w);
 	t_config(&cfg, 0, 0, 0);
+	cfg.dirty_mode = chunk_mode();
 	ctx = t_ctx(&cfg);
 	obj = wb_obj(ctx, w, 0);
 	put(w, obj, 5, 9, 0xd5);

@@ -48,9 +48,18 @@ typedef void (*ufo_log_fn)(void *user, enum ufo_log_level level,
 
 /* How writes are detected. */
 enum ufo_dirty_mode {
-	UFO_DIRTY_AUTO = 0, /* write-protect if the kernel has it, else hash */
+	UFO_DIRTY_AUTO = 0, /* write-protect if the kernel has it, else hash
+			     * (never scan: see UFO_DIRTY_SCAN) */
 	UFO_DIRTY_WP = 1,   /* userfaultfd write-protect: a fault on first write */
 	UFO_DIRTY_HASH = 2, /* compare a content hash when a chunk is dropped */
+	/* Asynchronous write-protect (UFFD_FEATURE_WP_ASYNC, Linux 6.7+): no
+	 * fault on any write; sync, eviction and DONTNEED ask the kernel
+	 * (PAGEMAP_SCAN) which pages were written, and only those pages,
+	 * coalesced into ranges, are written back (see ufo_writeback_fn).
+	 * Its evictions cost more (two scans, a hash of every page and an
+	 * mremap per chunk, written or not): chosen for sparse writes to
+	 * large chunks, never by AUTO. */
+	UFO_DIRTY_SCAN = 3,
 };
 
 /* Which resident chunk the evictor drops first. */
@@ -107,7 +116,7 @@ int ufo_parse_size(const char *s, uint64_t *out);
  *   UFO_HIGH_WATERMARK, UFO_LOW_WATERMARK  bytes; suffix K/M/G/T (binary
  *                                          multiples, "iB" or "B" may follow)
  *   UFO_THREADS                            number
- *   UFO_DIRTY_MODE                         auto | wp | hash
+ *   UFO_DIRTY_MODE                         auto | wp | hash | scan
  *   UFO_POLICY                             2q | fifo
  *   UFO_RETRIES, UFO_RETRY_DELAY_MS        number
  *   UFO_LOG_LEVEL                          error | warn | info | debug
@@ -119,7 +128,8 @@ void ufo_config_init(struct ufo_config *cfg);
  * Errors: -EPERM/-EACCES when userfaultfd is refused (the log names
  * vm.unprivileged_userfaultfd), -EINVAL for an invalid configuration
  * (including a malformed UFO_* variable), -ENOSYS without userfaultfd,
- * -ENOTSUP when UFO_DIRTY_WP is forced but unavailable, -ENOMEM. */
+ * -ENOTSUP when UFO_DIRTY_WP or UFO_DIRTY_SCAN is forced but unavailable,
+ * -ENOMEM. */
 int ufo_ctx_create(const struct ufo_config *cfg, struct ufo_ctx **out);
 
 /* Frees every object still alive (writing back dirty chunks), stops the
@@ -150,9 +160,15 @@ typedef int (*ufo_populate_fn)(void *user, uint64_t start, uint64_t end,
 			       void *dst);
 
 /* Persist elements [start, end), whose bytes are at src.  Called for every
- * dirty chunk before its memory is dropped, and by sync, reset and free;
- * while it runs the range is write-protected (writers wait).  Return 0 once
- * the data is safe; on failure the chunk stays dirty and resident. */
+ * dirty chunk before its memory is dropped, and by sync, reset and free.
+ * Return 0 once the data is safe; on failure the chunk stays dirty and
+ * resident.  In UFO_DIRTY_WP and UFO_DIRTY_HASH modes [start, end) is a
+ * whole chunk and, while the call runs, the range is write-protected
+ * (writers wait).  In UFO_DIRTY_SCAN mode it is called once per run of
+ * written pages within a chunk (widened to whole elements, runs in
+ * ascending order, never overlapping), src is a private copy, and writers
+ * go on meanwhile; a failure makes every run of that chunk be offered
+ * again later. */
 typedef int (*ufo_writeback_fn)(void *user, uint64_t start, uint64_t end,
 				const void *src);
 
@@ -430,8 +446,9 @@ int ufo_cluster_repair(struct ufo_cluster *c, const char *name, unsigned flags,
 		       void *user, struct ufo_repair_stats *out);
 
 /* Drops every clean resident chunk of obj (dirty ones stay), so that later
- * touches reload them.  In hash mode, where clean and dirty are told apart
- * only by hashing, changed chunks are written back and dropped too.  0 or
+ * touches reload them.  In hash and scan modes, where clean and dirty are
+ * told apart only when a chunk is dropped, changed chunks are written back
+ * and dropped too.  0 or
  * -errno. */
 int ufo_refresh(struct ufo_obj *obj);
 
@@ -453,7 +470,8 @@ struct ufo_stats {
 	uint64_t writeback_errors;
 	uint64_t sigbus;          /* faulting threads sent SIGBUS */
 	uint64_t resident_bytes;  /* now */
-	uint64_t dirty_bytes;     /* now; 0 in hash mode (unknown until drop) */
+	uint64_t dirty_bytes;     /* now; 0 in hash and scan modes (unknown
+				   * until a sync or drop) */
 	uint64_t high_watermark;  /* context values, repeated for objects */
 	uint64_t low_watermark;
 	/* Time from reading a fault to waking the thread.  Bucket 0 counts
@@ -477,6 +495,12 @@ struct ufo_stats {
 	uint64_t ios_in_flight;
 	uint64_t ios_in_flight_max;
 	uint64_t handler_threads;
+	/* Bytes of the chunks that successful writebacks covered.  Outside
+	 * scan mode a writeback sends its whole chunk and this equals
+	 * writeback_bytes; in scan mode writeback_bytes counts only the
+	 * written pages sent, so writeback_bytes / writeback_chunk_bytes is
+	 * the share of chunk bytes that had to cross to the backend. */
+	uint64_t writeback_chunk_bytes;
 };
 
 /* Snapshot of one object's counters (resident/dirty are the object's). */

@@ -198,6 +198,59 @@ static void test_partial_overwrite(void **state)
 	check_overwrite_on_server();
 }
 
+/* Scan mode sends only written pages: one 8-byte write in each of three
+ * chunks crosses as three pages (plus request headers), not three chunks,
+ * and the server holds the writes and the old data around them. */
+static void test_scan_pages_only(void **state)
+{
+	struct ufo_client_stats before, after;
+	struct ufo_client *c;
+	struct ufo_remote_info info;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	struct ufo_stats s;
+	static uint64_t buf[CHUNK / sizeof(uint64_t)];
+	uint64_t *w;
+
+	(void)state;
+	t_remote_begin();
+	ctx = roundtrip_ctx(UFO_DIRTY_SCAN); /* skips without scan mode */
+	obj = t_remote_obj(ctx, "scan-pages", 4 * CHUNK, CHUNK, 0);
+	w = ufo_body(obj);
+	for (uint64_t i = 0; i < 4 * CHUNK / 8; i++)
+		w[i] = t_value(31, i);
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_remote_status(obj, &before), 0);
+	for (uint64_t k = 1; k < 4; k++)
+		w[k * CHUNK / 8 + k * 700] = ~t_value(31, k * CHUNK / 8 + k * 700);
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_remote_status(obj, &after), 0);
+	s = t_obj_stats(obj);
+	assert_int_equal(s.writeback_bytes, 4 * CHUNK + 3 * 4096);
+	assert_true(after.bytes_out - before.bytes_out < 4 * 4096);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+
+	c = t_client();
+	assert_int_equal(ufo_client_stat(c, "scan-pages", &info), 0);
+	for (uint64_t k = 0; k < 4; k++) {
+		assert_int_equal(ufo_client_read(c, info.id, k * CHUNK, buf,
+						 CHUNK), 0);
+		for (uint64_t i = 0; i < CHUNK / 8; i++) {
+			uint64_t g = k * CHUNK / 8 + i;
+			uint64_t want = k && i == k * 700 ? ~t_value(31, g)
+							  : t_value(31, g);
+
+			if (buf[i] != want)
+				fail_msg("word %llu: %#llx, want %#llx",
+					 (unsigned long long)g,
+					 (unsigned long long)buf[i],
+					 (unsigned long long)want);
+		}
+	}
+	ufo_client_close(c);
+}
+
 /*
  * Remote writebacks run several at once (engine/writeback.c, WRITEBACK_WIDTH) while
  * threads keep writing: each thread owns the words i % WRITERS == t and
@@ -285,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_auto),
 		cmocka_unit_test(test_roundtrip_hash),
 		cmocka_unit_test(test_partial_overwrite),
+		cmocka_unit_test(test_scan_pages_only),
 		cmocka_unit_test(test_parallel_writeback),
 	};
 

@@ -33,6 +33,11 @@
 struct ufo_obj;
 struct ufo_ctx;
 
+/* Bytes [off, off + len) of an io's buffer, whole elements. */
+struct ufo_range {
+	size_t off, len;
+};
+
 /*
  * One fetch or store of elements [start, end) of obj: len bytes at buf.
  * The engine fills the first part and owns the io; a backend may use
@@ -46,6 +51,12 @@ struct ufo_io {
 	void *buf;            /* fetch: filled; store: read, unchanged until
 			       * the io completes (write-protected) */
 	size_t len;           /* (end - start) * elem_size bytes */
+	/* A store of only some bytes (scan mode, to a backend with
+	 * partial_stores): nranges ranges, ascending and disjoint, and only
+	 * they are to be written (the rest of buf is undefined).  nranges 0:
+	 * all of [start, end). */
+	const struct ufo_range *ranges;
+	unsigned nranges;
 	unsigned attempt;     /* 0 for the first submission */
 	uint64_t tag;         /* the backend's, across attempts (0 at first) */
 	/* Set by a fetch's backend when the range holds no data where it
@@ -86,6 +97,9 @@ struct ufo_backend_ops {
 	 * (remote, cluster) leave it false: their loads never make a handler
 	 * busy, so no handler is ever started for them. */
 	bool blocking;
+	/* Stores may carry ranges (ufo_io.ranges): only written pages are
+	 * sent.  Without it a store is always the whole [start, end). */
+	bool partial_stores;
 	/* The retry policy of obj's failed attempts. */
 	void (*retry)(const struct ufo_obj *obj, struct ufo_retry *out);
 	/* Releases obj->backend_data (may be NULL: nothing to release). */

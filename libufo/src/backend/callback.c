@@ -23,6 +23,28 @@ static int callback_rc(int rc)
 	return rc < 0 && rc > -4096 ? rc : -EIO;
 }
 
+/* A store with ranges (scan mode) calls writeback once per range, in
+ * order, stopping at the first failure: the application's function keeps
+ * its signature, and a range of whole elements is what it already takes
+ * (the last chunk's is short).  The engine retries the whole store. */
+static int cb_store(struct ufo_obj *obj, const struct callback *cb,
+		    const struct ufo_io *io)
+{
+	size_t es = ufo_elem_size(obj);
+	int rc = 0;
+
+	if (!io->nranges)
+		return cb->writeback(cb->user, io->start, io->end, io->buf);
+	for (unsigned i = 0; i < io->nranges && !rc; i++) {
+		const struct ufo_range *r = &io->ranges[i];
+
+		rc = cb->writeback(cb->user, io->start + r->off / es,
+				   io->start + (r->off + r->len) / es,
+				   (const char *)io->buf + r->off);
+	}
+	return rc;
+}
+
 /* Runs the application's populate (fetch) or writeback (store) right here,
  * on the submitting thread: it may block, and may touch other UFOs (the
  * engine counts the thread busy meanwhile, for its watchdog).  Without a
@@ -35,7 +57,7 @@ static void cb_submit(struct ufo_obj *obj, struct ufo_io *io)
 	if (!io->store)
 		rc = cb->populate(cb->user, io->start, io->end, io->buf);
 	else if (cb->writeback)
-		rc = cb->writeback(cb->user, io->start, io->end, io->buf);
+		rc = cb_store(obj, cb, io);
 	io_complete(io, rc ? callback_rc(rc) : 0);
 }
 
@@ -68,6 +90,7 @@ static const struct ufo_backend_ops callback_backend = {
 	.name = "callback",
 	.submit = cb_submit,
 	.blocking = true,
+	.partial_stores = true,
 	.retry = cb_retry,
 	.close = cb_close,
 };

@@ -8,6 +8,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,18 @@ struct remote_req {
 	struct wire_io w;
 	struct wire_read_reply rr; /* a READ asking for holes */
 	struct ufo_io *io;
+	struct remote_multi *multi; /* a piece of a ranged store, or NULL */
+};
+
+/* A ranged store (scan mode): one WRITE per range, all in flight at once,
+ * the same requests as any write, so every server version takes them.
+ * The io completes when the last piece is answered, with the first
+ * error. */
+struct remote_multi {
+	_Atomic unsigned left;
+	_Atomic int err;
+	struct ufo_io *io;
+	struct remote_req rq[];
 };
 
 /* The answer of a READ that asked for holes: a hole (no data after the
@@ -105,10 +118,45 @@ static int remote_read_holes(struct remote_req *rq)
 
 static void remote_submit_blocking(struct remote *r, struct ufo_io *io);
 
+static void remote_log_refusal(struct ufo_io *io, struct client_req *q, int err)
+{
+	if (err && q->errmsg[0])
+		log_warn(obj_ctx(io->obj), "%s: the server says: %s",
+			 ((struct remote *)obj_backend_data(io->obj))->name,
+			 q->errmsg);
+}
+
+/* One piece of a ranged store answered.  A connection that was down
+ * (-ENOTCONN) sends the whole store again from an I/O worker, which
+ * connects; the pieces already written are written again, unchanged. */
+static void remote_piece_done(struct remote_req *rq, int err)
+{
+	struct remote_multi *m = rq->multi;
+	struct ufo_io *io = m->io;
+	int none = 0;
+
+	remote_log_refusal(io, &rq->q, err);
+	if (err)
+		atomic_compare_exchange_strong(&m->err, &none, err);
+	if (atomic_fetch_sub(&m->left, 1) != 1)
+		return;
+	err = atomic_load(&m->err);
+	free(m);
+	if (err == -ENOTCONN)
+		remote_submit_blocking(obj_backend_data(io->obj), io);
+	else
+		io_complete(io, err);
+}
+
 static void remote_req_done(struct client_req *q, int err)
 {
 	struct remote_req *rq = ufo_container_of(q, struct remote_req, q);
 	struct ufo_io *io = rq->io;
+
+	if (rq->multi) {
+		remote_piece_done(rq, err);
+		return;
+	}
 
 	if (err == -ENOTCONN) {
 		/* The connection is down: connecting may take the whole
@@ -120,10 +168,7 @@ static void remote_req_done(struct client_req *q, int err)
 	if (!err && !io->store)
 		err = q->k.fixed_len ? remote_read_holes(rq)
 				     : q->k.data_len == io->len ? 0 : -EPROTO;
-	if (err && q->errmsg[0])
-		log_warn(obj_ctx(io->obj), "%s: the server says: %s",
-			 ((struct remote *)obj_backend_data(io->obj))->name,
-			 q->errmsg);
+	remote_log_refusal(io, q, err);
 	free(rq);
 	io_complete(io, err);
 }
@@ -137,6 +182,7 @@ static void remote_submit_async(struct remote *r, struct ufo_io *io)
 		return;
 	}
 	rq->io = io;
+	rq->multi = NULL;
 	rq->q = (struct client_req){ .done = remote_req_done,
 				     .no_connect = true };
 	client_io_prepare(&rq->q.k, &rq->w, io->store, r->id, io->start,
@@ -151,6 +197,43 @@ static void remote_submit_async(struct remote *r, struct ufo_io *io)
 	client_submit(r->cl, &rq->q);
 }
 
+static void remote_submit_ranges(struct remote *r, struct ufo_io *io)
+{
+	unsigned n = io->nranges;
+	struct remote_multi *m = calloc(1, sizeof(*m) + n * sizeof(m->rq[0]));
+
+	if (!m) {
+		io_complete(io, -ENOMEM);
+		return;
+	}
+	m->io = io;
+	atomic_init(&m->err, 0);
+	atomic_init(&m->left, n);
+	/* Once the last piece is sent m may be gone: nothing reads it after. */
+	for (unsigned i = 0; i < n; i++) {
+		struct remote_req *rq = &m->rq[i];
+		const struct ufo_range *g = &io->ranges[i];
+
+		rq->io = io;
+		rq->multi = m;
+		rq->q = (struct client_req){ .done = remote_req_done,
+					     .no_connect = true };
+		client_io_prepare(&rq->q.k, &rq->w, true, r->id,
+				  io->start + g->off, (char *)io->buf + g->off,
+				  g->len);
+		client_submit(r->cl, &rq->q);
+	}
+}
+
+/* Whether every range of a ranged store fits one request. */
+static bool ranges_fit(const struct ufo_io *io)
+{
+	for (unsigned i = 0; i < io->nranges; i++)
+		if (io->ranges[i].len > WIRE_MAX_IO)
+			return false;
+	return true;
+}
+
 /* ---- one-sided (RDMA), larger than one request, or needing a connect:
  * blocking, on an I/O worker, never on a handler. */
 
@@ -160,15 +243,31 @@ struct remote_job {
 	struct ufo_io *io;
 };
 
+/* A store of some ranges of a chunk (scan mode): one WRITE at its offset
+ * per range (or per WIRE_MAX_IO piece), the same requests as any write,
+ * so servers of every protocol version take them. */
+static int remote_store_ranges(struct remote *r, const struct ufo_io *io)
+{
+	bool hole;
+	int err = 0;
+
+	for (unsigned i = 0; i < io->nranges && !err; i++)
+		err = remote_io(r, true, io->start + io->ranges[i].off,
+				(char *)io->buf + io->ranges[i].off,
+				io->ranges[i].len, &hole);
+	return err;
+}
+
 static void remote_job_run(struct ufo_job *job)
 {
 	struct remote_job *rj = ufo_container_of(job, struct remote_job, job);
 	struct ufo_io *io = rj->io;
 	bool hole;
-	int err = remote_io(rj->r, io->store, io->start, io->buf, io->len,
-			    &hole);
+	int err = io->nranges ? remote_store_ranges(rj->r, io)
+		  : remote_io(rj->r, io->store, io->start, io->buf, io->len,
+			      &hole);
 
-	if (!err && hole)
+	if (!err && !io->nranges && hole)
 		io->hole = true;
 	free(rj);
 	io_complete(io, err);
@@ -190,7 +289,11 @@ static void remote_submit(struct ufo_obj *obj, struct ufo_io *io)
 {
 	struct remote *r = obj_backend_data(obj);
 
-	if (!client_one_sided(r->cl) && io->len <= WIRE_MAX_IO)
+	if (client_one_sided(r->cl))
+		remote_submit_blocking(r, io);
+	else if (io->nranges && ranges_fit(io))
+		remote_submit_ranges(r, io);
+	else if (!io->nranges && io->len <= WIRE_MAX_IO)
 		remote_submit_async(r, io);
 	else
 		remote_submit_blocking(r, io);
@@ -238,6 +341,7 @@ static int remote_server_status(const struct ufo_obj *obj, unsigned i,
 static const struct ufo_backend_ops remote_backend = {
 	.name = "remote",
 	.submit = remote_submit,
+	.partial_stores = true,
 	.retry = remote_retry,
 	.close = remote_close,
 	.remote_name = remote_name,

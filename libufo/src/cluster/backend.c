@@ -98,6 +98,10 @@ static int cluster_server_status(const struct ufo_obj *obj, unsigned i,
 				 struct ufo_client_stats *out);
 static const char *cluster_name(const struct ufo_obj *obj);
 
+/* No partial_stores: versions are per block, and a block written in part
+ * would carry a new version over bytes this client did not send, taken
+ * from whatever copy each home held.  In scan mode a replicated object
+ * therefore stores whole chunks, as in the other modes. */
 static const struct ufo_backend_ops cluster_backend = {
 	.name = "cluster",
 	.submit = cluster_submit,

@@ -21,7 +21,8 @@ static const unsigned allowed[CHUNK_NSTATES] = {
 	/* fetched (clean, or dirty when a write was waiting), or failed */
 	[CHUNK_FETCHING] = BIT(CHUNK_CLEAN) | BIT(CHUNK_DIRTY) |
 			   BIT(CHUNK_ABSENT),
-	/* WRITEBACK from CLEAN: hash mode, where writes leave no trace */
+	/* WRITEBACK from CLEAN: hash and scan modes, where writes leave no
+	 * trace in the chunk's state */
 	[CHUNK_CLEAN] = BIT(CHUNK_DIRTY) | BIT(CHUNK_EVICTING) |
 			BIT(CHUNK_WRITEBACK),
 	[CHUNK_DIRTY] = BIT(CHUNK_WRITEBACK) | BIT(CHUNK_EVICTING),

@@ -84,7 +84,7 @@ static int parse_name(const char *s, const char *const *names, unsigned n,
 	return -EINVAL;
 }
 
-static const char *const mode_names[] = { "auto", "wp", "hash" };
+static const char *const mode_names[] = { "auto", "wp", "hash", "scan" };
 static const char *const policy_names[] = { "default", "2q", "fifo" };
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -114,7 +114,7 @@ static int env_one(const struct ufo_ctx *ctx, const char *var,
 	else if (!strcmp(var, "UFO_RETRY_DELAY_MS"))
 		rc = parse_uint(v, &cfg->retry_delay_ms);
 	else if (!strcmp(var, "UFO_DIRTY_MODE") &&
-		 !(rc = parse_name(v, mode_names, 3, &e)))
+		 !(rc = parse_name(v, mode_names, 4, &e)))
 		cfg->dirty_mode = (enum ufo_dirty_mode)e;
 	else if (!strcmp(var, "UFO_POLICY") &&
 		 !(rc = parse_name(v, policy_names, 3, &e)))
@@ -156,7 +156,7 @@ int config_finish(struct ufo_config *cfg)
 		cfg->threads = DEFAULT_THREADS;
 	if (cfg->low_watermark > cfg->high_watermark ||
 	    cfg->threads > UFO_MAX_THREADS ||
-	    (unsigned)cfg->dirty_mode > UFO_DIRTY_HASH ||
+	    (unsigned)cfg->dirty_mode > UFO_DIRTY_SCAN ||
 	    (unsigned)cfg->policy > UFO_POLICY_FIFO ||
 	    (unsigned)cfg->log_level > UFO_LOG_DEBUG || cfg->retries > 100)
 		return -EINVAL;

@@ -79,7 +79,8 @@ struct ufo_counters {
 	_Atomic uint64_t faults, wp_faults, populate_calls, populate_ns,
 		populate_errors, bytes_loaded, bytes_moved, bytes_copied,
 		bytes_holes, pages_recycled, prefetches, evictions,
-		writebacks, writeback_bytes, writeback_errors, sigbus;
+		writebacks, writeback_bytes, writeback_chunk_bytes,
+		writeback_errors, sigbus;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
 	_Atomic uint64_t lat_sum_ns; /* the histogram's sum, for /metrics */
@@ -116,7 +117,11 @@ struct ufo_obj {
 	uint64_t nchunks;
 	unsigned flags;     /* UFO_READ_ONLY, UFO_HUGE */
 	size_t page;        /* the body's page size: installs are whole pages */
-	bool wp;            /* installed write-protected, dirty via WP faults */
+	bool wp;            /* installed write-protected: dirty found by WP
+			     * faults, or by scans when scan is set */
+	bool scan;          /* scan mode: writes make no fault (WP_ASYNC);
+			     * chunks stay CLEAN and PAGEMAP_SCAN tells
+			     * which pages were written (scan.c) */
 	const struct ufo_backend_ops *backend;
 	void *backend_data;
 
@@ -240,6 +245,7 @@ struct uffd_info {
 	bool wp;          /* write-protect usable on anonymous memory */
 	bool move;        /* UFFDIO_MOVE (Linux 6.8); UFO_NO_MOVE=1 turns
 			   * it off, for comparison */
+	bool scan;        /* WP_ASYNC granted and PAGEMAP_SCAN answers */
 };
 
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out);
@@ -265,6 +271,19 @@ int uffd_move(int fd, void *dst, void *src, size_t len, bool wake,
 int uffd_wake(int fd, void *addr, size_t len);
 /* 1 when the page at addr is present, 0 when not, or -errno. */
 int page_present(int pagemap_fd, const void *addr);
+int uffd_scan_written(int pagemap_fd, char *addr, size_t len,
+		      size_t page_size, bool protect, uint64_t *bits);
+
+/* Bitmaps of pages within a chunk (scan mode). */
+static inline void bits_set(uint64_t *bits, size_t i)
+{
+	bits[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static inline bool bits_test(const uint64_t *bits, size_t i)
+{
+	return bits[i / 64] >> (i % 64) & 1;
+}
 
 /* ---------------------------------------------------------------- context */
 
@@ -459,6 +478,14 @@ struct chunk_store {
 	uint64_t idx;
 	enum chunk_state was;
 	uint64_t hash;    /* hash mode: the content being saved */
+	/* Scan mode (scan.c): the written pages (a bitmap), the byte ranges
+	 * stored (io.ranges), and the copy io.buf points to: the chunk's
+	 * own pages moved out of the object (eviction) or a buffer of the
+	 * written ranges (sync). */
+	uint64_t *written;
+	struct ufo_range *ranges;
+	char *detached;
+	void *bounce;
 	/* Runs once the store is over (err 0: durable), on any thread. */
 	void (*then)(struct chunk_store *st, int err);
 	void *arg;
@@ -466,10 +493,22 @@ struct chunk_store {
 /* Starts persisting chunk idx if it holds unsaved writes; the chunk is in
  * WRITEBACK or EVICTING and `was` is its state before.  In WP mode the
  * range is write-protected first, so the bytes handed to the backend
- * cannot change while the store runs.  Returns 1 when started (st->then
+ * cannot change while the store runs; scan mode hands over a copy of the
+ * written pages instead (scan.c).  Returns 1 when started (st->then
  * follows), 0 when there is nothing to save, or -errno. */
 int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
 		      enum chunk_state was, struct chunk_store *st);
+/* scan.c: the store of chunk idx in scan mode, for chunk_store_start:
+ * 1 when written pages were found and st->io is ready to submit, 0 when
+ * none, or -errno (the written pages are marked written again).  The
+ * chunk is EVICTING (its pages are moved out first) or WRITEBACK. */
+int scan_store_prepare(struct ufo_obj *obj, uint64_t idx, bool evicting,
+		       struct chunk_store *st);
+/* After the store: releases what prepare took; a failed store (err) puts
+ * the pages back and marks the unsaved ones written again.  Any thread,
+ * before st->then. */
+void scan_store_finish(struct ufo_obj *obj, struct chunk_store *st, int err);
+
 /* After a failed store the chunk goes back to `was`, writable again if it
  * was dirty (which also wakes writers parked meanwhile).  obj->lock held. */
 void chunk_store_failed(struct ufo_obj *obj, struct ufo_chunk *c,

@@ -318,8 +318,9 @@ int evict_range(struct ufo_obj *obj, uint64_t first, uint64_t last)
 
 int evict_clean(struct ufo_obj *obj)
 {
-	/* In hash mode "clean" is unknown until hashed: a changed chunk is
-	 * written back before it is dropped, as on any eviction. */
+	/* In hash and scan modes "clean" is unknown until hashed or scanned:
+	 * a changed chunk is written back before it is dropped, as on any
+	 * eviction. */
 	return sweep_range(obj, 0, obj->nchunks - 1, true);
 }
 

@@ -204,7 +204,9 @@ static int obj_init(struct ufo_ctx *ctx, const struct ufo_params *p,
 	/* Huge pages: dirty chunks by hash (see UFO_HUGE in ufo.h). */
 	hash = !(p->flags & UFO_READ_ONLY) &&
 	       (ctx->cfg.dirty_mode == UFO_DIRTY_HASH || (p->flags & UFO_HUGE));
-	obj->wp = ctx->cfg.dirty_mode == UFO_DIRTY_WP && !hash &&
+	obj->scan = ctx->cfg.dirty_mode == UFO_DIRTY_SCAN && !hash &&
+		    !(p->flags & UFO_READ_ONLY);
+	obj->wp = (ctx->cfg.dirty_mode == UFO_DIRTY_WP || obj->scan) && !hash &&
 		  !(p->flags & UFO_READ_ONLY);
 	obj->chunks = calloc(obj->nchunks, sizeof(*obj->chunks));
 	if (!obj->chunks)

@@ -36,6 +36,7 @@ void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
 	out->evictions = LOAD(evictions);
 	out->writebacks = LOAD(writebacks);
 	out->writeback_bytes = LOAD(writeback_bytes);
+	out->writeback_chunk_bytes = LOAD(writeback_chunk_bytes);
 	out->writeback_errors = LOAD(writeback_errors);
 	out->sigbus = LOAD(sigbus);
 	/* The two gauges are updated separately from the events that move

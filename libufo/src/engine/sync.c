@@ -13,8 +13,9 @@ static bool needs_sync(const struct ufo_obj *obj, const struct ufo_chunk *c)
 {
 	if (obj->flags & UFO_READ_ONLY)
 		return false;
-	/* Hash mode cannot tell clean from dirty without hashing. */
-	return c->state == CHUNK_DIRTY || (!obj->wp && c->state == CHUNK_CLEAN);
+	/* Hash and scan modes tell clean from dirty only by looking. */
+	return c->state == CHUNK_DIRTY ||
+	       ((!obj->wp || obj->scan) && c->state == CHUNK_CLEAN);
 }
 
 /* Stores of one sync in flight at most: enough to keep a server's group
@@ -44,7 +45,7 @@ static void chunk_sync_end(struct ufo_obj *obj, uint64_t idx,
 	pthread_mutex_lock(&obj->lock);
 	if (rc) {
 		chunk_set_state(obj, c, was);
-		if (obj->wp)
+		if (obj->wp && was == CHUNK_DIRTY)
 			chunk_unprotect_locked(obj, idx);
 	} else if (c->flags & CHUNK_F_WRITE_WAITING) {
 		/* A write arrived during the store: it is a new write. */

@@ -86,6 +86,37 @@ struct uffdio_move {
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
+/* Linux 6.7: asynchronous write-protect and the PAGEMAP_SCAN ioctl of
+ * /proc/PID/pagemap.  Older headers lack them; the ABI is fixed. */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WRITTEN (1 << 1)
+struct page_region {
+	__u64 start;
+	__u64 end;
+	__u64 categories;
+};
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+struct pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end;
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
 static int api_handshake(int fd, uint64_t want, uint64_t *got)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = want };
@@ -118,6 +149,41 @@ static bool probe_wp(int fd, size_t page)
 	return ok;
 }
 
+/* PAGEMAP_SCAN answers on this kernel: a scan of one unmapped page finds
+ * nothing instead of failing with ENOTTY. */
+static bool probe_pagemap_scan(int pagemap_fd, size_t page)
+{
+	void *p = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	struct page_region r;
+	struct pm_scan_arg a = {
+		.size = sizeof(a), .start = (uintptr_t)p,
+		.end = (uintptr_t)p + page, .vec = (uintptr_t)&r, .vec_len = 1,
+		.category_mask = PAGE_IS_WRITTEN,
+		.return_mask = PAGE_IS_WRITTEN,
+	};
+	bool ok;
+
+	if (p == MAP_FAILED)
+		return false;
+	ok = ioctl(pagemap_fd, PAGEMAP_SCAN, &a) >= 0;
+	munmap(p, page);
+	return ok;
+}
+
+/* Scan mode is usable when it is asked for and the kernel offers
+ * asynchronous write-protect and PAGEMAP_SCAN.  WP_ASYNC changes every
+ * write-protected range of the descriptor, so it is requested only then: a
+ * context in WP mode keeps its write faults.  AUTO does not pick scan mode
+ * (see ctx_choose_mode). */
+static bool want_scan(const struct ufo_ctx *ctx, uint64_t avail)
+{
+	return ctx->cfg.dirty_mode == UFO_DIRTY_SCAN &&
+	       (avail & UFFD_FEATURE_WP_ASYNC) &&
+	       (avail & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+	       probe_pagemap_scan(ctx->pagemap_fd, ctx->page_size);
+}
+
 int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 {
 	uint64_t avail = 0, want = UFFD_FEATURE_THREAD_ID, got = 0;
@@ -139,6 +205,8 @@ int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 	if (avail & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
 		want |= UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	want |= avail & UFFD_FEATURE_MOVE;
+	if (want_scan(ctx, avail))
+		want |= UFFD_FEATURE_WP_ASYNC;
 	fd = open_raw(ctx, &user_only);
 	if (fd < 0)
 		return fd;
@@ -151,6 +219,7 @@ int uffd_open(struct ufo_ctx *ctx, struct uffd_info *out)
 	out->wp = (want & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
 		  probe_wp(fd, ctx->page_size);
 	out->move = (got & UFFD_FEATURE_MOVE) && !getenv("UFO_NO_MOVE");
+	out->scan = out->wp && (got & UFFD_FEATURE_WP_ASYNC);
 	return 0;
 }
 
@@ -293,4 +362,44 @@ int uffd_move(int fd, void *dst, void *src, size_t len, bool wake,
 	}
 	*moved = done;
 	return rc;
+}
+
+/*
+ * Finds the pages of [addr, addr + len) written since they were last
+ * write-protected and, with protect, write-protects them again in the same
+ * walk: the kernel tests and re-protects each page under its page-table
+ * lock, so a write is either seen by this scan (it came before) or leaves
+ * the page written for the next one (it came after); none falls between.
+ * Sets bit (page - addr) / page_size in bits for each written page.
+ * Returns 0 or -errno.
+ */
+int uffd_scan_written(int pagemap_fd, char *addr, size_t len,
+		      size_t page_size, bool protect, uint64_t *bits)
+{
+	struct page_region r[32];
+	uintptr_t start = (uintptr_t)addr, end = start + len;
+
+	while (start < end) {
+		struct pm_scan_arg a = {
+			.size = sizeof(a), .start = start, .end = end,
+			.vec = (uintptr_t)r, .vec_len = UFO_ARRAY_SIZE(r),
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		long n;
+
+		if (protect)
+			a.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+		n = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++)
+			for (uintptr_t p = r[i].start; p < r[i].end; p += page_size)
+				bits_set(bits, (p - (uintptr_t)addr) / page_size);
+		/* A full vector stops the walk early: go on from there. */
+		if (a.walk_end <= start)
+			return -EIO;
+		start = a.walk_end;
+	}
+	return 0;
 }

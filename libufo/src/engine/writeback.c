@@ -10,6 +10,8 @@
  *   and reload the chunk with their write applied after the reload.
  * So a write racing with eviction is never lost (DESIGN invariant 1).  In
  * hash mode there is no write protection and that race is not covered.
+ * Scan mode finds the written pages and keeps that promise its own way
+ * (scan.c).
  */
 #include <errno.h>
 
@@ -23,11 +25,18 @@ static void store_done(struct ufo_io *io, int err)
 	struct ufo_obj *obj = io->obj;
 
 	if (!err) {
-		if (!obj->wp)
+		size_t sent = io->nranges ? 0 : io->len;
+
+		for (unsigned i = 0; i < io->nranges; i++)
+			sent += io->ranges[i].len;
+		if (obj->hashes)
 			obj->hashes[st->idx] = st->hash;
 		STAT_ADD(obj, writebacks, 1);
-		STAT_ADD(obj, writeback_bytes, io->len);
+		STAT_ADD(obj, writeback_bytes, sent);
+		STAT_ADD(obj, writeback_chunk_bytes, io->len);
 	}
+	if (obj->scan)
+		scan_store_finish(obj, st, err);
 	st->then(st, err);
 }
 
@@ -43,6 +52,21 @@ int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
 
 	if (obj->flags & UFO_READ_ONLY)
 		return 0;
+	st->idx = idx;
+	st->was = was;
+	st->hash = 0;
+	st->io = (struct ufo_io){ .obj = obj, .store = true, .buf = addr,
+				  .done = store_done };
+	chunk_elems(obj, idx, &st->io.start, &st->io.end);
+	st->io.len = (size_t)(st->io.end - st->io.start) * obj->elem_size;
+	if (obj->scan) {
+		rc = scan_store_prepare(obj, idx,
+					obj->chunks[idx].state == CHUNK_EVICTING,
+					st);
+		if (rc == 1)
+			io_submit(&st->io);
+		return rc;
+	}
 	if (obj->wp) {
 		if (was != CHUNK_DIRTY)
 			return 0;
@@ -54,13 +78,7 @@ int chunk_store_start(struct ufo_obj *obj, uint64_t idx,
 		if (h == obj->hashes[idx])
 			return 0;
 	}
-	st->idx = idx;
-	st->was = was;
 	st->hash = h;
-	st->io = (struct ufo_io){ .obj = obj, .store = true, .buf = addr,
-				  .done = store_done };
-	chunk_elems(obj, idx, &st->io.start, &st->io.end);
-	st->io.len = (size_t)(st->io.end - st->io.start) * obj->elem_size;
 	io_submit(&st->io);
 	return 1;
 }
