@@ -55,10 +55,12 @@ enum ufo_dirty_mode {
 
 /* Which resident chunk the evictor drops first. */
 enum ufo_policy {
-	UFO_POLICY_DEFAULT = 0, /* = UFO_POLICY_2Q */
+	UFO_POLICY_DEFAULT = 0, /* = UFO_POLICY_MQ */
 	UFO_POLICY_2Q = 1,      /* scan-resistant: probation FIFO + protected
 				 * FIFO, promotion fed by refault history */
 	UFO_POLICY_FIFO = 2,    /* plain first-in first-out, for comparison */
+	UFO_POLICY_MQ = 3,      /* queues by refault count: scan- and
+				 * loop-resistant, frequency-aware */
 };
 
 struct ufo_config {
@@ -108,7 +110,7 @@ int ufo_parse_size(const char *s, uint64_t *out);
  *                                          multiples, "iB" or "B" may follow)
  *   UFO_THREADS                            number
  *   UFO_DIRTY_MODE                         auto | wp | hash
- *   UFO_POLICY                             2q | fifo
+ *   UFO_POLICY                             mq | 2q | fifo
  *   UFO_RETRIES, UFO_RETRY_DELAY_MS        number
  *   UFO_LOG_LEVEL                          error | warn | info | debug
  *   UFO_MONITOR                            ADDR:PORT, or "off" */

@@ -54,11 +54,10 @@ enum {
 	CHUNK_F_WRITE_WAITING = 1 << 0,
 	/* A fault arrived while EVICTING; wake the range once it is ABSENT. */
 	CHUNK_F_WAKE_WAITING = 1 << 1,
-	/* Has been evicted at least once: evicted_at is meaningful. */
+	/* Dropped and not queued since: evicted_at is meaningful, and the
+	 * next policy_insert is a refault (policy.c consumes the flag). */
 	CHUNK_F_EVICTED = 1 << 2,
 };
-
-enum policy_queue { QUEUE_NONE = 0, QUEUE_PROBATION, QUEUE_PROTECTED };
 
 struct ufo_obj;
 
@@ -69,8 +68,8 @@ struct ufo_chunk {
 	uint32_t evicted_at; /* ctx->evict_seq when last evicted */
 	uint8_t state;       /* enum chunk_state; obj->lock */
 	uint8_t flags;       /* CHUNK_F_*; obj->lock */
-	uint8_t queue;       /* enum policy_queue; ctx->policy_lock */
-	uint8_t pad;
+	uint8_t queue;       /* 0, or 1 + index in ctx->queues; policy_lock */
+	uint8_t level;       /* MQ's refault count; ctx->policy_lock */
 };
 
 /* ------------------------------------------------------------- statistics */
@@ -207,21 +206,27 @@ static inline bool chunk_is_resident(const struct ufo_chunk *c)
 
 /* ----------------------------------------------------------------- policy */
 
+/* Queues a policy may use (MQ uses all, one per refault level). */
+#define POLICY_QUEUES 32
+/* insert's distance for a chunk not dropped since it was last queued. */
+#define POLICY_NOT_EVICTED UINT32_MAX
+
 /*
- * Eviction order.  All ops run under ctx->policy_lock.  insert is told
- * whether the chunk was evicted recently (refault) and whether its object is
- * being scanned sequentially.
+ * Eviction order.  All ops run under ctx->policy_lock.  insert is told the
+ * refault distance (evictions since the chunk was dropped, or
+ * POLICY_NOT_EVICTED) and whether its object is being scanned sequentially.
  */
 struct ufo_policy_ops {
 	const char *name;
-	void (*insert)(struct ufo_ctx *ctx, struct ufo_chunk *c, bool refault,
-		       bool sequential);
+	void (*insert)(struct ufo_ctx *ctx, struct ufo_chunk *c,
+		       uint32_t distance, bool sequential);
 	void (*remove)(struct ufo_ctx *ctx, struct ufo_chunk *c);
 	/* Unlinks and returns the next victim, or NULL when none is queued. */
 	struct ufo_chunk *(*pick)(struct ufo_ctx *ctx);
 };
 
-extern const struct ufo_policy_ops ufo_policy_2q, ufo_policy_fifo;
+extern const struct ufo_policy_ops ufo_policy_mq, ufo_policy_2q,
+	ufo_policy_fifo;
 
 struct chunk_list {
 	struct ufo_chunk *head, *tail;
@@ -330,7 +335,8 @@ struct ufo_ctx {
 	/* Eviction policy. */
 	pthread_mutex_t policy_lock;
 	const struct ufo_policy_ops *policy;
-	struct chunk_list probation, protected_;
+	struct chunk_list queues[POLICY_QUEUES];
+	uint64_t queued;      /* chunks in all queues */
 	uint32_t evict_seq;   /* chunks evicted so far (wraps) */
 
 	struct ufo_counters stats;
