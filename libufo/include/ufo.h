@@ -470,6 +470,18 @@ struct ufo_stats {
 	uint64_t ios_in_flight;
 	uint64_t ios_in_flight_max;
 	uint64_t handler_threads;
+	/* Readahead (part of prefetches): chunks it loaded, and of those the
+	 * ones used later: passed by the scan that asked for them while
+	 * still resident, or faulted on while loading ("late", a fault that
+	 * waited less).  Accuracy is used / chunks, coverage the faults
+	 * avoided (used - late) over the faults there would have been
+	 * without readahead (avoided + faults), both in parts per thousand
+	 * (0 when nothing was loaded). */
+	uint64_t readahead_chunks;
+	uint64_t readahead_used;
+	uint64_t readahead_late;
+	uint64_t readahead_accuracy_pm;
+	uint64_t readahead_coverage_pm;
 };
 
 /* Snapshot of one object's counters (resident/dirty are the object's). */

@@ -57,6 +57,13 @@ enum {
 	/* Dropped and not queued since: evicted_at is meaningful, and the
 	 * next policy_insert is a refault (policy.c consumes the flag). */
 	CHUNK_F_EVICTED = 1 << 2,
+	/* Loaded by readahead and not known to be touched yet: counted used
+	 * when its stream's scan passes it (readahead.c); an eviction
+	 * clears it, uncounted. */
+	CHUNK_F_READAHEAD = 1 << 3,
+	/* A demand fault arrived while the chunk was FETCHING: a readahead
+	 * load that ends then was used, late (load.c). */
+	CHUNK_F_DEMANDED = 1 << 4,
 };
 
 struct ufo_obj;
@@ -78,7 +85,8 @@ struct ufo_counters {
 	_Atomic uint64_t faults, wp_faults, populate_calls, populate_ns,
 		populate_errors, bytes_loaded, bytes_moved, bytes_copied,
 		bytes_holes, pages_recycled, prefetches, evictions,
-		writebacks, writeback_bytes, writeback_errors, sigbus;
+		writebacks, writeback_bytes, writeback_errors, sigbus,
+		readahead_chunks, readahead_used, readahead_late;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
 	_Atomic uint64_t lat_sum_ns; /* the histogram's sum, for /metrics */
@@ -96,6 +104,29 @@ struct ufo_counters {
 
 void stats_record_latency(struct ufo_obj *obj, uint64_t ns);
 void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out);
+
+/* -------------------------------------------------------------- readahead */
+
+/* Streams of faults readahead follows per object, and the deltas between
+ * a stream's faults its trend is voted from (readahead.c). */
+#define RA_STREAMS 4
+#define RA_HISTORY 8
+
+struct ra_stream {
+	uint64_t last;    /* chunk of the stream's latest demand fault */
+	uint64_t next;    /* first chunk along the trend not queued yet */
+	int64_t delta[RA_HISTORY]; /* latest deltas between its faults (ring) */
+	unsigned ndelta, head;
+	int64_t trend;    /* the majority delta, 0 while there is none */
+	unsigned window;  /* chunks queued ahead of a fault on the trend */
+	uint64_t stamp;   /* ra_state.clock at its latest fault */
+	bool live;
+};
+
+struct ra_state {
+	struct ra_stream s[RA_STREAMS];
+	uint64_t clock;   /* faults seen: the stream idle longest is reused */
+};
 
 /* ----------------------------------------------------------------- object */
 
@@ -137,12 +168,7 @@ struct ufo_obj {
 				 * are dropped (claim_load) */
 
 	_Atomic int advice;  /* UFO_ADV_NORMAL / SEQUENTIAL / RANDOM */
-	/* Readahead: the chunk a sequential scan will fault next, and the
-	 * window (chunks) to load ahead of it.  Racy by design: a stale value
-	 * only makes readahead less useful, never incorrect. */
-	_Atomic uint64_t ra_next;
-	_Atomic unsigned ra_window;
-	_Atomic uint64_t ra_pos; /* chunk of the latest demand fault */
+	struct ra_state ra;  /* readahead streams; obj->lock */
 
 	struct ufo_counters stats;
 };
@@ -281,8 +307,11 @@ int page_present(int pagemap_fd, const void *addr);
 struct work_item {
 	struct work_item *next;
 	struct ufo_obj *obj; /* holds a reference */
-	uint64_t first, last; /* chunks to prefetch, inclusive */
-	bool readahead;       /* skipped once the scan has passed it */
+	uint64_t first;       /* the next chunk to prefetch */
+	uint64_t left;        /* chunks still to prefetch, > 0 */
+	int64_t step;         /* chunks from one to the next: 1, or a trend */
+	int stream;           /* the readahead stream, or -1 (WILLNEED);
+			       * readahead is skipped once its scan passed */
 	uint32_t epoch;       /* obj->epoch when queued */
 };
 
@@ -409,18 +438,21 @@ bool fault_handle_message(struct ufo_ctx *ctx);
 /* readahead.c: readahead on a demand fault, and the background work queue
  * that idle handlers run (readahead, WILLNEED). */
 void readahead_on_fault(struct ufo_obj *obj, uint64_t idx);
+/* Forgets every stream (advice changed); obj->lock held. */
+void readahead_reset_locked(struct ufo_obj *obj);
 /* Runs one queued background load; drains the queue at stop. */
 void work_run_one(struct ufo_ctx *ctx);
 void work_drain(struct ufo_ctx *ctx);
 
-/* Queues a background load of chunks [first, last] of obj. */
-void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
-		    bool readahead);
+/* Queues a background load (WILLNEED) of chunks [first, last] of obj. */
+void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last);
 /* Loads chunk idx if ABSENT, on the calling thread.  addr is the faulting
  * address and tid the thread to send SIGBUS on failure; both 0 for a
- * background load.  Returns 0 when loaded or already present, or -errno. */
+ * background load, which readahead tells (for its accuracy counts).
+ * Returns 0 when loaded or already present, or -errno. */
 int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		uint32_t epoch);
+int chunk_fetch_readahead(struct ufo_obj *obj, uint64_t idx, uint32_t epoch);
 
 /* evict.c */
 int evictor_start(struct ufo_ctx *ctx);
