@@ -249,6 +249,8 @@ struct ufo_policy_ops {
 	void (*remove)(struct ufo_ctx *ctx, struct ufo_chunk *c);
 	/* Unlinks and returns the next victim, or NULL when none is queued. */
 	struct ufo_chunk *(*pick)(struct ufo_ctx *ctx);
+	/* Optional: readahead saw queued chunk c used (its scan passed it). */
+	void (*used)(struct ufo_ctx *ctx, struct ufo_chunk *c);
 };
 
 extern const struct ufo_policy_ops ufo_policy_mq, ufo_policy_2q,
@@ -262,6 +264,8 @@ struct chunk_list {
 /* Under obj->lock: queue a newly resident chunk / unqueue a leaving one. */
 void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c);
 void policy_remove(struct ufo_obj *obj, struct ufo_chunk *c);
+/* Under obj->lock: readahead saw resident chunk c used. */
+void policy_used(struct ufo_obj *obj, struct ufo_chunk *c);
 
 /* ------------------------------------------------------------------- uffd */
 

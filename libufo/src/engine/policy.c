@@ -42,6 +42,18 @@ static void list_push_tail(struct chunk_list *l, struct ufo_chunk *c)
 	l->count++;
 }
 
+static void list_push_head(struct chunk_list *l, struct ufo_chunk *c)
+{
+	c->prev = NULL;
+	c->next = l->head;
+	if (l->head)
+		l->head->prev = c;
+	else
+		l->tail = c;
+	l->head = c;
+	l->count++;
+}
+
 static void list_unlink(struct chunk_list *l, struct ufo_chunk *c)
 {
 	if (c->prev)
@@ -62,6 +74,15 @@ static void queue_add(struct ufo_ctx *ctx, struct ufo_chunk *c, unsigned q)
 {
 	c->queue = (uint8_t)(q + 1);
 	list_push_tail(&ctx->queues[q], c);
+	ctx->queued++;
+}
+
+/* Queues c where it goes last under a newest-first pick. */
+static void queue_add_oldest(struct ufo_ctx *ctx, struct ufo_chunk *c,
+			     unsigned q)
+{
+	c->queue = (uint8_t)(q + 1);
+	list_push_head(&ctx->queues[q], c);
 	ctx->queued++;
 }
 
@@ -163,6 +184,12 @@ const struct ufo_policy_ops ufo_policy_2q = {
  *    longest is as good a guess as any, and it is what a loop larger than
  *    the budget needs: a FIFO order reloads every chunk of every pass,
  *    newest first keeps a fixed part of the loop resident.
+ *    A chunk readahead just loaded is queued as the oldest there, and
+ *    moves to the newest end once its scan passed it (mq_used): the scan
+ *    has not reached it yet, and dropping it first turned readahead into
+ *    a demand fault on most chunks of a loop (twice FIFO's faults,
+ *    measured with readahead on); once passed, it is the chunk the loop
+ *    needs last.
  *  - The top level goes oldest first again: nothing outranks it, so
  *    newest first would keep its oldest chunks forever, long after the
  *    workload moved on.
@@ -184,7 +211,22 @@ static void mq_insert(struct ufo_ctx *ctx, struct ufo_chunk *c,
 	else if (distance != POLICY_NOT_EVICTED)
 		level /= 2;
 	c->level = (uint8_t)level;
-	queue_add(ctx, c, level);
+	/* CHUNK_F_READAHEAD is read under obj->lock, which policy_insert's
+	 * callers hold. */
+	if (level && level < POLICY_QUEUES - 1 && (c->flags & CHUNK_F_READAHEAD))
+		queue_add_oldest(ctx, c, level);
+	else
+		queue_add(ctx, c, level);
+}
+
+static void mq_used(struct ufo_ctx *ctx, struct ufo_chunk *c)
+{
+	unsigned q = c->queue;
+
+	if (q > 1 && q < POLICY_QUEUES) {
+		queue_remove(ctx, c);
+		queue_add(ctx, c, q - 1);
+	}
 }
 
 static struct ufo_chunk *mq_pick(struct ufo_ctx *ctx)
@@ -204,6 +246,7 @@ const struct ufo_policy_ops ufo_policy_mq = {
 	.insert = mq_insert,
 	.remove = queue_remove,
 	.pick = mq_pick,
+	.used = mq_used,
 };
 
 /* ---- entry points used by the fault path and eviction. */
@@ -234,6 +277,17 @@ void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c)
 
 	pthread_mutex_lock(&ctx->policy_lock);
 	ctx->policy->insert(ctx, c, refault_distance(ctx, c), seq);
+	pthread_mutex_unlock(&ctx->policy_lock);
+}
+
+void policy_used(struct ufo_obj *obj, struct ufo_chunk *c)
+{
+	struct ufo_ctx *ctx = obj->ctx;
+
+	if (!ctx->policy->used)
+		return;
+	pthread_mutex_lock(&ctx->policy_lock);
+	ctx->policy->used(ctx, c);
 	pthread_mutex_unlock(&ctx->policy_lock);
 }
 

@@ -55,11 +55,30 @@ static unsigned readahead_max(const struct ufo_obj *obj)
 	return n ? (unsigned)n : 1;
 }
 
+/* A scan along a trend faults again only past what is resident, so it may
+ * pass a resident stretch (of an earlier pass, kept by the eviction
+ * policy) longer than its window; up to this many steps it still counts as
+ * the same scan and keeps its window. */
+#define RA_MAX_SKIP 256
+
+/* obj->lock held: whether every chunk strictly between from and to, step
+ * apart, is resident (the scan could pass them without faulting). */
+static bool resident_between(const struct ufo_obj *obj, uint64_t from,
+			     uint64_t to, int64_t step)
+{
+	for (uint64_t i = from + (uint64_t)step; i != to; i += (uint64_t)step)
+		if (!chunk_is_resident(&obj->chunks[i]))
+			return false;
+	return true;
+}
+
 /* Steps of the trend from the stream's latest fault to idx: k >= 1 when
  * idx lies on the trend and no farther than where the queued window ends
- * (s->next, itself included: the fault where the last window ended), so
- * the scan passed every step in between; 0 otherwise. */
-static int64_t trend_steps(const struct ra_stream *s, uint64_t idx)
+ * (s->next, itself included: the fault where the last window ended), or
+ * up to RA_MAX_SKIP steps over chunks all resident, so the scan passed
+ * every step in between; 0 otherwise.  obj->lock held. */
+static int64_t trend_steps(const struct ufo_obj *obj,
+			   const struct ra_stream *s, uint64_t idx)
 {
 	int64_t d = (int64_t)(idx - s->last), k, kmax;
 
@@ -67,7 +86,12 @@ static int64_t trend_steps(const struct ra_stream *s, uint64_t idx)
 		return 0;
 	k = d / s->trend;
 	kmax = (int64_t)(s->next - s->last) / s->trend;
-	return k >= 1 && k <= (kmax > 1 ? kmax : 1) ? k : 0;
+	if (k < 1)
+		return 0;
+	if (k <= (kmax > 1 ? kmax : 1))
+		return k;
+	return k <= RA_MAX_SKIP && resident_between(obj, s->last, idx, s->trend)
+	       ? k : 0;
 }
 
 static uint64_t distance(uint64_t a, uint64_t b)
@@ -75,16 +99,18 @@ static uint64_t distance(uint64_t a, uint64_t b)
 	return a > b ? a - b : b - a;
 }
 
-/* The stream fault idx belongs to; a replaced one starts at idx. */
-static struct ra_stream *stream_for(struct ra_state *ra, uint64_t idx)
+/* The stream fault idx belongs to; a replaced one starts at idx.
+ * obj->lock held. */
+static struct ra_stream *stream_for(struct ufo_obj *obj, uint64_t idx)
 {
+	struct ra_state *ra = &obj->ra;
 	struct ra_stream *near = NULL, *old = &ra->s[0];
 	uint64_t best = RA_MAX_STRIDE + 1;
 
 	for (unsigned i = 0; i < RA_STREAMS; i++) {
 		struct ra_stream *s = &ra->s[i];
 
-		if (trend_steps(s, idx))
+		if (trend_steps(obj, s, idx))
 			return s;
 		if (s->live && distance(idx, s->last) < best) {
 			best = distance(idx, s->last);
@@ -141,6 +167,7 @@ static void count_passed(struct ufo_obj *obj, uint64_t from, uint64_t to,
 		if ((c->flags & CHUNK_F_READAHEAD) && chunk_is_resident(c)) {
 			c->flags &= (uint8_t)~CHUNK_F_READAHEAD;
 			STAT_ADD(obj, readahead_used, 1);
+			policy_used(obj, c);
 		}
 	}
 }
@@ -186,7 +213,7 @@ static void plan_window(const struct ufo_obj *obj, struct ra_stream *s,
 static void stream_advance(struct ufo_obj *obj, struct ra_stream *s,
 			   uint64_t idx, bool sequential, struct ra_plan *p)
 {
-	int64_t steps = trend_steps(s, idx), trend;
+	int64_t steps = trend_steps(obj, s, idx), trend;
 	unsigned max = readahead_max(obj);
 
 	if (steps) {
@@ -227,7 +254,7 @@ void readahead_on_fault(struct ufo_obj *obj, uint64_t idx)
 	if (adv == UFO_ADV_RANDOM)
 		return;
 	pthread_mutex_lock(&obj->lock);
-	s = stream_for(&obj->ra, idx);
+	s = stream_for(obj, idx);
 	s->stamp = ++obj->ra.clock;
 	stream_advance(obj, s, idx, adv == UFO_ADV_SEQUENTIAL, &p);
 	p.stream = (int)(s - obj->ra.s);
