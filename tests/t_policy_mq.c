@@ -128,6 +128,40 @@ static void test_sequential_not_promoted(void **state)
 	assert_int_equal(pick(f), 1);
 }
 
+/* A chunk readahead loaded waits as the oldest of a middle level, so
+ * newest-first picks it last; once its scan passed it (the `used` op) it
+ * is the newest, picked first. */
+static void test_readahead_chunk_kept_until_used(void **state)
+{
+	struct fake *f = *state;
+
+	f->c[0].flags = CHUNK_F_READAHEAD;
+	ins(f, 0, 0);
+	ins(f, 1, 0);
+	ins(f, 2, 0);
+	assert_int_equal(f->c[0].level, 1);
+	assert_int_equal(pick(f), 2);
+	ufo_policy_mq.used(f->ctx, &f->c[0]);
+	assert_int_equal(f->c[0].queue, 2); /* still level 1 */
+	assert_int_equal(pick(f), 0);
+	assert_int_equal(pick(f), 1);
+	assert_int_equal(pick(f), -1);
+}
+
+/* At level 0 a readahead chunk is queued as any other: oldest first
+ * there drops a scan's chunks behind it, not the ones ahead. */
+static void test_readahead_level0_in_order(void **state)
+{
+	struct fake *f = *state;
+
+	ins(f, 0, POLICY_NOT_EVICTED);
+	f->c[1].flags = CHUNK_F_READAHEAD;
+	ins(f, 1, POLICY_NOT_EVICTED);
+	ufo_policy_mq.used(f->ctx, &f->c[1]);
+	assert_int_equal(pick(f), 0);
+	assert_int_equal(pick(f), 1);
+}
+
 /* ---- on real objects. */
 
 #define CHUNK_PAGES 4
@@ -286,6 +320,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_top_level_oldest_first,
 						fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_sequential_not_promoted,
+						fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_readahead_chunk_kept_until_used,
+						fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_readahead_level0_in_order,
 						fake_setup, fake_teardown),
 		cmocka_unit_test(test_hot_set_survives_scan),
 		cmocka_unit_test(test_loop_larger_than_budget),
