@@ -15,6 +15,15 @@
  *
  * Target: ufo (default) >= 0.9 x uffd-minimal at every chunk size.
  * Every case checks the sum of the scan against the closed form.
+ *
+ * Then readahead alone, per chunk size, on four patterns with default
+ * advice and again advised RANDOM (no readahead: the faults there would be
+ * without it): forward, strided (every RA_STRIDE-th chunk), backward, and
+ * two forward scans interleaved chunk by chunk (one from the start, one
+ * from the middle).  Printed: faults both ways, chunks readahead loaded,
+ * its accuracy (used / loaded) and coverage (faults avoided / faults
+ * without readahead) from ufo_stats.  Target: accuracy >= 90% on the
+ * forward and strided patterns.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,6 +42,8 @@
 
 #define MAX_CHUNK_SIZES 8
 #define TARGET_RATIO 0.9
+#define TARGET_ACCURACY_PM 900
+#define RA_STRIDE 4 /* chunks */
 
 struct opts {
 	size_t budget;  /* high watermark; low is 3/4 of it, like libufo */
@@ -368,6 +379,157 @@ static bool run_chunk(const struct opts *o, size_t chunk)
 	return ok;
 }
 
+/* ------------------------------------------------------------ readahead */
+
+/* A pattern reads whole chunks of a (n elements, per chunk elements) and
+ * returns their sum; *want gets the closed form of that sum. */
+typedef uint64_t (*pattern_fn)(const uint64_t *a, uint64_t n, uint64_t per,
+			       uint64_t *want);
+
+static uint64_t chunk_sum(const uint64_t *a, uint64_t c, uint64_t per,
+			  uint64_t n, uint64_t *want)
+{
+	uint64_t start = c * per, end = start + per < n ? start + per : n;
+
+	*want += gen_sum(end) - gen_sum(start);
+	return scan_sum(a + start, end - start);
+}
+
+static uint64_t pat_forward(const uint64_t *a, uint64_t n, uint64_t per,
+			    uint64_t *want)
+{
+	*want = gen_sum(n);
+	return scan_sum(a, n);
+}
+
+static uint64_t pat_strided(const uint64_t *a, uint64_t n, uint64_t per,
+			    uint64_t *want)
+{
+	uint64_t s = 0;
+
+	*want = 0;
+	for (uint64_t c = 0; c * per < n; c += RA_STRIDE)
+		s += chunk_sum(a, c, per, n, want);
+	return s;
+}
+
+static uint64_t pat_backward(const uint64_t *a, uint64_t n, uint64_t per,
+			     uint64_t *want)
+{
+	uint64_t s = 0;
+
+	*want = gen_sum(n);
+	for (uint64_t i = n; i-- > 0;)
+		s += a[i];
+	return s;
+}
+
+static uint64_t pat_interleaved(const uint64_t *a, uint64_t n, uint64_t per,
+				uint64_t *want)
+{
+	uint64_t nc = (n + per - 1) / per, half = nc / 2, s = 0;
+
+	*want = 0;
+	for (uint64_t c = 0; c < half; c++) {
+		s += chunk_sum(a, c, per, n, want);
+		s += chunk_sum(a, half + c, per, n, want);
+	}
+	if (nc % 2)
+		s += chunk_sum(a, nc - 1, per, n, want);
+	return s;
+}
+
+static const struct ra_pattern {
+	const char *name;
+	pattern_fn run;
+	bool gated; /* held to TARGET_ACCURACY_PM */
+} patterns[] = {
+	{ "forward", pat_forward, true },
+	{ "strided", pat_strided, true },
+	{ "backward", pat_backward, false },
+	{ "interleaved x2", pat_interleaved, false },
+};
+
+/* One pattern on a fresh object; 0 and *st, or -errno. */
+static int ra_run(const struct opts *o, size_t chunk,
+		  const struct ra_pattern *pat, bool random,
+		  struct ufo_stats *st)
+{
+	struct ufo_config cfg;
+	struct ufo_params p;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	uint64_t n = o->size / sizeof(uint64_t), want, got;
+	int err;
+
+	ufo_config_init(&cfg);
+	cfg.high_watermark = o->budget;
+	err = ufo_ctx_create(&cfg, &ctx);
+	if (err)
+		return err;
+	ufo_params_init(&p);
+	p.elem_size = sizeof(uint64_t);
+	p.elem_count = n;
+	p.chunk_size = chunk;
+	p.populate = ufo_gen_populate;
+	err = ufo_create(ctx, &p, &obj);
+	if (err) {
+		ufo_ctx_destroy(ctx);
+		return err;
+	}
+	if (random)
+		ufo_advise(obj, 0, n, UFO_ADV_RANDOM);
+	got = pat->run(ufo_body(obj), n, chunk / sizeof(uint64_t), &want);
+	ufo_obj_stats(obj, st);
+	ufo_free(obj);
+	ufo_ctx_destroy(ctx);
+	if (got != want) {
+		fprintf(stderr, "readahead %s: WRONG SUM %#llx, expected %#llx\n",
+			pat->name, (unsigned long long)got,
+			(unsigned long long)want);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Prints the readahead rows of one chunk size; false when a run failed or
+ * an accuracy target was missed. */
+static bool run_readahead(const struct opts *o, size_t chunk)
+{
+	char cbuf[32];
+	bool ok = true;
+
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		const struct ra_pattern *pat = &patterns[i];
+		struct ufo_stats st, rnd;
+		bool met;
+
+		printf("%-6s %-16s", fmt_size(chunk, cbuf), pat->name);
+		if (ra_run(o, chunk, pat, false, &st) ||
+		    ra_run(o, chunk, pat, true, &rnd)) {
+			printf(" FAILED\n");
+			ok = false;
+			continue;
+		}
+		met = st.readahead_accuracy_pm >= TARGET_ACCURACY_PM;
+		printf(" %8llu %8llu %9llu %8llu %7.1f%% %7.1f%%",
+		       (unsigned long long)st.faults,
+		       (unsigned long long)rnd.faults,
+		       (unsigned long long)st.readahead_chunks,
+		       (unsigned long long)st.readahead_late,
+		       st.readahead_accuracy_pm / 10.0,
+		       st.readahead_coverage_pm / 10.0);
+		if (pat->gated)
+			printf("  accuracy >= %d%%: %s\n",
+			       TARGET_ACCURACY_PM / 10, met ? "met" : "MISSED");
+		else
+			printf("  (info)\n");
+		ok &= met || !pat->gated;
+		fflush(stdout);
+	}
+	return ok;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -450,5 +612,12 @@ int main(int argc, char **argv)
 	       "ours/uffd", "ours/malloc", "target");
 	for (int i = 0; i < o.nchunks; i++)
 		ok &= run_chunk(&o, o.chunks[i]);
+	printf("\nreadahead (default advice; \"random\": the same advised "
+	       "RANDOM, no readahead)\n");
+	printf("%-6s %-16s %8s %8s %9s %8s %8s %8s  %s\n", "chunk", "pattern",
+	       "faults", "random", "prefetch", "late", "accuracy", "coverage",
+	       "target");
+	for (int i = 0; i < o.nchunks; i++)
+		ok &= run_readahead(&o, o.chunks[i]);
 	return ok ? 0 : 1;
 }

@@ -73,7 +73,9 @@ _STAT_FIELDS = ["faults", "wp_faults", "populate_calls", "populate_ns",
                 "low_watermark"]
 _STAT_TAIL = ["bytes_moved", "bytes_copied", "pages_recycled", "bytes_holes",
               "ios_in_flight", "ios_in_flight_max", "handler_threads",
-              "writeback_chunk_bytes"]
+              "writeback_chunk_bytes", "readahead_chunks", "readahead_used",
+              "readahead_late", "readahead_accuracy_pm",
+              "readahead_coverage_pm"]
 _HIST_BUCKETS = 24
 
 

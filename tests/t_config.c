@@ -59,7 +59,7 @@ static void test_defaults(void **state)
 	assert_int_equal(got.high_watermark, (size_t)1 << 30);
 	assert_int_equal(got.low_watermark, ((size_t)1 << 30) / 4 * 3);
 	assert_int_equal(got.threads, 2);
-	assert_int_equal(got.policy, UFO_POLICY_2Q); /* DEFAULT resolved */
+	assert_int_equal(got.policy, UFO_POLICY_MQ); /* DEFAULT resolved */
 	assert_int_not_equal(ufo_ctx_dirty_mode(ctx), UFO_DIRTY_AUTO);
 	/* AUTO resolved too: the config reports the mode in force. */
 	assert_int_equal(got.dirty_mode, ufo_ctx_dirty_mode(ctx));
@@ -131,6 +131,11 @@ static void test_env_overrides(void **state)
 	assert_int_equal(got.low_watermark, T_MIB);
 	assert_int_equal(got.policy, UFO_POLICY_2Q);
 	assert_int_equal(got.log_level, UFO_LOG_DEBUG);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	setenv("UFO_POLICY", "mq", 1);
+	ctx = t_ctx(&cfg);
+	ufo_ctx_config(ctx, &got);
+	assert_int_equal(got.policy, UFO_POLICY_MQ);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 
 	setenv("UFO_HIGH_WATERMARK", "1T", 1);

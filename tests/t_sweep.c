@@ -243,7 +243,8 @@ static void run(enum ufo_dirty_mode mode, enum ufo_policy policy)
 		pthread_join(f[i].thr, NULL);
 	pthread_join(smp, NULL);
 	fprintf(stderr, "%s/%s: %lu touches, peak resident %lu KiB, bound %zu KiB (high %zu KiB), %lu samples\n",
-		ufo_dirty_mode_name(mode), policy == UFO_POLICY_FIFO ? "fifo" : "2q",
+		ufo_dirty_mode_name(mode), policy == UFO_POLICY_FIFO ? "fifo" :
+		policy == UFO_POLICY_MQ ? "mq" : "2q",
 		atomic_load(&t->touches), atomic_load(&t->max_resident) / 1024,
 		bound / 1024, cfg.high_watermark / 1024, atomic_load(&t->samples));
 	assert_true(atomic_load(&t->samples) > 0);
@@ -279,6 +280,14 @@ static void test_sweeps_wp_fifo(void **state)
 	run(UFO_DIRTY_WP, UFO_POLICY_FIFO);
 }
 
+static void test_sweeps_wp_mq(void **state)
+{
+	(void)state;
+	if (!t_have_wp())
+		skip();
+	run(UFO_DIRTY_WP, UFO_POLICY_MQ);
+}
+
 static void test_sweeps_hash(void **state)
 {
 	(void)state;
@@ -290,6 +299,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sweeps_wp),
 		cmocka_unit_test(test_sweeps_wp_fifo),
+		cmocka_unit_test(test_sweeps_wp_mq),
 		cmocka_unit_test(test_sweeps_hash),
 	};
 

@@ -64,10 +64,12 @@ enum ufo_dirty_mode {
 
 /* Which resident chunk the evictor drops first. */
 enum ufo_policy {
-	UFO_POLICY_DEFAULT = 0, /* = UFO_POLICY_2Q */
+	UFO_POLICY_DEFAULT = 0, /* = UFO_POLICY_MQ */
 	UFO_POLICY_2Q = 1,      /* scan-resistant: probation FIFO + protected
 				 * FIFO, promotion fed by refault history */
 	UFO_POLICY_FIFO = 2,    /* plain first-in first-out, for comparison */
+	UFO_POLICY_MQ = 3,      /* queues by refault count: scan- and
+				 * loop-resistant, frequency-aware */
 };
 
 struct ufo_config {
@@ -117,7 +119,7 @@ int ufo_parse_size(const char *s, uint64_t *out);
  *                                          multiples, "iB" or "B" may follow)
  *   UFO_THREADS                            number
  *   UFO_DIRTY_MODE                         auto | wp | hash | scan
- *   UFO_POLICY                             2q | fifo
+ *   UFO_POLICY                             mq | 2q | fifo
  *   UFO_RETRIES, UFO_RETRY_DELAY_MS        number
  *   UFO_LOG_LEVEL                          error | warn | info | debug
  *   UFO_MONITOR                            ADDR:PORT, or "off" */
@@ -501,6 +503,18 @@ struct ufo_stats {
 	 * written pages sent, so writeback_bytes / writeback_chunk_bytes is
 	 * the share of chunk bytes that had to cross to the backend. */
 	uint64_t writeback_chunk_bytes;
+	/* Readahead (part of prefetches): chunks it loaded, and of those the
+	 * ones used later: passed by the scan that asked for them while
+	 * still resident, or faulted on while loading ("late", a fault that
+	 * waited less).  Accuracy is used / chunks, coverage the faults
+	 * avoided (used - late) over the faults there would have been
+	 * without readahead (avoided + faults), both in parts per thousand
+	 * (0 when nothing was loaded). */
+	uint64_t readahead_chunks;
+	uint64_t readahead_used;
+	uint64_t readahead_late;
+	uint64_t readahead_accuracy_pm;
+	uint64_t readahead_coverage_pm;
 };
 
 /* Snapshot of one object's counters (resident/dirty are the object's). */

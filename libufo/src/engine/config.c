@@ -85,7 +85,7 @@ static int parse_name(const char *s, const char *const *names, unsigned n,
 }
 
 static const char *const mode_names[] = { "auto", "wp", "hash", "scan" };
-static const char *const policy_names[] = { "default", "2q", "fifo" };
+static const char *const policy_names[] = { "default", "2q", "fifo", "mq" };
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 const char *ufo_dirty_mode_name(enum ufo_dirty_mode mode)
@@ -117,7 +117,7 @@ static int env_one(const struct ufo_ctx *ctx, const char *var,
 		 !(rc = parse_name(v, mode_names, 4, &e)))
 		cfg->dirty_mode = (enum ufo_dirty_mode)e;
 	else if (!strcmp(var, "UFO_POLICY") &&
-		 !(rc = parse_name(v, policy_names, 3, &e)))
+		 !(rc = parse_name(v, policy_names, 4, &e)))
 		cfg->policy = (enum ufo_policy)e;
 	else if (!strcmp(var, "UFO_MONITOR"))
 		cfg->monitor = *v && strcasecmp(v, "off") ? v : NULL;
@@ -157,10 +157,10 @@ int config_finish(struct ufo_config *cfg)
 	if (cfg->low_watermark > cfg->high_watermark ||
 	    cfg->threads > UFO_MAX_THREADS ||
 	    (unsigned)cfg->dirty_mode > UFO_DIRTY_SCAN ||
-	    (unsigned)cfg->policy > UFO_POLICY_FIFO ||
+	    (unsigned)cfg->policy > UFO_POLICY_MQ ||
 	    (unsigned)cfg->log_level > UFO_LOG_DEBUG || cfg->retries > 100)
 		return -EINVAL;
 	if (cfg->policy == UFO_POLICY_DEFAULT)
-		cfg->policy = UFO_POLICY_2Q;
+		cfg->policy = UFO_POLICY_MQ;
 	return 0;
 }

@@ -67,7 +67,8 @@ static int ctx_setup(struct ufo_ctx *ctx, const struct ufo_config *cfg)
 		return rc;
 	}
 	ctx->policy = ctx->cfg.policy == UFO_POLICY_FIFO ? &ufo_policy_fifo
-							 : &ufo_policy_2q;
+		    : ctx->cfg.policy == UFO_POLICY_2Q ? &ufo_policy_2q
+						       : &ufo_policy_mq;
 	ctx->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (ctx->pagemap_fd < 0)
 		return -errno;

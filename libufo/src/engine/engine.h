@@ -54,11 +54,17 @@ enum {
 	CHUNK_F_WRITE_WAITING = 1 << 0,
 	/* A fault arrived while EVICTING; wake the range once it is ABSENT. */
 	CHUNK_F_WAKE_WAITING = 1 << 1,
-	/* Has been evicted at least once: evicted_at is meaningful. */
+	/* Dropped and not queued since: evicted_at is meaningful, and the
+	 * next policy_insert is a refault (policy.c consumes the flag). */
 	CHUNK_F_EVICTED = 1 << 2,
+	/* Loaded by readahead and not known to be touched yet: counted used
+	 * when its stream's scan passes it (readahead.c); an eviction
+	 * clears it, uncounted. */
+	CHUNK_F_READAHEAD = 1 << 3,
+	/* A demand fault arrived while the chunk was FETCHING: a readahead
+	 * load that ends then was used, late (load.c). */
+	CHUNK_F_DEMANDED = 1 << 4,
 };
-
-enum policy_queue { QUEUE_NONE = 0, QUEUE_PROBATION, QUEUE_PROTECTED };
 
 struct ufo_obj;
 
@@ -69,8 +75,8 @@ struct ufo_chunk {
 	uint32_t evicted_at; /* ctx->evict_seq when last evicted */
 	uint8_t state;       /* enum chunk_state; obj->lock */
 	uint8_t flags;       /* CHUNK_F_*; obj->lock */
-	uint8_t queue;       /* enum policy_queue; ctx->policy_lock */
-	uint8_t pad;
+	uint8_t queue;       /* 0, or 1 + index in ctx->queues; policy_lock */
+	uint8_t level;       /* MQ's refault count; ctx->policy_lock */
 };
 
 /* ------------------------------------------------------------- statistics */
@@ -80,7 +86,8 @@ struct ufo_counters {
 		populate_errors, bytes_loaded, bytes_moved, bytes_copied,
 		bytes_holes, pages_recycled, prefetches, evictions,
 		writebacks, writeback_bytes, writeback_chunk_bytes,
-		writeback_errors, sigbus;
+		writeback_errors, sigbus, readahead_chunks, readahead_used,
+		readahead_late;
 	_Atomic int64_t resident_bytes, dirty_bytes;
 	_Atomic uint64_t lat[UFO_HIST_BUCKETS];
 	_Atomic uint64_t lat_sum_ns; /* the histogram's sum, for /metrics */
@@ -98,6 +105,29 @@ struct ufo_counters {
 
 void stats_record_latency(struct ufo_obj *obj, uint64_t ns);
 void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out);
+
+/* -------------------------------------------------------------- readahead */
+
+/* Streams of faults readahead follows per object, and the deltas between
+ * a stream's faults its trend is voted from (readahead.c). */
+#define RA_STREAMS 4
+#define RA_HISTORY 8
+
+struct ra_stream {
+	uint64_t last;    /* chunk of the stream's latest demand fault */
+	uint64_t next;    /* first chunk along the trend not queued yet */
+	int64_t delta[RA_HISTORY]; /* latest deltas between its faults (ring) */
+	unsigned ndelta, head;
+	int64_t trend;    /* the majority delta, 0 while there is none */
+	unsigned window;  /* chunks queued ahead of a fault on the trend */
+	uint64_t stamp;   /* ra_state.clock at its latest fault */
+	bool live;
+};
+
+struct ra_state {
+	struct ra_stream s[RA_STREAMS];
+	uint64_t clock;   /* faults seen: the stream idle longest is reused */
+};
 
 /* ----------------------------------------------------------------- object */
 
@@ -144,12 +174,7 @@ struct ufo_obj {
 				 * are dropped (claim_load) */
 
 	_Atomic int advice;  /* UFO_ADV_NORMAL / SEQUENTIAL / RANDOM */
-	/* Readahead: the chunk a sequential scan will fault next, and the
-	 * window (chunks) to load ahead of it.  Racy by design: a stale value
-	 * only makes readahead less useful, never incorrect. */
-	_Atomic uint64_t ra_next;
-	_Atomic unsigned ra_window;
-	_Atomic uint64_t ra_pos; /* chunk of the latest demand fault */
+	struct ra_state ra;  /* readahead streams; obj->lock */
 
 	struct ufo_counters stats;
 };
@@ -213,21 +238,29 @@ static inline bool chunk_is_resident(const struct ufo_chunk *c)
 
 /* ----------------------------------------------------------------- policy */
 
+/* Queues a policy may use (MQ uses all, one per refault level). */
+#define POLICY_QUEUES 32
+/* insert's distance for a chunk not dropped since it was last queued. */
+#define POLICY_NOT_EVICTED UINT32_MAX
+
 /*
- * Eviction order.  All ops run under ctx->policy_lock.  insert is told
- * whether the chunk was evicted recently (refault) and whether its object is
- * being scanned sequentially.
+ * Eviction order.  All ops run under ctx->policy_lock.  insert is told the
+ * refault distance (evictions since the chunk was dropped, or
+ * POLICY_NOT_EVICTED) and whether its object is being scanned sequentially.
  */
 struct ufo_policy_ops {
 	const char *name;
-	void (*insert)(struct ufo_ctx *ctx, struct ufo_chunk *c, bool refault,
-		       bool sequential);
+	void (*insert)(struct ufo_ctx *ctx, struct ufo_chunk *c,
+		       uint32_t distance, bool sequential);
 	void (*remove)(struct ufo_ctx *ctx, struct ufo_chunk *c);
 	/* Unlinks and returns the next victim, or NULL when none is queued. */
 	struct ufo_chunk *(*pick)(struct ufo_ctx *ctx);
+	/* Optional: readahead saw queued chunk c used (its scan passed it). */
+	void (*used)(struct ufo_ctx *ctx, struct ufo_chunk *c);
 };
 
-extern const struct ufo_policy_ops ufo_policy_2q, ufo_policy_fifo;
+extern const struct ufo_policy_ops ufo_policy_mq, ufo_policy_2q,
+	ufo_policy_fifo;
 
 struct chunk_list {
 	struct ufo_chunk *head, *tail;
@@ -237,6 +270,8 @@ struct chunk_list {
 /* Under obj->lock: queue a newly resident chunk / unqueue a leaving one. */
 void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c);
 void policy_remove(struct ufo_obj *obj, struct ufo_chunk *c);
+/* Under obj->lock: readahead saw resident chunk c used. */
+void policy_used(struct ufo_obj *obj, struct ufo_chunk *c);
 
 /* ------------------------------------------------------------------- uffd */
 
@@ -296,8 +331,11 @@ static inline bool bits_test(const uint64_t *bits, size_t i)
 struct work_item {
 	struct work_item *next;
 	struct ufo_obj *obj; /* holds a reference */
-	uint64_t first, last; /* chunks to prefetch, inclusive */
-	bool readahead;       /* skipped once the scan has passed it */
+	uint64_t first;       /* the next chunk to prefetch */
+	uint64_t left;        /* chunks still to prefetch, > 0 */
+	int64_t step;         /* chunks from one to the next: 1, or a trend */
+	int stream;           /* the readahead stream, or -1 (WILLNEED);
+			       * readahead is skipped once its scan passed */
 	uint32_t epoch;       /* obj->epoch when queued */
 };
 
@@ -350,7 +388,8 @@ struct ufo_ctx {
 	/* Eviction policy. */
 	pthread_mutex_t policy_lock;
 	const struct ufo_policy_ops *policy;
-	struct chunk_list probation, protected_;
+	struct chunk_list queues[POLICY_QUEUES];
+	uint64_t queued;      /* chunks in all queues */
 	uint32_t evict_seq;   /* chunks evicted so far (wraps) */
 
 	struct ufo_counters stats;
@@ -423,18 +462,21 @@ bool fault_handle_message(struct ufo_ctx *ctx);
 /* readahead.c: readahead on a demand fault, and the background work queue
  * that idle handlers run (readahead, WILLNEED). */
 void readahead_on_fault(struct ufo_obj *obj, uint64_t idx);
+/* Forgets every stream (advice changed); obj->lock held. */
+void readahead_reset_locked(struct ufo_obj *obj);
 /* Runs one queued background load; drains the queue at stop. */
 void work_run_one(struct ufo_ctx *ctx);
 void work_drain(struct ufo_ctx *ctx);
 
-/* Queues a background load of chunks [first, last] of obj. */
-void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last,
-		    bool readahead);
+/* Queues a background load (WILLNEED) of chunks [first, last] of obj. */
+void prefetch_queue(struct ufo_obj *obj, uint64_t first, uint64_t last);
 /* Loads chunk idx if ABSENT, on the calling thread.  addr is the faulting
  * address and tid the thread to send SIGBUS on failure; both 0 for a
- * background load.  Returns 0 when loaded or already present, or -errno. */
+ * background load, which readahead tells (for its accuracy counts).
+ * Returns 0 when loaded or already present, or -errno. */
 int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		uint32_t epoch);
+int chunk_fetch_readahead(struct ufo_obj *obj, uint64_t idx, uint32_t epoch);
 
 /* evict.c */
 int evictor_start(struct ufo_ctx *ctx);

@@ -386,7 +386,7 @@ static bool queues_empty(struct ufo_ctx *ctx)
 	bool empty;
 
 	pthread_mutex_lock(&ctx->policy_lock);
-	empty = !ctx->probation.count && !ctx->protected_.count;
+	empty = !ctx->queued;
 	pthread_mutex_unlock(&ctx->policy_lock);
 	return empty;
 }

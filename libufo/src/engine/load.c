@@ -157,10 +157,31 @@ static void account_load(struct ufo_obj *obj, size_t len, bool prefetch,
 		STAT_ADD(obj, bytes_copied, n);
 }
 
+/* obj->lock held: readahead's accuracy counts for a landed load.  A
+ * readahead chunk a fault waited for is used now; any other waits for its
+ * stream to pass it (readahead.c). */
+static void count_readahead(struct ufo_obj *obj, struct ufo_chunk *c,
+			    bool readahead)
+{
+	bool demanded = c->flags & CHUNK_F_DEMANDED;
+
+	c->flags &= (uint8_t)~(CHUNK_F_DEMANDED | CHUNK_F_READAHEAD);
+	if (!readahead)
+		return;
+	STAT_ADD(obj, readahead_chunks, 1);
+	if (demanded) {
+		STAT_ADD(obj, readahead_used, 1);
+		STAT_ADD(obj, readahead_late, 1);
+	} else {
+		c->flags |= CHUNK_F_READAHEAD;
+	}
+}
+
 static void fetch_done(struct ufo_obj *obj, struct ufo_chunk *c, size_t len,
-		       bool prefetch)
+		       bool readahead)
 {
 	pthread_mutex_lock(&obj->lock);
+	count_readahead(obj, c, readahead);
 	/* UFFDIO_COPY woke the readers; a writer among them may already have
 	 * hit the write protection and been parked while we were FETCHING. */
 	if (c->flags & CHUNK_F_WRITE_WAITING) {
@@ -250,7 +271,10 @@ static bool claim_load(struct ufo_obj *obj, struct ufo_chunk *c, uintptr_t addr,
 		/* Someone else is loading it.  Its UFFDIO_COPY wakes every
 		 * thread parked in the range, including ours: the kernel
 		 * queued our thread before rechecking the page under the
-		 * same lock the copy takes.  Never load twice. */
+		 * same lock the copy takes.  Never load twice.  If that is
+		 * readahead, it was used, late (fetch_done counts it). */
+		if (addr)
+			c->flags |= CHUNK_F_DEMANDED;
 		return false;
 	case CHUNK_EVICTING:
 		/* Being dropped: the evictor wakes the range once it is
@@ -271,6 +295,7 @@ struct load {
 	uint64_t idx;
 	pid_t tid;      /* the faulting thread; 0 for a background load */
 	bool prefetch;
+	bool readahead; /* a prefetch readahead asked for */
 	int slot;       /* the pool slot io->buf is, or -1: a plain buffer */
 };
 
@@ -341,7 +366,7 @@ done:
 	if (err)
 		fetch_failed(obj, &obj->chunks[ld->idx], len, ld->tid, err);
 	else
-		fetch_done(obj, &obj->chunks[ld->idx], len, ld->prefetch);
+		fetch_done(obj, &obj->chunks[ld->idx], len, ld->readahead);
 	if (ld->slot < 0)
 		load_buf_put(obj->ctx, io->buf, len);
 	free(ld);
@@ -364,7 +389,7 @@ static void load_abandon(struct ufo_obj *obj, uint64_t idx, size_t len)
 /* Starts the load of a claimed chunk whose budget is reserved: its own
  * buffer and io, and a reference on obj until load_done. */
 static void load_start(struct ufo_obj *obj, uint64_t idx, pid_t tid,
-		       bool prefetch)
+		       bool prefetch, bool readahead)
 {
 	size_t len = chunk_len(obj, idx);
 	struct load *ld = calloc(1, sizeof(*ld));
@@ -379,7 +404,7 @@ static void load_start(struct ufo_obj *obj, uint64_t idx, pid_t tid,
 		return;
 	}
 	*ld = (struct load){ .idx = idx, .tid = tid, .prefetch = prefetch,
-			     .slot = slot };
+			     .readahead = readahead, .slot = slot };
 	ld->io.obj = obj;
 	ld->io.store = false;
 	chunk_elems(obj, idx, &ld->io.start, &ld->io.end);
@@ -390,8 +415,8 @@ static void load_start(struct ufo_obj *obj, uint64_t idx, pid_t tid,
 	io_submit(&ld->io);
 }
 
-int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
-		uint32_t epoch)
+static int fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr,
+		 pid_t tid, uint32_t epoch, bool readahead)
 {
 	struct ufo_chunk *c = &obj->chunks[idx];
 	size_t len = chunk_len(obj, idx);
@@ -408,6 +433,17 @@ int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
 		load_abandon(obj, idx, len);
 		return rc;
 	}
-	load_start(obj, idx, prefetch ? 0 : tid, prefetch);
+	load_start(obj, idx, prefetch ? 0 : tid, prefetch, readahead);
 	return 0;
+}
+
+int chunk_fetch(struct ufo_obj *obj, uint64_t idx, uintptr_t addr, pid_t tid,
+		uint32_t epoch)
+{
+	return fetch(obj, idx, addr, tid, epoch, false);
+}
+
+int chunk_fetch_readahead(struct ufo_obj *obj, uint64_t idx, uint32_t epoch)
+{
+	return fetch(obj, idx, 0, 0, epoch, true);
 }

@@ -385,13 +385,15 @@ int ufo_advise(struct ufo_obj *obj, uint64_t start, uint64_t end,
 	case UFO_ADV_NORMAL:
 	case UFO_ADV_SEQUENTIAL:
 	case UFO_ADV_RANDOM:
+		pthread_mutex_lock(&obj->lock);
 		atomic_store(&obj->advice, (int)advice);
-		atomic_store(&obj->ra_window, 0);
+		readahead_reset_locked(obj);
+		pthread_mutex_unlock(&obj->lock);
 		return 0;
 	case UFO_ADV_WILLNEED:
 		rc = elem_chunks(obj, start, end, &first, &last);
 		if (!rc)
-			prefetch_queue(obj, first, last, false);
+			prefetch_queue(obj, first, last);
 		return rc;
 	case UFO_ADV_DONTNEED:
 		rc = elem_chunks(obj, start, end, &first, &last);

@@ -21,6 +21,31 @@ void stats_record_latency(struct ufo_obj *obj, uint64_t ns)
 
 #define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
 
+/* Parts per thousand, 0 of nothing. */
+static uint64_t per_mille(uint64_t part, uint64_t whole)
+{
+	return whole ? part * 1000 / whole : 0;
+}
+
+/* Accuracy: readahead chunks used / loaded.  Coverage: faults avoided
+ * (chunks used without a fault) / the faults there would have been
+ * without readahead (those plus the demand faults).  Read separately, the
+ * counters may disagree by a load in progress: clamped. */
+static void readahead_figures(const struct ufo_counters *c,
+			      struct ufo_stats *out)
+{
+	uint64_t used = LOAD(readahead_used), late = LOAD(readahead_late);
+	uint64_t avoided = used > late ? used - late : 0;
+
+	out->readahead_chunks = LOAD(readahead_chunks);
+	out->readahead_used = used < out->readahead_chunks ?
+			      used : out->readahead_chunks;
+	out->readahead_late = late;
+	out->readahead_accuracy_pm = per_mille(out->readahead_used,
+					       out->readahead_chunks);
+	out->readahead_coverage_pm = per_mille(avoided, avoided + out->faults);
+}
+
 void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
 {
 	int64_t resident = LOAD(resident_bytes), dirty = LOAD(dirty_bytes);
@@ -49,6 +74,7 @@ void stats_snapshot(const struct ufo_counters *c, struct ufo_stats *out)
 	out->bytes_copied = LOAD(bytes_copied);
 	out->pages_recycled = LOAD(pages_recycled);
 	out->bytes_holes = LOAD(bytes_holes);
+	readahead_figures(c, out);
 }
 
 /* The context's values every snapshot repeats. */
