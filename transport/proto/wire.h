@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The libufo wire protocol, version 1 (docs/protocol.md is the prose).
+ * The libufo wire protocol, versions 1 and 2 (docs/protocol.md is the
+ * prose), and its codec.
  *
  * Every message is a 32-byte header followed by `len` payload bytes.  All
  * integers are little-endian.  Requests carry an opcode; the response to a
  * request has the same opcode with WIRE_RESPONSE set and the same req_id, so
  * requests pipeline on one connection and responses may come out of order.
  * `csum` is XXH3-64 of the payload (of zero bytes when len is 0).
+ *
+ * The structs below are the messages in host byte order.  Each one's size
+ * is its size on the wire (checked below), but no struct is ever sent or
+ * read as raw memory: codec.c has one encoder and one decoder per message
+ * (wire_put_X, wire_get_X), and nothing else in the tree converts byte
+ * order for the protocol.
  *
  * Every length and count read from the network is checked against the
  * limits below before it is used (wire_check_hdr, wire_parse_*).  Reserved
@@ -18,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define WIRE_MAGIC 0x314f4655u /* "UFO1" */
 #define WIRE_VERSION_MIN 1
@@ -319,25 +327,80 @@ struct wire_hint_drop {
 };
 _Static_assert(sizeof(struct wire_hint_drop) == 32, "hint drop is 32 bytes");
 
-/* ---- helpers (wire.c); all return 0 or a negative errno */
+/* ---- codec (codec.c)
+ *
+ * wire_put_X(buf, cap, m) writes message m as sizeof(struct wire_X)
+ * little-endian bytes at buf and returns that size, or -ENOBUFS when cap is
+ * smaller (buf's contents are then undefined).
+ * wire_get_X(buf, len, m) reads the first sizeof(struct wire_X) bytes of
+ * buf into m and returns that size, or -EPROTO when len is shorter (m is
+ * then undefined).  Decoders check only that the bytes are there: a
+ * message's fields are judged by the code that knows the request (the
+ * parsers below, the server's handlers, the client's callers), and whether
+ * bytes may follow (a WRITE's data, a name) is theirs to say too.
+ */
+#define WIRE_CODEC(type)                                                      \
+	int wire_put_##type(void *buf, size_t cap, const struct wire_##type *m); \
+	int wire_get_##type(const void *buf, size_t len, struct wire_##type *m);
+WIRE_CODEC(hdr)
+WIRE_CODEC(hello)
+WIRE_CODEC(mac)
+WIRE_CODEC(create)
+WIRE_CODEC(name)
+WIRE_CODEC(objinfo)
+WIRE_CODEC(list)
+WIRE_CODEC(list_reply)
+WIRE_CODEC(list_entry)
+WIRE_CODEC(io)
+WIRE_CODEC(read_reply)
+WIRE_CODEC(id)
+WIRE_CODEC(map)
+WIRE_CODEC(vio)
+WIRE_CODEC(vq)
+WIRE_CODEC(vq_reply)
+WIRE_CODEC(node)
+WIRE_CODEC(placement)
+WIRE_CODEC(hint_q)
+WIRE_CODEC(hint_reply)
+WIRE_CODEC(hint)
+WIRE_CODEC(hint_drop)
+#undef WIRE_CODEC
 
-/* Header to/from little-endian in place (no-ops on little-endian hosts). */
-void wire_hdr_to_le(struct wire_hdr *h);
-void wire_hdr_from_le(struct wire_hdr *h);
+/* n u64s (a VERSIONS answer's block versions) to and from little-endian:
+ * n * 8 bytes or -ENOBUFS / -EPROTO as above.  put may work in place
+ * (buf == v). */
+int wire_put_u64s(void *buf, size_t cap, const uint64_t *v, size_t n);
+int wire_get_u64s(const void *buf, size_t len, uint64_t *v, size_t n);
 
-uint64_t wire_csum(const void *payload, size_t len);
+/* The frame checksum, the one place it is computed: XXH3-64 over the
+ * payload, given in iovcnt pieces (none: the checksum of zero bytes). */
+uint64_t wire_csum_iov(const struct iovec *iov, int iovcnt);
 
-/* Fills a header for a request (status 0) or a response (op | RESPONSE). */
-void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
-		   uint64_t req_id, uint32_t status, const void *payload,
-		   uint32_t len);
+/* Checks a payload of h->len bytes at payload against h->csum: 0 or
+ * -EBADMSG. */
+int wire_check_csum(const struct wire_hdr *h, const void *payload);
+
+/* Fills a (host-order) header for a request (status 0) or a response
+ * (op | RESPONSE): len and csum from the payload's pieces.  -E2BIG when
+ * they add up to more than WIRE_MAX_PAYLOAD. */
+int wire_frame_hdr(struct wire_hdr *h, uint16_t version, uint16_t op,
+		  uint64_t req_id, uint32_t status, const struct iovec *iov,
+		  int iovcnt);
 
 /* Checks a received (host-order) header: magic, opcode, status range and
  * len <= max_payload.  -EPROTO or -E2BIG. */
 int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload);
 
-/* Checks a payload's checksum: 0 or -EBADMSG. */
-int wire_check_csum(const struct wire_hdr *h, const void *payload);
+/* ---- the hand-written framing the codec replaces (wire.c); they go once
+ * the client and the server use the codec. */
+void wire_hdr_to_le(struct wire_hdr *h);
+void wire_hdr_from_le(struct wire_hdr *h);
+uint64_t wire_csum(const void *payload, size_t len);
+void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
+		   uint64_t req_id, uint32_t status, const void *payload,
+		   uint32_t len);
+
+/* ---- checks (wire.c); all return 0 or a negative errno */
 
 /* Validates an object name: 1..WIRE_MAX_NAME bytes of [A-Za-z0-9._-],
  * not starting with '.'.  0 or -EINVAL. */
