@@ -1,50 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Wire format checks over the codec: names, CREATE, and error codes. */
-#include <endian.h>
 #include <errno.h>
-#include <xxhash.h>
 
 #include "wire.h"
-
-void wire_hdr_to_le(struct wire_hdr *h)
-{
-	h->magic = htole32(h->magic);
-	h->version = htole16(h->version);
-	h->op = htole16(h->op);
-	h->req_id = htole64(h->req_id);
-	h->status = htole32(h->status);
-	h->len = htole32(h->len);
-	h->csum = htole64(h->csum);
-}
-
-void wire_hdr_from_le(struct wire_hdr *h)
-{
-	h->magic = le32toh(h->magic);
-	h->version = le16toh(h->version);
-	h->op = le16toh(h->op);
-	h->req_id = le64toh(h->req_id);
-	h->status = le32toh(h->status);
-	h->len = le32toh(h->len);
-	h->csum = le64toh(h->csum);
-}
-
-uint64_t wire_csum(const void *payload, size_t len)
-{
-	return XXH3_64bits(payload, len);
-}
-
-void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
-		   uint64_t req_id, uint32_t status, const void *payload,
-		   uint32_t len)
-{
-	h->magic = WIRE_MAGIC;
-	h->version = version;
-	h->op = op;
-	h->req_id = req_id;
-	h->status = status;
-	h->len = len;
-	h->csum = wire_csum(payload, len);
-}
 
 int wire_check_name(const char *name, size_t len)
 {

@@ -391,15 +391,6 @@ int wire_frame_hdr(struct wire_hdr *h, uint16_t version, uint16_t op,
  * len <= max_payload.  -EPROTO or -E2BIG. */
 int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload);
 
-/* ---- the hand-written framing the codec replaces (wire.c); they go once
- * the client and the server use the codec. */
-void wire_hdr_to_le(struct wire_hdr *h);
-void wire_hdr_from_le(struct wire_hdr *h);
-uint64_t wire_csum(const void *payload, size_t len);
-void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
-		   uint64_t req_id, uint32_t status, const void *payload,
-		   uint32_t len);
-
 /* ---- checks (wire.c); all return 0 or a negative errno */
 
 /* Validates an object name: 1..WIRE_MAX_NAME bytes of [A-Za-z0-9._-],
