@@ -339,32 +339,50 @@ _Static_assert(sizeof(struct wire_hint_drop) == 32, "hint drop is 32 bytes");
  * parsers below, the server's handlers, the client's callers), and whether
  * bytes may follow (a WRITE's data, a name) is theirs to say too.
  */
-#define WIRE_CODEC(type)                                                      \
-	int wire_put_##type(void *buf, size_t cap, const struct wire_##type *m); \
-	int wire_get_##type(const void *buf, size_t len, struct wire_##type *m);
-WIRE_CODEC(hdr)
-WIRE_CODEC(hello)
-WIRE_CODEC(mac)
-WIRE_CODEC(create)
-WIRE_CODEC(name)
-WIRE_CODEC(objinfo)
-WIRE_CODEC(list)
-WIRE_CODEC(list_reply)
-WIRE_CODEC(list_entry)
-WIRE_CODEC(io)
-WIRE_CODEC(read_reply)
-WIRE_CODEC(id)
-WIRE_CODEC(map)
-WIRE_CODEC(vio)
-WIRE_CODEC(vq)
-WIRE_CODEC(vq_reply)
-WIRE_CODEC(node)
-WIRE_CODEC(placement)
-WIRE_CODEC(hint_q)
-WIRE_CODEC(hint_reply)
-WIRE_CODEC(hint)
-WIRE_CODEC(hint_drop)
-#undef WIRE_CODEC
+int wire_put_hdr(void *buf, size_t cap, const struct wire_hdr *m);
+int wire_get_hdr(const void *buf, size_t len, struct wire_hdr *m);
+int wire_put_hello(void *buf, size_t cap, const struct wire_hello *m);
+int wire_get_hello(const void *buf, size_t len, struct wire_hello *m);
+int wire_put_mac(void *buf, size_t cap, const struct wire_mac *m);
+int wire_get_mac(const void *buf, size_t len, struct wire_mac *m);
+int wire_put_create(void *buf, size_t cap, const struct wire_create *m);
+int wire_get_create(const void *buf, size_t len, struct wire_create *m);
+int wire_put_name(void *buf, size_t cap, const struct wire_name *m);
+int wire_get_name(const void *buf, size_t len, struct wire_name *m);
+int wire_put_objinfo(void *buf, size_t cap, const struct wire_objinfo *m);
+int wire_get_objinfo(const void *buf, size_t len, struct wire_objinfo *m);
+int wire_put_list(void *buf, size_t cap, const struct wire_list *m);
+int wire_get_list(const void *buf, size_t len, struct wire_list *m);
+int wire_put_list_reply(void *buf, size_t cap, const struct wire_list_reply *m);
+int wire_get_list_reply(const void *buf, size_t len, struct wire_list_reply *m);
+int wire_put_list_entry(void *buf, size_t cap, const struct wire_list_entry *m);
+int wire_get_list_entry(const void *buf, size_t len, struct wire_list_entry *m);
+int wire_put_io(void *buf, size_t cap, const struct wire_io *m);
+int wire_get_io(const void *buf, size_t len, struct wire_io *m);
+int wire_put_read_reply(void *buf, size_t cap, const struct wire_read_reply *m);
+int wire_get_read_reply(const void *buf, size_t len, struct wire_read_reply *m);
+int wire_put_id(void *buf, size_t cap, const struct wire_id *m);
+int wire_get_id(const void *buf, size_t len, struct wire_id *m);
+int wire_put_map(void *buf, size_t cap, const struct wire_map *m);
+int wire_get_map(const void *buf, size_t len, struct wire_map *m);
+int wire_put_vio(void *buf, size_t cap, const struct wire_vio *m);
+int wire_get_vio(const void *buf, size_t len, struct wire_vio *m);
+int wire_put_vq(void *buf, size_t cap, const struct wire_vq *m);
+int wire_get_vq(const void *buf, size_t len, struct wire_vq *m);
+int wire_put_vq_reply(void *buf, size_t cap, const struct wire_vq_reply *m);
+int wire_get_vq_reply(const void *buf, size_t len, struct wire_vq_reply *m);
+int wire_put_node(void *buf, size_t cap, const struct wire_node *m);
+int wire_get_node(const void *buf, size_t len, struct wire_node *m);
+int wire_put_placement(void *buf, size_t cap, const struct wire_placement *m);
+int wire_get_placement(const void *buf, size_t len, struct wire_placement *m);
+int wire_put_hint_q(void *buf, size_t cap, const struct wire_hint_q *m);
+int wire_get_hint_q(const void *buf, size_t len, struct wire_hint_q *m);
+int wire_put_hint_reply(void *buf, size_t cap, const struct wire_hint_reply *m);
+int wire_get_hint_reply(const void *buf, size_t len, struct wire_hint_reply *m);
+int wire_put_hint(void *buf, size_t cap, const struct wire_hint *m);
+int wire_get_hint(const void *buf, size_t len, struct wire_hint *m);
+int wire_put_hint_drop(void *buf, size_t cap, const struct wire_hint_drop *m);
+int wire_get_hint_drop(const void *buf, size_t len, struct wire_hint_drop *m);
 
 /* n u64s (a VERSIONS answer's block versions) to and from little-endian:
  * n * 8 bytes or -ENOBUFS / -EPROTO as above.  put may work in place
