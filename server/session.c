@@ -68,9 +68,12 @@ static uint32_t max_payload(const struct conn *c)
 	return authenticated(c) ? WIRE_MAX_PAYLOAD : WIRE_MAX_PREAUTH;
 }
 
-/* Sends the handshake's answer (an error's text too) with its version. */
+/* Sends the handshake's answer (an error's text too) with its version;
+ * a machine already over (-EINVAL) has none: the connection is closing. */
 static void send_hs_out(struct conn *c, const struct wire_hs_out *out)
 {
+	if (!out->op)
+		return;
 	c->version = out->version;
 	if (out->status)
 		conn_error(c, &c->hdr, out->status, "%.*s", (int)out->len,
