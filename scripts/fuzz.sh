@@ -20,7 +20,8 @@ jobs=${FUZZ_JOBS:-2}
 build=${FUZZ_BUILD:-build-fuzz}
 timeout_s=${FUZZ_TIMEOUT:-25}
 rss_mb=${FUZZ_RSS_MB:-2048}
-all=(fuzz_frame fuzz_handshake fuzz_request fuzz_config fuzz_monitor)
+all=(fuzz_frame fuzz_codec fuzz_hs fuzz_handshake fuzz_request fuzz_config
+	fuzz_monitor)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

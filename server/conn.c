@@ -203,13 +203,14 @@ static uint16_t answer_op(uint16_t op)
 static void frame_fill(struct conn *c, struct outbuf *ob,
 		       const struct wire_hdr *req, uint32_t status)
 {
+	struct iovec payload = { outbuf_payload(ob),
+				 ob->len - sizeof(struct wire_hdr) };
 	struct wire_hdr h;
 
-	wire_hdr_init(&h, c->version, answer_op(req->op), req->req_id,
-		      status, outbuf_payload(ob),
-		      (uint32_t)(ob->len - sizeof(h)));
-	wire_hdr_to_le(&h);
-	memcpy(ob->data, &h, sizeof(h));
+	/* Cannot fail: no handler builds an answer over WIRE_MAX_PAYLOAD. */
+	wire_frame_hdr(&h, c->version, answer_op(req->op), req->req_id,
+		      status, &payload, 1);
+	wire_put_hdr(ob->data, sizeof(h), &h);
 }
 
 static void enqueue_locked(struct conn *c, struct outbuf *ob)

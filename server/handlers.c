@@ -4,7 +4,6 @@
  * checks its payload completely before touching the store, and answers
  * exactly once (request_done/request_fail, or via the committer).
  */
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -40,13 +39,16 @@ uint32_t handler_storage_status(int rc)
 static void answer_info(struct request *r, struct store_obj *o)
 {
 	struct outbuf *ob = outbuf_new(sizeof(struct wire_objinfo));
+	struct wire_objinfo info;
 	int rc;
 
 	if (!ob) {
 		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
-	rc = store_info(o, (struct wire_objinfo *)outbuf_payload(ob));
+	rc = store_info(o, &info);
+	if (!rc)
+		wire_put_objinfo(outbuf_payload(ob), sizeof(info), &info);
 	if (rc) {
 		free(ob);
 		handler_fail(r, handler_storage_status(rc), "stat: %s", strerror(-rc));
@@ -150,20 +152,21 @@ static void handle_delete(struct server *srv, struct request *r)
 	request_done(r, WIRE_OK, NULL);
 }
 
-/* Entries are (wire_list_entry, name) back to back after the header. */
+/* Entries are (wire_list_entry, name) back to back after the header; p
+ * has room for n of each at their largest. */
 static size_t list_fill(uint8_t *p, struct store_obj **objs, uint32_t n)
 {
 	size_t off = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		struct wire_list_entry e = { .name_len = htole16(objs[i]->name_len) };
+		struct wire_list_entry e = { .name_len = objs[i]->name_len };
 
 		if (store_info(objs[i], &e.info))
 			memset(&e.info, 0, sizeof(e.info)); /* stat failed: sizes 0 */
-		e.info.id = htole64(objs[i]->id);
-		memcpy(p + off, &e, sizeof(e));
-		memcpy(p + off + sizeof(e), objs[i]->name, objs[i]->name_len);
-		off += sizeof(e) + objs[i]->name_len;
+		e.info.id = objs[i]->id;
+		off += (size_t)wire_put_list_entry(p + off, sizeof(e), &e);
+		memcpy(p + off, objs[i]->name, objs[i]->name_len);
+		off += objs[i]->name_len;
 	}
 	return off;
 }
@@ -171,8 +174,7 @@ static size_t list_fill(uint8_t *p, struct store_obj **objs, uint32_t n)
 static void answer_list(struct request *r, struct store_obj **objs,
 			uint32_t n, uint64_t next)
 {
-	struct wire_list_reply h = { .next_cursor = htole64(next),
-				     .count = htole32(n) };
+	struct wire_list_reply h = { .next_cursor = next, .count = n };
 	struct outbuf *ob = outbuf_new(
 		sizeof(h) + n * (sizeof(struct wire_list_entry) + WIRE_MAX_NAME));
 
@@ -180,7 +182,7 @@ static void answer_list(struct request *r, struct store_obj **objs,
 		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
-	memcpy(outbuf_payload(ob), &h, sizeof(h));
+	wire_put_list_reply(outbuf_payload(ob), sizeof(h), &h);
 	ob->len = sizeof(struct wire_hdr) + sizeof(h) +
 		  list_fill(outbuf_payload(ob) + sizeof(h), objs, n);
 	request_done(r, WIRE_OK, ob);
@@ -198,8 +200,7 @@ static void handle_list(struct server *srv, struct request *r)
 			     sizeof(l));
 		return;
 	}
-	memcpy(&l, r->payload, sizeof(l));
-	l.max = le32toh(l.max);
+	wire_get_list(r->payload, r->hdr.len, &l);
 	if (!l.max) {
 		handler_fail(r, WIRE_EINVAL, "LIST max is 0");
 		return;
@@ -208,7 +209,7 @@ static void handle_list(struct server *srv, struct request *r)
 		handler_fail(r, WIRE_E2BIG, "LIST max over %d", WIRE_LIST_MAX);
 		return;
 	}
-	store_list(srv->store, le64toh(l.cursor), l.max, objs, &n, &next);
+	store_list(srv->store, l.cursor, l.max, objs, &n, &next);
 	answer_list(r, objs, n, next);
 	for (uint32_t i = 0; i < n; i++)
 		store_put(objs[i]);
@@ -228,16 +229,11 @@ static struct store_obj *io_target(struct server *srv, struct request *r,
 {
 	struct store_obj *o;
 
-	if (r->hdr.len < sizeof(*io)) {
+	if (wire_get_io(r->payload, r->hdr.len, io) < 0) {
 		handler_fail(r, WIRE_EPROTO, "I/O payload under %zu bytes",
 			     sizeof(*io));
 		return NULL;
 	}
-	memcpy(io, r->payload, sizeof(*io));
-	io->id = le64toh(io->id);
-	io->offset = le64toh(io->offset);
-	io->len = le32toh(io->len);
-	io->flags = le32toh(io->flags);
 	if (r->hdr.len != sizeof(*io) + (payload_extra ? io->len : 0)) {
 		handler_fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
 			     r->hdr.len,
@@ -283,11 +279,11 @@ static int read_holes(struct store_obj *o, const struct wire_io *io,
 	if (!ob)
 		return -ENOMEM;
 	if (hole)
-		rr.flags = htole32(WIRE_READ_HOLE);
+		rr.flags = WIRE_READ_HOLE;
 	else
 		rc = store_read(o, io->offset, outbuf_payload(ob) + sizeof(rr),
 				io->len, nowait);
-	memcpy(outbuf_payload(ob), &rr, sizeof(rr));
+	wire_put_read_reply(outbuf_payload(ob), sizeof(rr), &rr);
 	return rc;
 }
 
@@ -303,8 +299,8 @@ static bool read_answer(struct server *srv, struct request *r, bool nowait)
 	if (nowait) { /* peek: anything unusual goes to a worker */
 		if (r->hdr.len != sizeof(io))
 			return false; /* before the copy: the payload is shorter */
-		memcpy(&io, r->payload, sizeof(io));
-		if (le32toh(io.len) > INLINE_READ_MAX)
+		wire_get_io(r->payload, r->hdr.len, &io);
+		if (io.len > INLINE_READ_MAX)
 			return false;
 	}
 	o = io_target(srv, r, &io, 0);
@@ -405,8 +401,7 @@ static void handle_sync(struct server *srv, struct request *r)
 		handler_fail(r, WIRE_EPROTO, "SYNC payload is 8 bytes");
 		return;
 	}
-	memcpy(&id, r->payload, sizeof(id));
-	id.id = le64toh(id.id);
+	wire_get_id(r->payload, r->hdr.len, &id);
 	if (!id.id) {
 		request_done(r, WIRE_OK, NULL);
 		return;
@@ -440,10 +435,7 @@ static void handle_map(struct server *srv, struct request *r)
 		handler_fail(r, WIRE_EIO, "out of memory");
 		return;
 	}
-	m.addr = htole64(m.addr);
-	m.rkey = htole32(m.rkey);
-	m.len = htole32(m.len);
-	memcpy(outbuf_payload(ob), &m, sizeof(m));
+	wire_put_map(outbuf_payload(ob), sizeof(m), &m);
 	request_done(r, WIRE_OK, ob);
 }
 

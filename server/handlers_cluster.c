@@ -5,7 +5,6 @@
  * handlers.c, each handler checks its payload completely before touching
  * the store and answers exactly once.
  */
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -53,18 +52,11 @@ static struct store_obj *vio_target(struct server *srv, struct request *r,
 	struct store_obj *o;
 	uint64_t epoch;
 
-	if (r->hdr.len < sizeof(*v)) {
+	if (wire_get_vio(r->payload, r->hdr.len, v) < 0) {
 		handler_fail(r, WIRE_EPROTO, "payload under %zu bytes",
 			     sizeof(*v));
 		return NULL;
 	}
-	memcpy(v, r->payload, sizeof(*v));
-	v->id = le64toh(v->id);
-	v->offset = le64toh(v->offset);
-	v->len = le32toh(v->len);
-	v->flags = le32toh(v->flags);
-	v->version = le64toh(v->version);
-	v->epoch = le64toh(v->epoch);
 	if (r->hdr.len != sizeof(*v) + (with_data ? v->len : 0)) {
 		handler_fail(r, WIRE_EPROTO, "payload %u bytes, expected %zu",
 			     r->hdr.len, sizeof(*v) + (with_data ? v->len : 0));
@@ -180,10 +172,7 @@ void handle_versions(struct server *srv, struct request *r)
 			     sizeof(q));
 		return;
 	}
-	memcpy(&q, r->payload, sizeof(q));
-	q.id = le64toh(q.id);
-	q.offset = le64toh(q.offset);
-	q.count = le32toh(q.count);
+	wire_get_vq(r->payload, r->hdr.len, &q);
 	if (q.flags || !q.count || q.count > WIRE_MAX_VERSIONS) {
 		handler_fail(r, q.count > WIRE_MAX_VERSIONS ? WIRE_E2BIG
 							    : WIRE_EINVAL,
@@ -208,9 +197,8 @@ void handle_versions(struct server *srv, struct request *r)
 	rc = vstore_versions(o, q.offset / o->chunk_size, q.count,
 			     (uint64_t *)(outbuf_payload(ob) + sizeof(rep)),
 			     &got);
-	rep.epoch = htole64(vstore_epoch(o));
-	rep.count = htole32(got);
-	rep.block_size = htole32(o->chunk_size);
+	rep = (struct wire_vq_reply){ .epoch = vstore_epoch(o), .count = got,
+				      .block_size = o->chunk_size };
 	store_put(o);
 	if (rc) {
 		free(ob);
@@ -218,11 +206,10 @@ void handle_versions(struct server *srv, struct request *r)
 			     strerror(-rc));
 		return;
 	}
-	for (uint32_t i = 0; i < got; i++) {
-		uint64_t *p = (uint64_t *)(outbuf_payload(ob) + sizeof(rep)) + i;
-		*p = htole64(*p);
-	}
-	memcpy(outbuf_payload(ob), &rep, sizeof(rep));
+	/* In place: the versions are encoded where vstore put them. */
+	wire_put_u64s(outbuf_payload(ob) + sizeof(rep), (size_t)got * 8,
+		      (uint64_t *)(outbuf_payload(ob) + sizeof(rep)), got);
+	wire_put_vq_reply(outbuf_payload(ob), sizeof(rep), &rep);
 	/* Fewer versions than asked (the object's end): a shorter frame. */
 	ob->len = sizeof(struct wire_hdr) + sizeof(rep) + (size_t)got * 8;
 	request_done(r, WIRE_OK, ob);
@@ -232,14 +219,16 @@ void handle_versions(struct server *srv, struct request *r)
 
 void handle_node(struct server *srv, struct request *r)
 {
-	struct wire_node n = { .objects = htole64(store_count(srv->store)) };
+	struct wire_node n = { .objects = store_count(srv->store) };
+	uint8_t raw[sizeof(n)];
 
 	if (r->hdr.len) {
 		handler_fail(r, WIRE_EPROTO, "NODE takes no payload");
 		return;
 	}
 	memcpy(n.id, store_node_id(srv->store), WIRE_NODE_ID);
-	answer(r, &n, sizeof(n), NULL, 0);
+	wire_put_node(raw, sizeof(raw), &n);
+	answer(r, raw, sizeof(raw), NULL, 0);
 }
 
 /* ---- PLACE / PLACEMENT */
@@ -248,15 +237,14 @@ static int parse_placement(const uint8_t *p, size_t len, struct placement *out)
 {
 	struct wire_placement w;
 
-	if (len < sizeof(w))
+	if (wire_get_placement(p, len, &w) < 0)
 		return -EPROTO;
-	memcpy(&w, p, sizeof(w));
 	memset(out, 0, sizeof(*out));
-	out->epoch = le64toh(w.epoch);
-	out->group_size = le32toh(w.group_size);
+	out->epoch = w.epoch;
+	out->group_size = w.group_size;
 	out->replicas = w.replicas;
 	out->write_quorum = w.write_quorum;
-	out->nmembers = le16toh(w.nmembers);
+	out->nmembers = w.nmembers;
 	if (out->nmembers > WIRE_MAX_MEMBERS)
 		return -E2BIG;
 	if (len != sizeof(w) + (size_t)out->nmembers * WIRE_NODE_ID)
@@ -289,8 +277,8 @@ void handle_place(struct server *srv, struct request *r)
 			     "bad placement (epoch, members, R, W, group)");
 		return;
 	}
-	memcpy(&id, r->payload, sizeof(id));
-	if (!(o = find(srv, r, le64toh(id.id)))) {
+	wire_get_id(r->payload, r->hdr.len, &id);
+	if (!(o = find(srv, r, id.id))) {
 		free(p);
 		return;
 	}
@@ -313,6 +301,7 @@ void handle_placement(struct server *srv, struct request *r)
 {
 	struct placement *p = malloc(sizeof(*p));
 	struct wire_placement w;
+	uint8_t raw[sizeof(w)];
 	struct wire_id id;
 	struct store_obj *o;
 
@@ -322,19 +311,20 @@ void handle_placement(struct server *srv, struct request *r)
 			     p ? "PLACEMENT payload is 8 bytes" : "out of memory");
 		return;
 	}
-	memcpy(&id, r->payload, sizeof(id));
-	if (!(o = find(srv, r, le64toh(id.id)))) {
+	wire_get_id(r->payload, r->hdr.len, &id);
+	if (!(o = find(srv, r, id.id))) {
 		free(p);
 		return;
 	}
 	vstore_placement(o, p);
 	store_put(o);
 	w = (struct wire_placement){
-		.epoch = htole64(p->epoch), .group_size = htole32(p->group_size),
+		.epoch = p->epoch, .group_size = p->group_size,
 		.replicas = p->replicas, .write_quorum = p->write_quorum,
-		.nmembers = htole16(p->nmembers),
+		.nmembers = p->nmembers,
 	};
-	answer(r, &w, sizeof(w), p->members, (size_t)p->nmembers * WIRE_NODE_ID);
+	wire_put_placement(raw, sizeof(raw), &w);
+	answer(r, raw, sizeof(raw), p->members, (size_t)p->nmembers * WIRE_NODE_ID);
 	free(p);
 }
 
@@ -343,8 +333,9 @@ void handle_placement(struct server *srv, struct request *r)
 void handle_hints(struct server *srv, struct request *r)
 {
 	struct wire_hint_reply rep = { 0 };
+	uint8_t raw[sizeof(rep)];
 	struct wire_hint_q q;
-	struct wire_hint *h;
+	uint8_t *h; /* encoded records */
 	struct store_obj *o;
 	uint32_t n;
 	bool more;
@@ -355,11 +346,11 @@ void handle_hints(struct server *srv, struct request *r)
 			     sizeof(q));
 		return;
 	}
-	memcpy(&q, r->payload, sizeof(q));
-	if (!(o = find(srv, r, le64toh(q.id))))
+	wire_get_hint_q(r->payload, r->hdr.len, &q);
+	if (!(o = find(srv, r, q.id)))
 		return;
-	h = malloc(WIRE_MAX_HINTS * sizeof(*h));
-	rc = h ? vstore_hints(o, le64toh(q.cursor), h, WIRE_MAX_HINTS, &n, &more)
+	h = malloc(WIRE_MAX_HINTS * sizeof(struct wire_hint));
+	rc = h ? vstore_hints(o, q.cursor, h, WIRE_MAX_HINTS, &n, &more)
 	       : -ENOMEM;
 	store_put(o);
 	if (rc) {
@@ -368,10 +359,10 @@ void handle_hints(struct server *srv, struct request *r)
 			     strerror(-rc));
 		return;
 	}
-	rep.next_cursor = htole64(le64toh(q.cursor) + n);
-	rep.count = htole32(n);
-	rep.more = htole32(more);
-	answer(r, &rep, sizeof(rep), h, (size_t)n * sizeof(*h));
+	rep = (struct wire_hint_reply){ .next_cursor = q.cursor + n,
+					.count = n, .more = more };
+	wire_put_hint_reply(raw, sizeof(raw), &rep);
+	answer(r, raw, sizeof(raw), h, (size_t)n * sizeof(struct wire_hint));
 	free(h);
 }
 
@@ -386,10 +377,10 @@ void handle_hints_drop(struct server *srv, struct request *r)
 			     sizeof(d));
 		return;
 	}
-	memcpy(&d, r->payload, sizeof(d));
-	if (!(o = find(srv, r, le64toh(d.id))))
+	wire_get_hint_drop(r->payload, r->hdr.len, &d);
+	if (!(o = find(srv, r, d.id)))
 		return;
-	rc = vstore_hints_drop(o, le64toh(d.upto), d.node);
+	rc = vstore_hints_drop(o, d.upto, d.node);
 	store_put(o);
 	if (rc)
 		handler_fail(r, handler_storage_status(rc), "dropping hints: %s",

@@ -114,16 +114,15 @@ static int epoll_add(struct server *srv, int fd, void *tag, uint32_t events)
  * empty socket buffer always takes. */
 static void refuse(int fd, unsigned limit)
 {
-	struct {
-		struct wire_hdr h;
-		char msg[64];
-	} f;
-	int n = snprintf(f.msg, sizeof(f.msg), "over %u connections", limit);
+	uint8_t f[sizeof(struct wire_hdr) + 64];
+	char *msg = (char *)f + sizeof(struct wire_hdr);
+	int n = snprintf(msg, 64, "over %u connections", limit);
+	struct iovec iov = { msg, n < 64 ? (size_t)n : 63 };
+	struct wire_hdr h;
 
-	wire_hdr_init(&f.h, 0, WIRE_HELLO | WIRE_RESPONSE, 0, WIRE_EBUSY,
-		      f.msg, (uint32_t)n);
-	wire_hdr_to_le(&f.h);
-	if (send(fd, &f, sizeof(f.h) + (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	wire_frame_hdr(&h, 0, WIRE_HELLO | WIRE_RESPONSE, 0, WIRE_EBUSY, &iov, 1);
+	wire_put_hdr(f, sizeof(h), &h);
+	if (send(fd, f, sizeof(h) + iov.iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("refusing fd %d: %s", fd, strerror(errno));
 	close(fd);
 }
@@ -285,7 +284,7 @@ static void expire_handshakes(struct server *srv)
 	int64_t now = now_ms();
 
 	for (struct conn *c = srv->conns; c; c = c->next)
-		if (c->phase != PHASE_READY && now > c->auth_deadline_ms) {
+		if (c->hs.state != WIRE_HS_DONE && now > c->auth_deadline_ms) {
 			log_info("fd %d: no authentication within %u ms",
 				 c->fd, srv->cfg.auth_timeout_ms);
 			c->auth_deadline_ms = INT64_MAX;

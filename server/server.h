@@ -36,8 +36,6 @@ struct outbuf {
 	uint8_t data[];  /* header, then payload */
 };
 
-enum conn_phase { PHASE_HELLO, PHASE_AUTH, PHASE_READY };
-
 struct request;
 
 struct conn {
@@ -46,11 +44,11 @@ struct conn {
 	atomic_uint refs; /* the loop's, one per request in flight */
 	/* Loop thread only. */
 	struct conn *prev, *next;
-	enum conn_phase phase;
-	uint16_t version;
-	uint8_t nonce[WIRE_NONCE], peer_nonce[WIRE_NONCE];
+	struct wire_hs hs;  /* HELLO + AUTH; DONE once authenticated */
+	uint16_t version;   /* of our answers: hs.version as it goes */
 	int64_t auth_deadline_ms;
-	struct wire_hdr hdr; /* frame being received */
+	uint8_t hdr_raw[sizeof(struct wire_hdr)]; /* header being received */
+	struct wire_hdr hdr; /* decoded once hdr_raw is whole */
 	size_t hdr_got, payload_got;
 	uint8_t *payload;
 	/* Under lock. */

@@ -9,7 +9,6 @@
  * authentication, a bad payload (checksum, sizes, names, ranges) is
  * answered with an error and the connection goes on.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +21,16 @@ enum frame_rc { FRAME_MORE, FRAME_READY, FRAME_CLOSE };
 
 void session_start(struct conn *c)
 {
-	c->phase = PHASE_HELLO;
-	wire_random(c->nonce, sizeof(c->nonce));
+	struct wire_hs_out none;
+
+	wire_hs_start(&c->hs, WIRE_HS_SERVER, c->srv->secret,
+		      c->srv->secret_len, &none);
+	c->version = 0;
+}
+
+static bool authenticated(const struct conn *c)
+{
+	return c->hs.state == WIRE_HS_DONE;
 }
 
 static void fail_close(struct conn *c, const struct wire_hdr *h,
@@ -58,18 +65,27 @@ static int recv_part(struct conn *c, void *buf, size_t len, size_t *got)
 
 static uint32_t max_payload(const struct conn *c)
 {
-	return c->phase == PHASE_READY ? WIRE_MAX_PAYLOAD : WIRE_MAX_PREAUTH;
+	return authenticated(c) ? WIRE_MAX_PAYLOAD : WIRE_MAX_PREAUTH;
 }
 
-static uint16_t expected_op(const struct conn *c)
+/* Sends the handshake's answer (an error's text too) with its version;
+ * a machine already over (-EINVAL) has none: the connection is closing. */
+static void send_hs_out(struct conn *c, const struct wire_hs_out *out)
 {
-	return c->phase == PHASE_HELLO ? WIRE_HELLO : WIRE_AUTH;
+	if (!out->op)
+		return;
+	c->version = out->version;
+	if (out->status)
+		conn_error(c, &c->hdr, out->status, "%.*s", (int)out->len,
+			   (const char *)out->payload);
+	else
+		conn_answer_copy(c, &c->hdr, out->payload, out->len);
 }
 
 /* 0 when the header can be trusted; otherwise answered and closing. */
 static int check_hdr(struct conn *c, const struct wire_hdr *h)
 {
-	uint16_t want_version = c->phase == PHASE_HELLO ? 0 : c->version;
+	struct wire_hs_out out;
 	int rc = wire_check_hdr(h, max_payload(c));
 
 	if (rc == -EPROTO || h->op & WIRE_RESPONSE || h->status) {
@@ -80,11 +96,14 @@ static int check_hdr(struct conn *c, const struct wire_hdr *h)
 				   : "unknown op");
 		return -EPROTO;
 	}
-	if (c->phase != PHASE_READY && h->op != expected_op(c)) {
-		fail_close(c, h, WIRE_ENOTAUTH,
-			   c->phase == PHASE_HELLO ? "HELLO first, then AUTH"
-						   : "AUTH expected");
-		return -EPERM;
+	if (!authenticated(c)) {
+		int err = wire_hs_check_hdr(&c->hs, h, &out);
+
+		if (err) {
+			send_hs_out(c, &out);
+			conn_close_soon(c);
+			return err;
+		}
 	}
 	if (rc == -E2BIG) {
 		conn_error(c, h, WIRE_E2BIG, "frame of %u bytes, limit %u",
@@ -92,9 +111,9 @@ static int check_hdr(struct conn *c, const struct wire_hdr *h)
 		conn_close_soon(c);
 		return rc;
 	}
-	if (h->version != want_version) {
+	if (h->version != c->version) {
 		conn_error(c, h, WIRE_EPROTO, "header version %u, expected %u",
-			   h->version, want_version);
+			   h->version, c->version);
 		conn_close_soon(c);
 		return -EPROTO;
 	}
@@ -103,11 +122,11 @@ static int check_hdr(struct conn *c, const struct wire_hdr *h)
 
 static enum frame_rc read_hdr(struct conn *c)
 {
-	int rc = recv_part(c, &c->hdr, sizeof(c->hdr), &c->hdr_got);
+	int rc = recv_part(c, c->hdr_raw, sizeof(c->hdr_raw), &c->hdr_got);
 
 	if (rc <= 0)
 		return rc ? FRAME_CLOSE : FRAME_MORE;
-	wire_hdr_from_le(&c->hdr);
+	wire_get_hdr(c->hdr_raw, sizeof(c->hdr_raw), &c->hdr);
 	if (check_hdr(c, &c->hdr))
 		return FRAME_CLOSE;
 	c->payload = malloc(c->hdr.len ? c->hdr.len : 1);
@@ -124,7 +143,7 @@ static enum frame_rc read_frame(struct conn *c)
 {
 	int rc;
 
-	if (c->hdr_got < sizeof(c->hdr)) {
+	if (c->hdr_got < sizeof(c->hdr_raw)) {
 		enum frame_rc f = read_hdr(c);
 		if (f != FRAME_READY)
 			return f;
@@ -135,60 +154,20 @@ static enum frame_rc read_frame(struct conn *c)
 	return FRAME_READY;
 }
 
-/* Picks the highest version both sides speak. */
-static void on_hello(struct conn *c, const uint8_t *payload)
+/* A HELLO or AUTH, checksum and all, goes to the handshake (proto/
+ * handshake.c); any failure there is answered and closes. */
+static void on_handshake(struct conn *c, const uint8_t *payload)
 {
-	struct wire_hello in, out = { 0 };
-	uint16_t lo, hi;
+	struct wire_hs_out out;
+	int rc = wire_hs_step(&c->hs, &c->hdr, payload, &out);
 
-	if (c->hdr.len != sizeof(in)) {
-		fail_close(c, &c->hdr, WIRE_EPROTO, "HELLO is 40 bytes");
-		return;
-	}
-	memcpy(&in, payload, sizeof(in));
-	lo = le16toh(in.min_version);
-	hi = le16toh(in.max_version);
-	memcpy(c->peer_nonce, in.nonce, WIRE_NONCE);
-	_Static_assert(WIRE_VERSION_MIN == 1 && WIRE_VERSION_MAX == 2,
-		       "the EVERSION message below names the versions");
-	if (hi > WIRE_VERSION_MAX)
-		hi = WIRE_VERSION_MAX;
-	if (lo > hi || hi < WIRE_VERSION_MIN) {
-		fail_close(c, &c->hdr, WIRE_EVERSION, "this server speaks versions 1..2");
-		return;
-	}
-	out.min_version = out.max_version = htole16(hi);
-	memcpy(out.nonce, c->nonce, WIRE_NONCE);
-	c->version = hi;
-	c->phase = PHASE_AUTH;
-	conn_answer_copy(c, &c->hdr, &out, sizeof(out));
-}
-
-/* The peer proves it holds the secret over both nonces; we answer with our
- * own proof (roles swapped) so the client can check us as well. */
-static void on_auth(struct conn *c, const uint8_t *payload)
-{
-	struct server *srv = c->srv;
-	struct wire_mac in, out;
-	uint8_t want[WIRE_MAC];
-
-	if (c->hdr.len != sizeof(in)) {
-		fail_close(c, &c->hdr, WIRE_EPROTO, "AUTH is 32 bytes");
-		return;
-	}
-	memcpy(&in, payload, sizeof(in));
-	wire_auth_mac(srv->secret, srv->secret_len, "ufo1 client", c->nonce,
-		      c->peer_nonce, want);
-	if (!wire_mac_equal(want, in.mac)) {
+	if (rc == -EACCES)
 		log_warn("fd %d: authentication failed", c->fd);
-		fail_close(c, &c->hdr, WIRE_EAUTH, "wrong secret");
-		return;
-	}
-	wire_auth_mac(srv->secret, srv->secret_len, "ufo1 server",
-		      c->peer_nonce, c->nonce, out.mac);
-	c->phase = PHASE_READY;
-	log_debug("fd %d: authenticated", c->fd);
-	conn_answer_copy(c, &c->hdr, &out, sizeof(out));
+	else if (rc == 1)
+		log_debug("fd %d: authenticated", c->fd);
+	send_hs_out(c, &out);
+	if (rc < 0)
+		conn_close_soon(c);
 }
 
 /* The data a request pins while in flight: what it brings, or for a READ
@@ -199,8 +178,8 @@ static size_t request_cost(const struct wire_hdr *h, const uint8_t *payload)
 
 	if (h->op != WIRE_READ || h->len != sizeof(io))
 		return h->len;
-	memcpy(&io, payload, sizeof(io));
-	return le32toh(io.len) < WIRE_MAX_IO ? le32toh(io.len) : WIRE_MAX_IO;
+	wire_get_io(payload, h->len, &io);
+	return io.len < WIRE_MAX_IO ? io.len : WIRE_MAX_IO;
 }
 
 /* Takes payload. */
@@ -247,14 +226,10 @@ static void on_frame(struct conn *c)
 
 	c->payload = NULL;
 	c->hdr_got = c->payload_got = 0;
-	if (wire_check_csum(&c->hdr, payload)) {
+	if (!authenticated(c)) {
+		on_handshake(c, payload);
+	} else if (wire_check_csum(&c->hdr, payload)) {
 		conn_error(c, &c->hdr, WIRE_ECSUM, "payload checksum mismatch");
-		if (c->phase != PHASE_READY)
-			conn_close_soon(c);
-	} else if (c->phase == PHASE_HELLO) {
-		on_hello(c, payload);
-	} else if (c->phase == PHASE_AUTH) {
-		on_auth(c, payload);
 	} else {
 		on_request(c, payload);
 		return;

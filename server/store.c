@@ -342,13 +342,13 @@ int store_info(struct store_obj *o, struct wire_objinfo *out)
 
 	if (fstat(o->fd, &st))
 		return -errno;
-	out->id = htole64(o->id);
-	out->size = htole64(o->size);
-	out->chunk_size = htole32(o->chunk_size);
-	out->flags = htole32(vstore_epoch(o) ? WIRE_OBJ_REPLICATED : 0);
-	out->allocated = htole64((uint64_t)st.st_blocks * 512);
-	out->mtime_ns = htole64((uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-				(uint64_t)st.st_mtim.tv_nsec);
+	*out = (struct wire_objinfo){
+		.id = o->id, .size = o->size, .chunk_size = o->chunk_size,
+		.flags = vstore_epoch(o) ? WIRE_OBJ_REPLICATED : 0,
+		.allocated = (uint64_t)st.st_blocks * 512,
+		.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+			    (uint64_t)st.st_mtim.tv_nsec,
+	};
 	return 0;
 }
 

@@ -73,7 +73,7 @@ int store_list(struct store *s, uint64_t cursor, uint32_t max,
 void store_get(struct store_obj *o);
 void store_put(struct store_obj *o);
 
-int store_info(struct store_obj *o, struct wire_objinfo *out); /* LE */
+int store_info(struct store_obj *o, struct wire_objinfo *out); /* host order */
 /* Reads [off, off+len); holes and the part past the data file's end are
  * zeros.  The caller has checked the range against o->size. */
 /* nowait: -EAGAIN instead of waiting for the disk (RWF_NOWAIT). */

@@ -138,18 +138,18 @@ static int place_load(struct store_obj *o)
 		return rc;
 	if (got < sizeof(w) + 8)
 		return -EBADMSG;
-	memcpy(&w, buf, sizeof(w));
-	body = sizeof(w) + (size_t)le16toh(w.nmembers) * WIRE_NODE_ID;
-	if (le16toh(w.nmembers) > WIRE_MAX_MEMBERS || got != body + 8)
+	wire_get_placement(buf, got, &w);
+	body = sizeof(w) + (size_t)w.nmembers * WIRE_NODE_ID;
+	if (w.nmembers > WIRE_MAX_MEMBERS || got != body + 8)
 		return -EBADMSG;
-	memcpy(&csum, buf + body, 8);
-	if (le64toh(csum) != XXH3_64bits(buf, body))
+	wire_get_u64s(buf + body, 8, &csum, 1);
+	if (csum != XXH3_64bits(buf, body))
 		return -EBADMSG;
-	o->place->epoch = le64toh(w.epoch);
-	o->place->group_size = le32toh(w.group_size);
+	o->place->epoch = w.epoch;
+	o->place->group_size = w.group_size;
 	o->place->replicas = w.replicas;
 	o->place->write_quorum = w.write_quorum;
-	o->place->nmembers = le16toh(w.nmembers);
+	o->place->nmembers = w.nmembers;
 	memcpy(o->place->members, buf + sizeof(w),
 	       (size_t)o->place->nmembers * WIRE_NODE_ID);
 	return 0;
@@ -463,18 +463,18 @@ static int place_write(struct store_obj *o, const struct placement *p)
 	uint8_t buf[sizeof(struct wire_placement) +
 		    WIRE_MAX_MEMBERS * WIRE_NODE_ID + 8];
 	struct wire_placement w = {
-		.epoch = htole64(p->epoch), .group_size = htole32(p->group_size),
+		.epoch = p->epoch, .group_size = p->group_size,
 		.replicas = p->replicas, .write_quorum = p->write_quorum,
-		.nmembers = htole16(p->nmembers),
+		.nmembers = p->nmembers,
 	};
 	size_t body = sizeof(w) + (size_t)p->nmembers * WIRE_NODE_ID;
 	char file[OBJ_FILE_MAX];
 	uint64_t csum;
 
-	memcpy(buf, &w, sizeof(w));
+	wire_put_placement(buf, sizeof(buf), &w);
 	memcpy(buf + sizeof(w), p->members, (size_t)p->nmembers * WIRE_NODE_ID);
-	csum = htole64(XXH3_64bits(buf, body));
-	memcpy(buf + body, &csum, 8);
+	csum = XXH3_64bits(buf, body);
+	wire_put_u64s(buf + body, 8, &csum, 1);
 	obj_file_name(file, o->id, PLACE_SUFFIX);
 	return atomic_replace(o->objdir, file, buf, body + 8);
 }
@@ -514,14 +514,16 @@ uint64_t vstore_epoch(struct store_obj *o)
 int vstore_hint_add(struct store_obj *o, uint64_t off, uint32_t len,
 		    const uint8_t node[WIRE_NODE_ID])
 {
-	struct wire_hint h = { .offset = htole64(off), .len = htole32(len) };
+	struct wire_hint h = { .offset = off, .len = len };
+	uint8_t rec[sizeof(h)];
 	int rc;
 
 	memcpy(h.node, node, WIRE_NODE_ID);
+	wire_put_hint(rec, sizeof(rec), &h);
 	pthread_mutex_lock(&o->vlock);
 	/* O_APPEND: a torn record at a crash is a short tail, ignored by
 	 * the count (nhints is the whole records only). */
-	rc = pwrite_all(o->hfd, &h, sizeof(h), 0);
+	rc = pwrite_all(o->hfd, rec, sizeof(rec), 0);
 	if (!rc && fdatasync(o->hfd))
 		rc = -errno;
 	if (!rc)
@@ -530,9 +532,10 @@ int vstore_hint_add(struct store_obj *o, uint64_t off, uint32_t len,
 	return rc;
 }
 
-int vstore_hints(struct store_obj *o, uint64_t cursor, struct wire_hint *out,
+int vstore_hints(struct store_obj *o, uint64_t cursor, uint8_t *out,
 		 uint32_t max, uint32_t *count, bool *more)
 {
+	const size_t rec = sizeof(struct wire_hint);
 	size_t got = 0;
 	uint64_t n;
 	int rc = 0;
@@ -543,10 +546,10 @@ int vstore_hints(struct store_obj *o, uint64_t cursor, struct wire_hint *out,
 	if (n > max)
 		n = max;
 	if (n)
-		rc = pread_all(o->hfd, out, n * sizeof(*out),
-			       (off_t)(cursor * sizeof(*out)), &got);
+		rc = pread_all(o->hfd, out, n * rec, (off_t)(cursor * rec),
+			       &got);
 	pthread_mutex_unlock(&o->vlock);
-	*count = (uint32_t)(got / sizeof(*out));
+	*count = (uint32_t)(got / rec);
 	return rc;
 }
 

@@ -76,7 +76,10 @@ uint64_t vstore_epoch(struct store_obj *o);
 
 int vstore_hint_add(struct store_obj *o, uint64_t off, uint32_t len,
 		    const uint8_t node[WIRE_NODE_ID]);
-int vstore_hints(struct store_obj *o, uint64_t cursor, struct wire_hint *out,
+/* Up to max records from cursor into out (max * sizeof(struct wire_hint)
+ * bytes), as stored: the .hints file holds them in their wire encoding
+ * (wire_put_hint), so they go to the client as they are. */
+int vstore_hints(struct store_obj *o, uint64_t cursor, uint8_t *out,
 		 uint32_t max, uint32_t *count, bool *more);
 int vstore_hints_drop(struct store_obj *o, uint64_t upto,
 		      const uint8_t node[WIRE_NODE_ID]);

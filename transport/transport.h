@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "handshake.h"
 #include "wire.h"
 
 #define NET_DEFAULT_PORT 7070

@@ -88,8 +88,8 @@ static void header(const uint8_t *data, size_t size)
 
 	if (size < sizeof(h))
 		return;
-	memcpy(&h, data, sizeof(h));
-	wire_hdr_from_le(&h);
+	if (wire_get_hdr(data, size, &h) != sizeof(h))
+		abort();
 	for (int i = 0; i < 2; i++) {
 		if (wire_check_hdr(&h, limits[i]))
 			continue;

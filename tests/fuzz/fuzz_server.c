@@ -54,6 +54,7 @@ static uint64_t seed_id, batch_no;
 
 struct peer {
 	int fd;
+	uint8_t h_raw[sizeof(struct wire_hdr)];
 	struct wire_hdr h;
 	size_t hdr_got, payload_got;
 	uint8_t *payload;
@@ -86,7 +87,7 @@ static bool peer_drain(struct peer *p)
 		ssize_t n;
 
 		if (p->hdr_got < sizeof(p->h)) {
-			n = recv(p->fd, (char *)&p->h + p->hdr_got,
+			n = recv(p->fd, p->h_raw + p->hdr_got,
 				 sizeof(p->h) - p->hdr_got, MSG_DONTWAIT);
 			if (n <= 0)
 				return any;
@@ -94,7 +95,7 @@ static bool peer_drain(struct peer *p)
 			p->hdr_got += (size_t)n;
 			if (p->hdr_got < sizeof(p->h))
 				continue;
-			wire_hdr_from_le(&p->h);
+			wire_get_hdr(p->h_raw, sizeof(p->h_raw), &p->h);
 			check_hdr(&p->h);
 			p->payload = malloc(p->h.len + 1);
 			p->payload_got = 0;
@@ -206,20 +207,19 @@ static void send_frame(struct conn *c, struct peer *p, uint8_t flags,
 	const uint8_t *payload = in + sizeof(h);
 	uint32_t len;
 
-	memcpy(&h, in, sizeof(h));
-	wire_hdr_from_le(&h);
+	wire_get_hdr(in, sizeof(h), &h);
 	len = h.len <= avail - sizeof(h) ? h.len : (uint32_t)(avail - sizeof(h));
 	if (flags & FLAG_FIX_AUTH && h.op == WIRE_AUTH &&
-	    len == WIRE_MAC && c->phase == PHASE_AUTH) {
+	    len == WIRE_MAC && c->hs.state == WIRE_HS_AUTH) {
 		wire_auth_mac((const uint8_t *)SECRET, strlen(SECRET),
-			      "ufo1 client", c->nonce, c->peer_nonce,
+			      "ufo1 client", c->hs.nonce, c->hs.peer_nonce,
 			      buf + sizeof(h));
 		payload = buf + sizeof(h);
 	}
 	if (!(flags & FLAG_KEEP_CSUM) && len == h.len)
-		h.csum = wire_csum(payload, len);
-	wire_hdr_to_le(&h);
-	peer_send(c, p, &h, sizeof(h));
+		h.csum = wire_csum_iov(&(struct iovec){ (void *)payload, len }, 1);
+	wire_put_hdr(buf, sizeof(h), &h);
+	peer_send(c, p, buf, sizeof(h));
 	peer_send(c, p, payload, len);
 }
 
@@ -262,8 +262,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	session_start(c);
 #ifdef FUZZ_AUTHENTICATED
-	c->phase = PHASE_READY;
-	c->version = WIRE_VERSION_MAX;
+	c->hs.state = WIRE_HS_DONE;
+	c->hs.version = c->version = WIRE_VERSION_MAX;
 #endif
 	p.fd = sv[1];
 	while (size >= sizeof(struct wire_hdr)) {

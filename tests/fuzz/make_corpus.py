@@ -190,6 +190,46 @@ monitor = {
 }
 
 
+# fuzz_codec: each message decoder reads the input as its message.
+codec = {
+    "hdr": frame(READ, io(SEED_ID, 0, 4096))[:32],
+    "hello": hello(),
+    "create": create(b"seed"),
+    "io": io(SEED_ID, 4096, 65536, 1),
+    "vio": vio(SEED_ID, 0, 65536, 7, 1, 1, b"\x22" * 16),
+    "placement": placement(SEED_ID, 1, 1 << 20, 2, 1, [b"\x01" * 16,
+                                                        b"\x02" * 16]),
+    "versions": bytes([3]) + struct.pack("<QQQ", 1, 2, 3),
+    "short": b"\x55\x46",
+}
+
+
+# fuzz_hs: records of [flags][len LE16][header + payload]; the first byte
+# picks the role (0 server, 1 client).
+HS_FIX_LEN, HS_FIX_CSUM, HS_FIX_MAC, HS_EARLY = 1, 2, 4, 8
+
+
+def hs_record(flags, op, payload, version=0, status=0, req_id=1):
+    f = frame(op, payload, version=version, status=status, req_id=req_id)
+    return bytes([flags]) + struct.pack("<H", len(f)) + f
+
+
+FIX = HS_FIX_LEN | HS_FIX_CSUM
+hs = {
+    "server_login": b"\0" + hs_record(FIX | HS_EARLY, HELLO, hello())
+    + hs_record(FIX | HS_FIX_MAC | HS_EARLY, AUTH, b"\0" * 32, version=2,
+                req_id=2),
+    "server_wrong_mac": b"\0" + hs_record(FIX, HELLO, hello())
+    + hs_record(FIX, AUTH, b"\0" * 32, version=2, req_id=2),
+    "server_auth_first": b"\0" + hs_record(FIX, AUTH, b"\0" * 32),
+    "server_v1": b"\0" + hs_record(FIX, HELLO, hello(1, 1)),
+    "client_login": b"\1" + hs_record(FIX, HELLO | RESPONSE, hello(2, 2), 2)
+    + hs_record(FIX | HS_FIX_MAC, AUTH | RESPONSE, b"\0" * 32, 2, req_id=2),
+    "client_busy": b"\1" + hs_record(FIX, HELLO | RESPONSE, b"busy",
+                                      status=11),
+}
+
+
 def write(target, seeds):
     d = os.path.join(os.path.dirname(os.path.abspath(__file__)), target)
     os.makedirs(d, exist_ok=True)
@@ -204,6 +244,8 @@ def main():
     write("fuzz_frame", frames)
     write("fuzz_config", config)
     write("fuzz_monitor", monitor)
+    write("fuzz_codec", codec)
+    write("fuzz_hs", hs)
     return 0
 
 

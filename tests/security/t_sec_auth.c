@@ -22,12 +22,12 @@ struct recorded {
 static void record(struct recorded *r, uint16_t version, uint16_t op,
 		   uint64_t req_id, const void *p, uint32_t len)
 {
+	struct iovec iov = { (void *)p, len };
 	struct wire_hdr h;
 
 	assert_true(sizeof(h) + len <= sizeof(r->bytes));
-	wire_hdr_init(&h, version, op, req_id, 0, p, len);
-	wire_hdr_to_le(&h);
-	memcpy(r->bytes, &h, sizeof(h));
+	assert_int_equal(wire_frame_hdr(&h, version, op, req_id, 0, &iov, 1), 0);
+	assert_int_equal(wire_put_hdr(r->bytes, sizeof(r->bytes), &h), sizeof(h));
 	memcpy(r->bytes + sizeof(h), p, len);
 	r->len = sizeof(h) + len;
 }

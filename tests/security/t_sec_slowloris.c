@@ -83,6 +83,7 @@ static void test_idle_connections(void **state)
 	char *extra[] = { "--max-connections", "4096", "--auth-timeout-ms",
 			  AUTH_TIMEOUT, "--log-level", "info", NULL };
 	struct wire_hdr h = t_hdr(0, WIRE_HELLO, sizeof(struct wire_hello));
+	uint8_t h_raw[sizeof(h)];
 	struct ufo_conn *busy, *late;
 	struct t_srv s;
 	int64_t opened, deadline;
@@ -92,11 +93,11 @@ static void test_idle_connections(void **state)
 	t_srv_init(&s);
 	t_srv_start_args(&s, extra);
 	busy = t_login(&s);
-	wire_hdr_to_le(&h);
+	wire_put_hdr(h_raw, sizeof(h_raw), &h);
 	for (int i = 0; i < IDLE; i++) {
 		idle_fd[i] = raw_connect(s.port);
 		if (i % 2) /* a slow header: the first byte only */
-			assert_int_equal(send(idle_fd[i], &h, 1, MSG_NOSIGNAL), 1);
+			assert_int_equal(send(idle_fd[i], h_raw, 1, MSG_NOSIGNAL), 1);
 		if (i % 200 == 0)
 			timed_ping(busy);
 	}
@@ -108,7 +109,7 @@ static void test_idle_connections(void **state)
 	late = t_login(&s);
 	timed_ping(late);
 	for (int i = 1; i < IDLE; i += 2) /* trickle: one more byte each */
-		assert_int_equal(send(idle_fd[i], (char *)&h + 1, 1,
+		assert_int_equal(send(idle_fd[i], h_raw + 1, 1,
 				      MSG_NOSIGNAL), 1);
 	timed_ping(busy);
 

@@ -398,10 +398,11 @@ static inline void t_ping_ok(struct ufo_conn *c)
 static inline int t_send_raw(struct ufo_conn *c, struct wire_hdr h, const void *p,
 		      size_t len, bool bad_csum)
 {
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
+	uint8_t raw[sizeof(h)];
+	struct iovec iov[2] = { { raw, sizeof(raw) }, { (void *)p, len } };
 
-	h.csum = wire_csum(p, len) ^ (bad_csum ? 1 : 0);
-	wire_hdr_to_le(&h);
+	h.csum = wire_csum_iov(&iov[1], 1) ^ (bad_csum ? 1 : 0);
+	wire_put_hdr(raw, sizeof(raw), &h);
 	return conn_send(c, iov, len ? 2 : 1, T_SRV_WAIT_MS);
 }
 

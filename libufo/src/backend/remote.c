@@ -6,7 +6,6 @@
  * RDMA (one-sided READ, or WRITE + COMMIT, which block) it runs on one of
  * the context's I/O workers.  The engine retries (retry.c's policy).
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,22 +28,24 @@ struct remote {
 static int remote_read_two_sided(struct remote *r, uint64_t off, char *buf,
 				 size_t n, bool *hole)
 {
-	struct wire_read_reply rr = { 0 };
-	struct wire_io w;
+	uint8_t raw[sizeof(struct wire_read_reply)];
+	uint8_t w[sizeof(struct wire_io)];
+	struct wire_read_reply rr;
 	struct client_call k;
 	int err;
 
 	*hole = false;
 	if (client_version(r->cl) < 2)
 		return ufo_client_read(r->cl, r->id, off, buf, n);
-	client_io_prepare(&k, &w, false, r->id, off, buf, n);
-	w.flags = htole32(WIRE_IO_HOLES);
-	k.fixed = &rr;
-	k.fixed_len = sizeof(rr);
+	client_io_prepare(&k, w, false, r->id, off, buf, n, WIRE_IO_HOLES);
+	k.fixed = raw;
+	k.fixed_len = sizeof(raw);
 	err = client_call_sync(r->cl, &k);
-	if (err)
+	if (!err)
+		err = wire_get_read_reply(raw, sizeof(raw), &rr);
+	if (err < 0)
 		return err;
-	if (le32toh(rr.flags) & WIRE_READ_HOLE) {
+	if (rr.flags & WIRE_READ_HOLE) {
 		*hole = true;
 		memset(buf, 0, n);
 		return k.data_len ? -EPROTO : 0;
@@ -86,8 +87,8 @@ static int remote_io(struct remote *r, bool write, uint64_t off, char *buf,
 
 struct remote_req {
 	struct client_req q;
-	struct wire_io w;
-	struct wire_read_reply rr; /* a READ asking for holes */
+	uint8_t w[sizeof(struct wire_io)];
+	uint8_t rr[sizeof(struct wire_read_reply)]; /* READ asking for holes */
 	struct ufo_io *io;
 	struct remote_multi *multi; /* a piece of a ranged store, or NULL */
 };
@@ -108,8 +109,11 @@ struct remote_multi {
 static int remote_read_holes(struct remote_req *rq)
 {
 	struct ufo_io *io = rq->io;
+	struct wire_read_reply rr;
 
-	if (le32toh(rq->rr.flags) & WIRE_READ_HOLE) {
+	if (wire_get_read_reply(rq->rr, sizeof(rq->rr), &rr) < 0)
+		return -EPROTO;
+	if (rr.flags & WIRE_READ_HOLE) {
 		io->hole = true;
 		return rq->q.k.data_len ? -EPROTO : 0;
 	}
@@ -176,6 +180,9 @@ static void remote_req_done(struct client_req *q, int err)
 static void remote_submit_async(struct remote *r, struct ufo_io *io)
 {
 	struct remote_req *rq = malloc(sizeof(*rq));
+	/* A never-written range then costs no transfer: a new object's first
+	 * writes fetch nothing. */
+	bool holes = !io->store && client_version(r->cl) >= 2;
 
 	if (!rq) {
 		io_complete(io, -ENOMEM);
@@ -185,13 +192,11 @@ static void remote_submit_async(struct remote *r, struct ufo_io *io)
 	rq->multi = NULL;
 	rq->q = (struct client_req){ .done = remote_req_done,
 				     .no_connect = true };
-	client_io_prepare(&rq->q.k, &rq->w, io->store, r->id, io->start,
-			  io->buf, io->len);
-	/* A never-written range then costs no transfer: a new object's first
-	 * writes fetch nothing. */
-	if (!io->store && client_version(r->cl) >= 2) {
-		rq->w.flags = htole32(WIRE_IO_HOLES);
-		rq->q.k.fixed = &rq->rr;
+
+	client_io_prepare(&rq->q.k, rq->w, io->store, r->id, io->start,
+			  io->buf, io->len, holes ? WIRE_IO_HOLES : 0);
+	if (holes) {
+		rq->q.k.fixed = rq->rr;
 		rq->q.k.fixed_len = sizeof(rq->rr);
 	}
 	client_submit(r->cl, &rq->q);
@@ -218,9 +223,9 @@ static void remote_submit_ranges(struct remote *r, struct ufo_io *io)
 		rq->multi = m;
 		rq->q = (struct client_req){ .done = remote_req_done,
 					     .no_connect = true };
-		client_io_prepare(&rq->q.k, &rq->w, true, r->id,
+		client_io_prepare(&rq->q.k, rq->w, true, r->id,
 				  io->start + g->off, (char *)io->buf + g->off,
-				  g->len);
+				  g->len, 0);
 		client_submit(r->cl, &rq->q);
 	}
 }

@@ -76,9 +76,11 @@ struct client_req {
 	char errmsg[WIRE_MAX_ERRMSG + 1];
 };
 /* The READ (WRITE) of len bytes at off of object id into (from) buf, as a
- * request; w holds its fixed part and must live as long as k. */
-void client_io_prepare(struct client_call *k, struct wire_io *w, bool write,
-		       uint64_t id, uint64_t off, void *buf, size_t len);
+ * request with wire_io flags (WIRE_IO_HOLES or 0); w gets its encoded
+ * fixed part (sizeof(struct wire_io) bytes) and must live as long as k. */
+void client_io_prepare(struct client_call *k, uint8_t *w, bool write,
+		       uint64_t id, uint64_t off, void *buf, size_t len,
+		       uint32_t flags);
 /* Sends q on one of cl's connections (connecting it first if it is down:
  * the only wait on the submitting thread besides the send itself). */
 void client_submit(struct ufo_client *cl, struct client_req *q);

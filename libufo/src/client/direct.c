@@ -6,7 +6,6 @@
  * caller to the two-sided READ/WRITE (TCP, or a range the server will not
  * map).
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +26,10 @@ static struct map_entry *map_slot(struct rconn *rc, uint64_t id, uint64_t off)
 static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 		     uint64_t off, uint32_t len, struct map_entry *e)
 {
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32(len) };
+	uint8_t io[sizeof(struct wire_io)], raw[sizeof(struct wire_map)];
 	struct wire_map m;
-	struct client_call k = { .op = WIRE_MAP, .p1 = &io, .l1 = sizeof(io),
-			  .fixed = &m, .fixed_len = sizeof(m) };
+	struct client_call k = { .op = WIRE_MAP, .p1 = io, .l1 = sizeof(io),
+			  .fixed = raw, .fixed_len = sizeof(raw) };
 	struct map_entry *slot;
 	uint64_t gen;
 	int err;
@@ -46,13 +44,16 @@ static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 		return 0;
 	}
 	pthread_mutex_unlock(&rc->lock);
+	wire_put_io(io, sizeof(io), &(struct wire_io){ .id = id, .offset = off,
+						       .len = len });
 	err = client_call_on(cl, rc, &k);
-	if (err)
+	if (!err)
+		err = wire_get_map(raw, sizeof(raw), &m);
+	if (err < 0)
 		return err;
 	*e = (struct map_entry){ .id = id, .off = off, .len = len, .gen = gen,
-				 .raddr = le64toh(m.addr),
-				 .rkey = le32toh(m.rkey) };
-	if (le32toh(m.len) != len)
+				 .raddr = m.addr, .rkey = m.rkey };
+	if (m.len != len)
 		return -EPROTO;
 	pthread_mutex_lock(&rc->lock);
 	if (rc->gen == gen)
@@ -154,9 +155,8 @@ int client_read_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 			const void *src, size_t len)
 {
-	struct wire_io io = { .id = htole64(id), .offset = htole64(off),
-			      .len = htole32((uint32_t)len) };
-	struct client_call k = { .op = WIRE_COMMIT, .p1 = &io, .l1 = sizeof(io) };
+	uint8_t io[sizeof(struct wire_io)];
+	struct client_call k = { .op = WIRE_COMMIT, .p1 = io, .l1 = sizeof(io) };
 	struct map_entry e;
 	struct rconn *rc = NULL;
 	void *bounce;
@@ -164,6 +164,8 @@ int client_write_direct(struct ufo_client *cl, uint64_t id, uint64_t off,
 
 	if (!cl->tops->write_remote)
 		return -EOPNOTSUPP;
+	wire_put_io(io, sizeof(io), &(struct wire_io){
+		.id = id, .offset = off, .len = (uint32_t)len });
 	if ((err = direct_begin(cl, id, off, len, &rc, &e)))
 		return err;
 	/* A private copy: src is the UFO's chunk, write-protected while it

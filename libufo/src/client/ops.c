@@ -4,7 +4,6 @@
  * CREATE, LIST, READ, WRITE, SYNC) over the request core of rpc.c, and the
  * client's counters.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,50 +16,63 @@ void ufo_remote_opts_init(struct ufo_remote_opts *o)
 	memset(o, 0, sizeof(*o));
 }
 
-static int name_payload(const char *name, struct wire_name *n, size_t *len)
+/* The wire_name before a name (sent after it, as it is). */
+static int name_payload(const char *name, uint8_t *raw, size_t cap,
+			size_t *len)
 {
 	*len = name ? strlen(name) : 0;
 	if (wire_check_name(name ? name : "", *len))
 		return -EINVAL;
-	memset(n, 0, sizeof(*n));
-	n->name_len = htole16((uint16_t)*len);
-	return 0;
+	return wire_put_name(raw, cap,
+			     &(struct wire_name){ .name_len = (uint16_t)*len });
 }
 
-static void info_from_wire(struct ufo_remote_info *out, const char *name,
-			   size_t name_len, const struct wire_objinfo *w)
+static void info_fill(struct ufo_remote_info *out, const char *name,
+		      size_t name_len, const struct wire_objinfo *w)
 {
 	memset(out, 0, sizeof(*out));
 	if (name_len >= sizeof(out->name))
 		name_len = sizeof(out->name) - 1;
 	memcpy(out->name, name, name_len);
-	out->id = le64toh(w->id);
-	out->size = le64toh(w->size);
-	out->chunk_size = le32toh(w->chunk_size);
-	out->allocated = le64toh(w->allocated);
-	out->mtime_ns = le64toh(w->mtime_ns);
-	out->flags = le32toh(w->flags) & WIRE_OBJ_REPLICATED
-			     ? UFO_REMOTE_REPLICATED : 0;
+	out->id = w->id;
+	out->size = w->size;
+	out->chunk_size = w->chunk_size;
+	out->allocated = w->allocated;
+	out->mtime_ns = w->mtime_ns;
+	out->flags = w->flags & WIRE_OBJ_REPLICATED ? UFO_REMOTE_REPLICATED : 0;
+}
+
+/* Decodes an objinfo answer (len bytes at raw) for name into out. */
+static int info_from_wire(struct ufo_remote_info *out, const char *name,
+			  size_t name_len, const void *raw, size_t len)
+{
+	struct wire_objinfo w;
+	int rc = wire_get_objinfo(raw, len, &w);
+
+	if (rc < 0)
+		return rc;
+	info_fill(out, name, name_len, &w);
+	return 0;
 }
 
 /* OPEN, STAT or DELETE of a name; info may be NULL for DELETE. */
 static int name_call(struct ufo_client *cl, uint16_t op, const char *name,
 		     struct ufo_remote_info *info)
 {
-	struct wire_objinfo w;
-	struct wire_name n;
+	uint8_t w[sizeof(struct wire_objinfo)];
+	uint8_t n[sizeof(struct wire_name)];
 	size_t len;
-	struct client_call k = { .op = op, .p1 = &n, .l1 = sizeof(n), .p2 = name,
-			  .fixed = info ? &w : NULL,
+	struct client_call k = { .op = op, .p1 = n, .l1 = sizeof(n), .p2 = name,
+			  .fixed = info ? w : NULL,
 			  .fixed_len = info ? sizeof(w) : 0 };
 	int err;
 
-	if (!cl || (err = name_payload(name, &n, &len)))
+	if (!cl || name_payload(name, n, sizeof(n), &len) < 0)
 		return -EINVAL;
 	k.l2 = len;
 	err = client_call(cl, &k);
 	if (!err && info)
-		info_from_wire(info, name, len, &w);
+		err = info_from_wire(info, name, len, w, sizeof(w));
 	return err;
 }
 
@@ -84,23 +96,23 @@ int ufo_client_delete(struct ufo_client *cl, const char *name)
 int ufo_client_create(struct ufo_client *cl, const char *name, uint64_t size,
 		      uint32_t chunk_size, struct ufo_remote_info *out)
 {
-	struct wire_create cr = { 0 };
-	struct wire_objinfo w;
+	uint8_t cr[sizeof(struct wire_create)];
+	uint8_t w[sizeof(struct wire_objinfo)];
 	size_t len = name ? strlen(name) : 0;
-	struct client_call k = { .op = WIRE_CREATE, .p1 = &cr, .l1 = sizeof(cr),
-			  .p2 = name, .l2 = len, .fixed = &w,
+	struct client_call k = { .op = WIRE_CREATE, .p1 = cr, .l1 = sizeof(cr),
+			  .p2 = name, .l2 = len, .fixed = w,
 			  .fixed_len = sizeof(w) };
 	int err;
 
 	if (!cl || wire_check_name(name ? name : "", len))
 		return -EINVAL;
-	cr.size = htole64(size);
-	cr.chunk_size = htole32(chunk_size ? chunk_size
-					   : (uint32_t)UFO_DEFAULT_CHUNK_SIZE);
-	cr.name_len = htole16((uint16_t)len);
+	wire_put_create(cr, sizeof(cr), &(struct wire_create){
+		.size = size, .name_len = (uint16_t)len,
+		.chunk_size = chunk_size ? chunk_size
+					 : (uint32_t)UFO_DEFAULT_CHUNK_SIZE });
 	err = client_call(cl, &k);
 	if (!err && out)
-		info_from_wire(out, name, len, &w);
+		err = info_from_wire(out, name, len, w, sizeof(w));
 	return err;
 }
 
@@ -113,20 +125,17 @@ static int list_walk(const uint8_t *p, size_t len, uint32_t count,
 	for (uint32_t i = 0; i < count; i++) {
 		struct wire_list_entry e;
 		struct ufo_remote_info info;
-		uint16_t nl;
+		int off = wire_get_list_entry(p, len, &e);
 		int rc;
 
-		if (len < sizeof(e))
+		if (off < 0 || len - (size_t)off < e.name_len ||
+		    e.name_len > WIRE_MAX_NAME)
 			return -EPROTO;
-		memcpy(&e, p, sizeof(e));
-		nl = le16toh(e.name_len);
-		if (len - sizeof(e) < nl || nl > WIRE_MAX_NAME)
-			return -EPROTO;
-		info_from_wire(&info, (const char *)p + sizeof(e), nl, &e.info);
+		info_fill(&info, (const char *)p + off, e.name_len, &e.info);
 		if ((rc = fn(user, &info)))
 			return rc;
-		p += sizeof(e) + nl;
-		len -= sizeof(e) + nl;
+		p += (size_t)off + e.name_len;
+		len -= (size_t)off + e.name_len;
 	}
 	return 0;
 }
@@ -137,8 +146,9 @@ int ufo_client_list(struct ufo_client *cl,
 		    int (*fn)(void *user, const struct ufo_remote_info *info),
 		    void *user)
 {
-	struct wire_list req = { .max = htole32(WIRE_LIST_MAX) };
-	struct wire_list_reply rep;
+	struct wire_list req = { .max = WIRE_LIST_MAX };
+	struct wire_list_reply rep = { 0 };
+	uint8_t req_raw[sizeof(req)], rep_raw[sizeof(rep)];
 	uint8_t *buf;
 	int err;
 
@@ -148,26 +158,32 @@ int ufo_client_list(struct ufo_client *cl,
 	if (!buf)
 		return -ENOMEM;
 	do {
-		struct client_call k = { .op = WIRE_LIST, .p1 = &req, .l1 = sizeof(req),
-				  .fixed = &rep, .fixed_len = sizeof(rep),
+		struct client_call k = { .op = WIRE_LIST, .p1 = req_raw,
+				  .l1 = sizeof(req_raw), .fixed = rep_raw,
+				  .fixed_len = sizeof(rep_raw),
 				  .data = buf, .data_cap = LIST_REPLY_MAX };
+		wire_put_list(req_raw, sizeof(req_raw), &req);
 		err = client_call(cl, &k);
 		if (!err)
-			err = list_walk(buf, k.data_len, le32toh(rep.count), fn,
-					user);
+			err = wire_get_list_reply(rep_raw, sizeof(rep_raw), &rep);
+		if (err >= 0)
+			err = list_walk(buf, k.data_len, rep.count, fn, user);
 		req.cursor = rep.next_cursor;
 	} while (!err && req.cursor);
 	free(buf);
 	return err;
 }
 
-void client_io_prepare(struct client_call *k, struct wire_io *w, bool write,
-		       uint64_t id, uint64_t off, void *buf, size_t len)
+void client_io_prepare(struct client_call *k, uint8_t *w, bool write,
+		       uint64_t id, uint64_t off, void *buf, size_t len,
+		       uint32_t flags)
 {
-	*w = (struct wire_io){ .id = htole64(id), .offset = htole64(off),
-			       .len = htole32((uint32_t)len) };
+	struct wire_io io = { .id = id, .offset = off, .len = (uint32_t)len,
+			      .flags = flags };
+
+	wire_put_io(w, sizeof(struct wire_io), &io);
 	*k = (struct client_call){ .op = write ? WIRE_WRITE : WIRE_READ,
-				   .p1 = w, .l1 = sizeof(*w) };
+				   .p1 = w, .l1 = sizeof(struct wire_io) };
 	if (write) {
 		k->p2 = buf;
 		k->l2 = len;
@@ -180,13 +196,13 @@ void client_io_prepare(struct client_call *k, struct wire_io *w, bool write,
 static int io_call(struct ufo_client *cl, uint16_t op, uint64_t id,
 		   uint64_t off, void *buf, size_t len)
 {
-	struct wire_io w;
+	uint8_t w[sizeof(struct wire_io)];
 	struct client_call k;
 	int err;
 
 	if (!cl || len > WIRE_MAX_IO || (len && !buf))
 		return -EINVAL;
-	client_io_prepare(&k, &w, op == WIRE_WRITE, id, off, buf, len);
+	client_io_prepare(&k, w, op == WIRE_WRITE, id, off, buf, len, 0);
 	err = client_call(cl, &k);
 	if (!err && op == WIRE_READ && k.data_len != len)
 		err = -EPROTO;
@@ -207,10 +223,13 @@ int ufo_client_write(struct ufo_client *cl, uint64_t id, uint64_t offset,
 
 int ufo_client_sync(struct ufo_client *cl, uint64_t id)
 {
-	struct wire_id w = { .id = htole64(id) };
-	struct client_call k = { .op = WIRE_SYNC, .p1 = &w, .l1 = sizeof(w) };
+	uint8_t w[sizeof(struct wire_id)];
+	struct client_call k = { .op = WIRE_SYNC, .p1 = w, .l1 = sizeof(w) };
 
-	return cl ? client_call(cl, &k) : -EINVAL;
+	if (!cl)
+		return -EINVAL;
+	wire_put_id(w, sizeof(w), &(struct wire_id){ .id = id });
+	return client_call(cl, &k);
 }
 
 int client_timeout_ms(const struct ufo_client *cl)

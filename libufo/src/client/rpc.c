@@ -13,14 +13,11 @@
  * A broken connection fails its pending requests and is reconnected by the
  * next submitter.
  */
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "client/rpc.h"
 
@@ -84,7 +81,7 @@ static int recv_payload(struct ufo_conn *c, const struct wire_hdr *h,
 			struct client_req *q, int timeout_ms)
 {
 	struct client_call *k = &q->k;
-	XXH3_state_t st;
+	struct iovec got[2];
 	int rc;
 
 	if (h->len < k->fixed_len || h->len - k->fixed_len > k->data_cap) {
@@ -95,10 +92,9 @@ static int recv_payload(struct ufo_conn *c, const struct wire_hdr *h,
 	if ((rc = conn_recv(c, k->fixed, k->fixed_len, timeout_ms)) ||
 	    (rc = conn_recv(c, k->data, k->data_len, timeout_ms)))
 		return rc;
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, k->fixed, k->fixed_len);
-	XXH3_64bits_update(&st, k->data, k->data_len);
-	return XXH3_64bits_digest(&st) == h->csum ? 0 : -EBADMSG;
+	got[0] = (struct iovec){ k->fixed, k->fixed_len };
+	got[1] = (struct iovec){ k->data, k->data_len };
+	return wire_csum_iov(got, 2) == h->csum ? 0 : -EBADMSG;
 }
 
 /* An error answer: its payload is a message. */
@@ -188,14 +184,15 @@ static void req_end(struct rconn *rc, struct client_req *q, int err)
 static int recv_hdr(struct ufo_conn *c, struct wire_hdr *h, int wait_ms,
 		    int timeout_ms, bool *idle)
 {
-	int err = conn_recv(c, h, 1, wait_ms);
+	uint8_t raw[sizeof(*h)];
+	int err = conn_recv(c, raw, 1, wait_ms);
 
 	*idle = err == -ETIMEDOUT;
 	if (!err)
-		err = conn_recv(c, (char *)h + 1, sizeof(*h) - 1, timeout_ms);
+		err = conn_recv(c, raw + 1, sizeof(raw) - 1, timeout_ms);
 	if (err)
 		return err;
-	wire_hdr_from_le(h);
+	wire_get_hdr(raw, sizeof(raw), h);
 	return wire_check_hdr(h, WIRE_MAX_PAYLOAD);
 }
 

@@ -111,8 +111,9 @@ void cobj_fini(struct cobj *o);
 /* Requests to several members at once; see client_start. */
 struct vquery {
 	struct client_call k;
-	struct wire_vq q;
-	struct wire_vq_reply rep;
+	uint8_t q[sizeof(struct wire_vq)];            /* encoded */
+	uint8_t rep_raw[sizeof(struct wire_vq_reply)]; /* encoded */
+	struct wire_vq_reply rep;                      /* decoded */
 	uint64_t *v;        /* count versions */
 	struct client_op *op;
 	int member, err;

@@ -9,7 +9,6 @@
  * with a connection error marks its member down at once.
  */
 #include <arpa/inet.h>
-#include <endian.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -75,7 +74,7 @@ static void member_learn(struct ufo_cluster *c, int i, const struct wire_node *n
 	m->known = true;
 	m->dup = dup;
 	pthread_mutex_unlock(&c->lock);
-	atomic_store(&m->objects, le64toh(n->objects));
+	atomic_store(&m->objects, n->objects);
 	if (!dup && !atomic_exchange(&m->up, true) && c->ctx)
 		log_info(c->ctx, "cluster: server %s up", m->server);
 }
@@ -83,7 +82,7 @@ static void member_learn(struct ufo_cluster *c, int i, const struct wire_node *n
 /* One health round: NODE to every member at once. */
 static void probe_all(struct ufo_cluster *c, bool all)
 {
-	struct wire_node n[WIRE_MAX_MEMBERS];
+	uint8_t n[WIRE_MAX_MEMBERS][sizeof(struct wire_node)];
 	struct client_call k[WIRE_MAX_MEMBERS];
 	struct client_op *op[WIRE_MAX_MEMBERS] = { 0 };
 	uint64_t now = now_ns();
@@ -94,22 +93,25 @@ static void probe_all(struct ufo_cluster *c, bool all)
 		if (m->dup || (!all && now < m->next_probe_ns))
 			continue;
 		m->next_probe_ns = now + CLUSTER_PROBE_MS * 1000000ull;
-		k[i] = (struct client_call){ .op = WIRE_NODE, .fixed = &n[i],
+		k[i] = (struct client_call){ .op = WIRE_NODE, .fixed = n[i],
 					     .fixed_len = sizeof(n[i]) };
 		op[i] = client_start(m->cl, &k[i]);
 		if (!op[i])
 			member_failed(c, (int)i, -ENOMEM);
 	}
 	for (unsigned i = 0; i < c->n; i++) {
+		struct wire_node node;
 		int err;
 
 		if (!op[i])
 			continue;
 		err = client_finish(op[i]);
-		if (err)
+		if (!err)
+			err = wire_get_node(n[i], sizeof(n[i]), &node);
+		if (err < 0)
 			member_failed(c, (int)i, err);
 		else
-			member_learn(c, (int)i, &n[i]);
+			member_learn(c, (int)i, &node);
 	}
 }
 

@@ -5,7 +5,6 @@
  * the object's id on each member.
  */
 #include <arpa/inet.h>
-#include <endian.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -65,19 +64,18 @@ int member_place(struct cobj *o, int i, uint64_t id,
 			const struct cview *v)
 {
 	struct wire_placement w = {
-		.epoch = htole64(v->epoch), .group_size = htole32(v->group_size),
+		.epoch = v->epoch, .group_size = v->group_size,
 		.replicas = (uint8_t)v->replicas,
 		.write_quorum = (uint8_t)v->quorum,
-		.nmembers = htole16((uint16_t)v->n),
+		.nmembers = (uint16_t)v->n,
 	};
-	uint8_t buf[sizeof(uint64_t) + sizeof(w)];
-	uint64_t le = htole64(id);
+	uint8_t buf[sizeof(struct wire_id) + sizeof(w)];
 	struct client_call k = { .op = WIRE_PLACE, .p1 = buf, .l1 = sizeof(buf),
 				 .p2 = v->nodes,
 				 .l2 = (size_t)v->n * WIRE_NODE_ID };
+	int off = wire_put_id(buf, sizeof(buf), &(struct wire_id){ .id = id });
 
-	memcpy(buf, &le, sizeof(le));
-	memcpy(buf + sizeof(le), &w, sizeof(w));
+	wire_put_placement(buf + off, sizeof(buf) - (size_t)off, &w);
 	return client_call_sync(o->c->m[i].cl, &k);
 }
 
@@ -120,24 +118,26 @@ static int member_view(struct cobj *o, int i, struct cview *v,
 		       struct ufo_remote_info *info)
 {
 	struct wire_placement w;
-	uint64_t id;
-	struct client_call k = { .op = WIRE_PLACEMENT, .p1 = &id,
-				 .l1 = sizeof(id), .fixed = &w,
-				 .fixed_len = sizeof(w), .data = v->nodes,
+	uint8_t id[sizeof(struct wire_id)], raw[sizeof(w)];
+	struct client_call k = { .op = WIRE_PLACEMENT, .p1 = id,
+				 .l1 = sizeof(id), .fixed = raw,
+				 .fixed_len = sizeof(raw), .data = v->nodes,
 				 .data_cap = sizeof(v->nodes) };
 	int err = client_open(o->c->m[i].cl, o->name, info);
 
 	if (err)
 		return err;
-	id = htole64(info->id);
+	wire_put_id(id, sizeof(id), &(struct wire_id){ .id = info->id });
 	err = client_call_sync(o->c->m[i].cl, &k);
-	if (err)
+	if (!err)
+		err = wire_get_placement(raw, sizeof(raw), &w);
+	if (err < 0)
 		return err;
-	v->epoch = le64toh(w.epoch);
-	v->group_size = le32toh(w.group_size);
+	v->epoch = w.epoch;
+	v->group_size = w.group_size;
 	v->replicas = w.replicas;
 	v->quorum = w.write_quorum;
-	v->n = le16toh(w.nmembers);
+	v->n = w.nmembers;
 	if (k.data_len != (size_t)v->n * WIRE_NODE_ID)
 		return -EPROTO;
 	return 0;

@@ -10,7 +10,6 @@
  * done when every target made it durable and they are at least W.
  */
 #include <arpa/inet.h>
-#include <endian.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -22,6 +21,23 @@
 #include "cluster/cluster.h"
 
 /* ---- requests */
+
+/* The answer of q: its reply and rep.count versions (the rest of count
+ * read as 0), decoded in place.  0 or -EPROTO. */
+static int versions_decode(struct vquery *q, uint32_t count)
+{
+	uint32_t n;
+	int rc = wire_get_vq_reply(q->rep_raw, sizeof(q->rep_raw), &q->rep);
+
+	if (rc < 0)
+		return rc;
+	n = q->rep.count < count ? q->rep.count : count;
+	rc = wire_get_u64s(q->v, q->k.data_len, q->v, n);
+	if (rc < 0)
+		return rc;
+	memset(q->v + n, 0, (size_t)(count - n) * 8);
+	return 0;
+}
 
 int versions_query(struct cobj *o, const int *m, unsigned n, uint64_t first,
 		   uint32_t count, struct vquery *q)
@@ -38,12 +54,11 @@ int versions_query(struct cobj *o, const int *m, unsigned n, uint64_t first,
 		q[i].err = cobj_id(o, m[i], false, &id);
 		if (q[i].err)
 			continue;
-		q[i].q = (struct wire_vq){ .id = htole64(id),
-					   .offset = htole64(first * o->block),
-					   .count = htole32(count) };
+		wire_put_vq(q[i].q, sizeof(q[i].q), &(struct wire_vq){
+			.id = id, .offset = first * o->block, .count = count });
 		q[i].k = (struct client_call){
-			.op = WIRE_VERSIONS, .p1 = &q[i].q, .l1 = sizeof(q[i].q),
-			.fixed = &q[i].rep, .fixed_len = sizeof(q[i].rep),
+			.op = WIRE_VERSIONS, .p1 = q[i].q, .l1 = sizeof(q[i].q),
+			.fixed = q[i].rep_raw, .fixed_len = sizeof(q[i].rep_raw),
 			.data = q[i].v, .data_cap = (size_t)count * 8 };
 		q[i].op = client_start(o->c->m[m[i]].cl, &q[i].k);
 		if (!q[i].op)
@@ -60,12 +75,8 @@ int versions_query(struct cobj *o, const int *m, unsigned n, uint64_t first,
 			q[i].err = 0;
 			continue;
 		}
-		if (q[i].err)
-			continue;
-		q[i].rep.epoch = le64toh(q[i].rep.epoch);
-		for (uint32_t b = 0; b < count; b++)
-			q[i].v[b] = b < le32toh(q[i].rep.count)
-					    ? le64toh(q[i].v[b]) : 0;
+		if (!q[i].err)
+			q[i].err = versions_decode(&q[i], count);
 	}
 	return 0;
 }
@@ -98,23 +109,23 @@ int member_read(struct cobj *o, int i, uint64_t off, void *buf, size_t len)
 
 struct vwrite {
 	struct client_call k;
-	struct wire_vio v;
+	uint8_t v[sizeof(struct wire_vio)];
 	struct client_op *op;
 };
 
-/* The fixed part of a VWRITE of len bytes at off of the copy id. */
-static void vio_fill(struct wire_vio *v, uint64_t id, uint64_t epoch,
-		     uint64_t off, size_t len, uint64_t version,
-		     const uint8_t *hint_node)
+/* Encodes the fixed part of a VWRITE of len bytes at off of the copy id
+ * into out (sizeof(struct wire_vio) bytes). */
+static void vio_fill(uint8_t *out, uint64_t id, uint64_t epoch, uint64_t off,
+		     size_t len, uint64_t version, const uint8_t *hint_node)
 {
-	*v = (struct wire_vio){ .id = htole64(id), .offset = htole64(off),
-				.len = htole32((uint32_t)len),
-				.version = htole64(version),
-				.epoch = htole64(epoch) };
+	struct wire_vio v = { .id = id, .offset = off, .len = (uint32_t)len,
+			      .version = version, .epoch = epoch };
+
 	if (hint_node) {
-		v->flags = htole32(WIRE_VIO_HINT);
-		memcpy(v->node, hint_node, WIRE_NODE_ID);
+		v.flags = WIRE_VIO_HINT;
+		memcpy(v.node, hint_node, WIRE_NODE_ID);
 	}
+	wire_put_vio(out, sizeof(v), &v);
 }
 
 static struct client_op *vwrite_start(struct cobj *o, int i, uint64_t epoch,
@@ -128,8 +139,8 @@ static struct client_op *vwrite_start(struct cobj *o, int i, uint64_t epoch,
 	*err = cobj_id(o, i, true, &id);
 	if (*err)
 		return NULL;
-	vio_fill(&w->v, id, epoch, off, len, version, hint_node);
-	w->k = (struct client_call){ .op = WIRE_VWRITE, .p1 = &w->v,
+	vio_fill(w->v, id, epoch, off, len, version, hint_node);
+	w->k = (struct client_call){ .op = WIRE_VWRITE, .p1 = w->v,
 				     .l1 = sizeof(w->v), .p2 = buf, .l2 = len };
 	w->op = client_start(o->c->m[i].cl, &w->k);
 	if (!w->op)
@@ -278,7 +289,7 @@ static int read_blocks(struct cobj *o, uint64_t off, size_t len, char *dst,
  * unless it missed writes). */
 struct spec {
 	struct client_call k;
-	struct wire_io io;
+	uint8_t io[sizeof(struct wire_io)];
 	struct client_op *op;
 	int err;
 };
@@ -292,9 +303,9 @@ static void spec_start(struct cobj *o, int member, uint64_t off, size_t len,
 	sp->err = len > WIRE_MAX_IO ? -E2BIG : cobj_id(o, member, false, &id);
 	if (sp->err)
 		return;
-	sp->io = (struct wire_io){ .id = htole64(id), .offset = htole64(off),
-				   .len = htole32((uint32_t)len) };
-	sp->k = (struct client_call){ .op = WIRE_READ, .p1 = &sp->io,
+	wire_put_io(sp->io, sizeof(sp->io), &(struct wire_io){
+		.id = id, .offset = off, .len = (uint32_t)len });
+	sp->k = (struct client_call){ .op = WIRE_READ, .p1 = sp->io,
 				      .l1 = sizeof(sp->io), .data = dst,
 				      .data_cap = len };
 	sp->op = client_start(o->c->m[member].cl, &sp->k);
@@ -464,7 +475,7 @@ int cluster_write_once(struct cobj *o, uint64_t off, size_t len,
  */
 struct wtarget {
 	struct client_req q;
-	struct wire_vio v;
+	uint8_t v[sizeof(struct wire_vio)];
 	struct ufo_job job;   /* the connect, on an I/O worker */
 	struct qwrite *w;
 	int member;
@@ -587,10 +598,10 @@ int cluster_write_submit(struct cobj *o, struct ufo_io *io)
 
 		wt->w = w;
 		wt->member = t[i].member;
-		vio_fill(&wt->v, ids[i], v.epoch, io->start, io->len, io->tag,
+		vio_fill(wt->v, ids[i], v.epoch, io->start, io->len, io->tag,
 			 t[i].hint);
 		wt->q = (struct client_req){
-			.k = { .op = WIRE_VWRITE, .p1 = &wt->v,
+			.k = { .op = WIRE_VWRITE, .p1 = wt->v,
 			       .l1 = sizeof(wt->v), .p2 = io->buf,
 			       .l2 = io->len },
 			.done = wtarget_done, .no_connect = true };

@@ -17,7 +17,6 @@
  * members (quorum.c, read_set_rest), and with R >= 2 one old home stays
  * a home when one server is added.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,16 +109,15 @@ static int member_discard(struct cobj *o, int i, uint64_t epoch,
 
 	while (!err && len) {
 		uint64_t n = len;
-		struct wire_vio w;
-		struct client_call k = { .op = WIRE_DISCARD, .p1 = &w,
+		uint8_t w[sizeof(struct wire_vio)];
+		struct client_call k = { .op = WIRE_DISCARD, .p1 = w,
 					 .l1 = sizeof(w) };
 
 		if (n > WIRE_MAX_IO)
 			n = WIRE_MAX_IO / o->block * o->block;
-		w = (struct wire_vio){ .id = htole64(id), .offset = htole64(off),
-				       .len = htole32((uint32_t)n),
-				       .version = htole64(max_version),
-				       .epoch = htole64(epoch) };
+		wire_put_vio(w, sizeof(w), &(struct wire_vio){
+			.id = id, .offset = off, .len = (uint32_t)n,
+			.version = max_version, .epoch = epoch });
 		err = client_call_sync(o->c->m[i].cl, &k);
 		off += n;
 		len -= n;
@@ -206,52 +204,78 @@ static int repair_group(struct repair *rp, struct cobj *o, uint64_t g,
 
 struct hinted {
 	uint8_t *groups;  /* one flag per group */
+	uint64_t ngroups;
 	/* per member: records read (HINTS_DROP upto) */
 	uint64_t upto[WIRE_MAX_MEMBERS];
 };
 
+/* Flags the groups that n hint records (encoded, len bytes at rec) name;
+ * a record past the object's end names none.  0 or -EPROTO. */
+static int mark_hinted(const uint8_t *rec, size_t len, uint32_t n,
+		       const struct cview *v, struct hinted *h)
+{
+	if (n > len / sizeof(struct wire_hint))
+		return -EPROTO;
+	for (uint32_t r = 0; r < n; r++) {
+		struct wire_hint hint;
+		size_t at = (size_t)r * sizeof(hint);
+		uint64_t end;
+
+		wire_get_hint(rec + at, len - at, &hint);
+		end = hint.offset + hint.len;
+		for (uint64_t g = hint.offset / v->group_size;
+		     g < h->ngroups && g * v->group_size < end; g++)
+			h->groups[g] = 1;
+	}
+	return 0;
+}
+
+/* Reads member i's hints for object id, page by page, into h. */
+static int member_hints(struct repair *rp, int i, uint64_t id,
+			const struct cview *v, uint8_t *rec, struct hinted *h)
+{
+	struct wire_hint_reply rep = { .more = 1 };
+	struct wire_hint_q hq = { .id = id };
+	uint8_t hq_raw[sizeof(hq)], rep_raw[sizeof(rep)];
+	int err = 0;
+
+	while (!err && rep.more) {
+		struct client_call k = {
+			.op = WIRE_HINTS, .p1 = hq_raw, .l1 = sizeof(hq_raw),
+			.fixed = rep_raw, .fixed_len = sizeof(rep_raw),
+			.data = rec,
+			.data_cap = WIRE_MAX_HINTS * sizeof(struct wire_hint) };
+
+		wire_put_hint_q(hq_raw, sizeof(hq_raw), &hq);
+		err = client_call_sync(rp->c->m[i].cl, &k);
+		if (!err)
+			err = wire_get_hint_reply(rep_raw, sizeof(rep_raw), &rep);
+		if (err >= 0)
+			err = mark_hinted(rec, k.data_len, rep.count, v, h);
+		if (!err) {
+			rp->st->hints += rep.count;
+			hq.cursor = rep.next_cursor;
+		}
+	}
+	h->upto[i] = hq.cursor;
+	return err;
+}
+
 static int read_hints(struct repair *rp, struct cobj *o, const struct cview *v,
 		      struct hinted *h)
 {
-	struct wire_hint *rec = malloc(WIRE_MAX_HINTS * sizeof(*rec));
+	uint8_t *rec = malloc(WIRE_MAX_HINTS * sizeof(struct wire_hint));
+	int err = rec ? 0 : -ENOMEM;
 
-	if (!rec)
-		return -ENOMEM;
-	for (unsigned i = 0; i < o->c->n; i++) {
-		struct wire_hint_reply rep = { .more = htole32(1) };
-		struct wire_hint_q hq = { 0 };
+	for (unsigned i = 0; !err && i < o->c->n; i++) {
 		uint64_t id;
 
 		if (!member_up(o->c, (int)i) || cobj_id(o, (int)i, false, &id))
 			continue;
-		hq.id = htole64(id);
-		while (le32toh(rep.more)) {
-			struct client_call k = {
-				.op = WIRE_HINTS, .p1 = &hq, .l1 = sizeof(hq),
-				.fixed = &rep, .fixed_len = sizeof(rep),
-				.data = rec,
-				.data_cap = WIRE_MAX_HINTS * sizeof(*rec) };
-			int err = client_call_sync(o->c->m[i].cl, &k);
-
-			if (err) {
-				free(rec);
-				return err;
-			}
-			for (uint32_t r = 0; r < le32toh(rep.count); r++) {
-				uint64_t off = le64toh(rec[r].offset);
-				uint64_t end = off + le32toh(rec[r].len);
-
-				for (uint64_t g = off / v->group_size;
-				     g * v->group_size < end; g++)
-					h->groups[g] = 1;
-			}
-			rp->st->hints += le32toh(rep.count);
-			hq.cursor = rep.next_cursor;
-		}
-		h->upto[i] = le64toh(hq.cursor);
+		err = member_hints(rp, (int)i, id, v, rec, h);
 	}
 	free(rec);
-	return 0;
+	return err;
 }
 
 /* Every hinted group was repaired: forget the hints read (one drop per
@@ -260,14 +284,15 @@ static int read_hints(struct repair *rp, struct cobj *o, const struct cview *v,
 static void drop_hints(struct repair *rp, struct cobj *o, const struct hinted *h)
 {
 	for (unsigned i = 0; i < o->c->n; i++) {
-		struct wire_hint_drop d = { .upto = htole64(h->upto[i]) };
-		struct client_call k = { .op = WIRE_HINTS_DROP, .p1 = &d,
-					 .l1 = sizeof(d) };
-		uint64_t id;
+		/* node all zeros: every node */
+		struct wire_hint_drop d = { .upto = h->upto[i] };
+		uint8_t raw[sizeof(d)];
+		struct client_call k = { .op = WIRE_HINTS_DROP, .p1 = raw,
+					 .l1 = sizeof(raw) };
 
-		if (!h->upto[i] || cobj_id(o, (int)i, false, &id))
+		if (!h->upto[i] || cobj_id(o, (int)i, false, &d.id))
 			continue;
-		d.id = htole64(id); /* node all zeros: every node */
+		wire_put_hint_drop(raw, sizeof(raw), &d);
 		if (!client_call_sync(o->c->m[i].cl, &k))
 			rp->st->hints_dropped += h->upto[i];
 	}
@@ -392,6 +417,7 @@ static int repair_object(struct repair *rp, const char *name)
 	if (rp->flags & UFO_REPAIR_REBALANCE)
 		err = rebalance(rp, o, groups);
 	h.groups = calloc(groups, 1);
+	h.ngroups = groups;
 	buf = malloc(WIRE_MAX_IO);
 	if (!err && (!h.groups || !buf))
 		err = -ENOMEM;

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The libufo wire protocol, version 1 (docs/protocol.md is the prose).
+ * The libufo wire protocol, versions 1 and 2 (docs/protocol.md is the
+ * prose), and its codec.
  *
  * Every message is a 32-byte header followed by `len` payload bytes.  All
  * integers are little-endian.  Requests carry an opcode; the response to a
  * request has the same opcode with WIRE_RESPONSE set and the same req_id, so
  * requests pipeline on one connection and responses may come out of order.
  * `csum` is XXH3-64 of the payload (of zero bytes when len is 0).
+ *
+ * The structs below are the messages in host byte order.  Each one's size
+ * is its size on the wire (checked below), but no struct is ever sent or
+ * read as raw memory: codec.c has one encoder and one decoder per message
+ * (wire_put_X, wire_get_X), and nothing else in the tree converts byte
+ * order for the protocol.
  *
  * Every length and count read from the network is checked against the
  * limits below before it is used (wire_check_hdr, wire_parse_*).  Reserved
@@ -18,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define WIRE_MAGIC 0x314f4655u /* "UFO1" */
 #define WIRE_VERSION_MIN 1
@@ -319,25 +327,89 @@ struct wire_hint_drop {
 };
 _Static_assert(sizeof(struct wire_hint_drop) == 32, "hint drop is 32 bytes");
 
-/* ---- helpers (wire.c); all return 0 or a negative errno */
+/* ---- codec (codec.c)
+ *
+ * wire_put_X(buf, cap, m) writes message m as sizeof(struct wire_X)
+ * little-endian bytes at buf and returns that size, or -ENOBUFS when cap is
+ * smaller (buf's contents are then undefined).
+ * wire_get_X(buf, len, m) reads the first sizeof(struct wire_X) bytes of
+ * buf into m and returns that size, or -EPROTO when len is shorter (m is
+ * then undefined).  Decoders check only that the bytes are there: a
+ * message's fields are judged by the code that knows the request (the
+ * parsers below, the server's handlers, the client's callers), and whether
+ * bytes may follow (a WRITE's data, a name) is theirs to say too.
+ */
+int wire_put_hdr(void *buf, size_t cap, const struct wire_hdr *m);
+int wire_get_hdr(const void *buf, size_t len, struct wire_hdr *m);
+int wire_put_hello(void *buf, size_t cap, const struct wire_hello *m);
+int wire_get_hello(const void *buf, size_t len, struct wire_hello *m);
+int wire_put_mac(void *buf, size_t cap, const struct wire_mac *m);
+int wire_get_mac(const void *buf, size_t len, struct wire_mac *m);
+int wire_put_create(void *buf, size_t cap, const struct wire_create *m);
+int wire_get_create(const void *buf, size_t len, struct wire_create *m);
+int wire_put_name(void *buf, size_t cap, const struct wire_name *m);
+int wire_get_name(const void *buf, size_t len, struct wire_name *m);
+int wire_put_objinfo(void *buf, size_t cap, const struct wire_objinfo *m);
+int wire_get_objinfo(const void *buf, size_t len, struct wire_objinfo *m);
+int wire_put_list(void *buf, size_t cap, const struct wire_list *m);
+int wire_get_list(const void *buf, size_t len, struct wire_list *m);
+int wire_put_list_reply(void *buf, size_t cap, const struct wire_list_reply *m);
+int wire_get_list_reply(const void *buf, size_t len, struct wire_list_reply *m);
+int wire_put_list_entry(void *buf, size_t cap, const struct wire_list_entry *m);
+int wire_get_list_entry(const void *buf, size_t len, struct wire_list_entry *m);
+int wire_put_io(void *buf, size_t cap, const struct wire_io *m);
+int wire_get_io(const void *buf, size_t len, struct wire_io *m);
+int wire_put_read_reply(void *buf, size_t cap, const struct wire_read_reply *m);
+int wire_get_read_reply(const void *buf, size_t len, struct wire_read_reply *m);
+int wire_put_id(void *buf, size_t cap, const struct wire_id *m);
+int wire_get_id(const void *buf, size_t len, struct wire_id *m);
+int wire_put_map(void *buf, size_t cap, const struct wire_map *m);
+int wire_get_map(const void *buf, size_t len, struct wire_map *m);
+int wire_put_vio(void *buf, size_t cap, const struct wire_vio *m);
+int wire_get_vio(const void *buf, size_t len, struct wire_vio *m);
+int wire_put_vq(void *buf, size_t cap, const struct wire_vq *m);
+int wire_get_vq(const void *buf, size_t len, struct wire_vq *m);
+int wire_put_vq_reply(void *buf, size_t cap, const struct wire_vq_reply *m);
+int wire_get_vq_reply(const void *buf, size_t len, struct wire_vq_reply *m);
+int wire_put_node(void *buf, size_t cap, const struct wire_node *m);
+int wire_get_node(const void *buf, size_t len, struct wire_node *m);
+int wire_put_placement(void *buf, size_t cap, const struct wire_placement *m);
+int wire_get_placement(const void *buf, size_t len, struct wire_placement *m);
+int wire_put_hint_q(void *buf, size_t cap, const struct wire_hint_q *m);
+int wire_get_hint_q(const void *buf, size_t len, struct wire_hint_q *m);
+int wire_put_hint_reply(void *buf, size_t cap, const struct wire_hint_reply *m);
+int wire_get_hint_reply(const void *buf, size_t len, struct wire_hint_reply *m);
+int wire_put_hint(void *buf, size_t cap, const struct wire_hint *m);
+int wire_get_hint(const void *buf, size_t len, struct wire_hint *m);
+int wire_put_hint_drop(void *buf, size_t cap, const struct wire_hint_drop *m);
+int wire_get_hint_drop(const void *buf, size_t len, struct wire_hint_drop *m);
 
-/* Header to/from little-endian in place (no-ops on little-endian hosts). */
-void wire_hdr_to_le(struct wire_hdr *h);
-void wire_hdr_from_le(struct wire_hdr *h);
+/* n u64s (a VERSIONS answer's block versions) to and from little-endian:
+ * n * 8 bytes or -ENOBUFS / -EPROTO as above.  put may work in place
+ * (buf == v). */
+int wire_put_u64s(void *buf, size_t cap, const uint64_t *v, size_t n);
+int wire_get_u64s(const void *buf, size_t len, uint64_t *v, size_t n);
 
-uint64_t wire_csum(const void *payload, size_t len);
+/* The frame checksum, the one place it is computed: XXH3-64 over the
+ * payload, given in iovcnt pieces (none: the checksum of zero bytes). */
+uint64_t wire_csum_iov(const struct iovec *iov, int iovcnt);
 
-/* Fills a header for a request (status 0) or a response (op | RESPONSE). */
-void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
-		   uint64_t req_id, uint32_t status, const void *payload,
-		   uint32_t len);
+/* Checks a payload of h->len bytes at payload against h->csum: 0 or
+ * -EBADMSG. */
+int wire_check_csum(const struct wire_hdr *h, const void *payload);
+
+/* Fills a (host-order) header for a request (status 0) or a response
+ * (op | RESPONSE): len and csum from the payload's pieces.  -E2BIG when
+ * they add up to more than WIRE_MAX_PAYLOAD. */
+int wire_frame_hdr(struct wire_hdr *h, uint16_t version, uint16_t op,
+		  uint64_t req_id, uint32_t status, const struct iovec *iov,
+		  int iovcnt);
 
 /* Checks a received (host-order) header: magic, opcode, status range and
  * len <= max_payload.  -EPROTO or -E2BIG. */
 int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload);
 
-/* Checks a payload's checksum: 0 or -EBADMSG. */
-int wire_check_csum(const struct wire_hdr *h, const void *payload);
+/* ---- checks (wire.c); all return 0 or a negative errno */
 
 /* Validates an object name: 1..WIRE_MAX_NAME bytes of [A-Za-z0-9._-],
  * not starting with '.'.  0 or -EINVAL. */

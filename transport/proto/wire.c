@@ -1,68 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Wire format helpers: byte order, checksums, validation, error codes. */
-#include <endian.h>
+/* Wire format checks over the codec: names, CREATE, and error codes. */
 #include <errno.h>
-#include <string.h>
-#include <xxhash.h>
 
 #include "wire.h"
-
-void wire_hdr_to_le(struct wire_hdr *h)
-{
-	h->magic = htole32(h->magic);
-	h->version = htole16(h->version);
-	h->op = htole16(h->op);
-	h->req_id = htole64(h->req_id);
-	h->status = htole32(h->status);
-	h->len = htole32(h->len);
-	h->csum = htole64(h->csum);
-}
-
-void wire_hdr_from_le(struct wire_hdr *h)
-{
-	h->magic = le32toh(h->magic);
-	h->version = le16toh(h->version);
-	h->op = le16toh(h->op);
-	h->req_id = le64toh(h->req_id);
-	h->status = le32toh(h->status);
-	h->len = le32toh(h->len);
-	h->csum = le64toh(h->csum);
-}
-
-uint64_t wire_csum(const void *payload, size_t len)
-{
-	return XXH3_64bits(payload, len);
-}
-
-void wire_hdr_init(struct wire_hdr *h, uint16_t version, uint16_t op,
-		   uint64_t req_id, uint32_t status, const void *payload,
-		   uint32_t len)
-{
-	h->magic = WIRE_MAGIC;
-	h->version = version;
-	h->op = op;
-	h->req_id = req_id;
-	h->status = status;
-	h->len = len;
-	h->csum = wire_csum(payload, len);
-}
-
-int wire_check_hdr(const struct wire_hdr *h, uint32_t max_payload)
-{
-	uint16_t op = h->op & (uint16_t)~WIRE_RESPONSE;
-
-	if (h->magic != WIRE_MAGIC || op < WIRE_HELLO || op > WIRE_OP_MAX ||
-	    h->status > WIRE_STATUS_MAX)
-		return -EPROTO;
-	if (h->len > max_payload)
-		return -E2BIG;
-	return 0;
-}
-
-int wire_check_csum(const struct wire_hdr *h, const void *payload)
-{
-	return wire_csum(payload, h->len) == h->csum ? 0 : -EBADMSG;
-}
 
 int wire_check_name(const char *name, size_t len)
 {
@@ -81,14 +21,11 @@ int wire_parse_name(const void *payload, uint32_t len, const char **name,
 		    uint16_t *name_len)
 {
 	struct wire_name n;
+	int off = wire_get_name(payload, len, &n);
 
-	if (len < sizeof(n))
+	if (off < 0 || len - (uint32_t)off != n.name_len)
 		return -EPROTO;
-	memcpy(&n, payload, sizeof(n));
-	n.name_len = le16toh(n.name_len);
-	if (len != sizeof(n) + n.name_len)
-		return -EPROTO;
-	*name = (const char *)payload + sizeof(n);
+	*name = (const char *)payload + off;
 	*name_len = n.name_len;
 	return wire_check_name(*name, n.name_len);
 }
@@ -96,16 +33,11 @@ int wire_parse_name(const void *payload, uint32_t len, const char **name,
 int wire_parse_create(const void *payload, uint32_t len,
 		      struct wire_create *out, const char **name)
 {
-	if (len < sizeof(*out))
+	int off = wire_get_create(payload, len, out);
+
+	if (off < 0 || len - (uint32_t)off != out->name_len)
 		return -EPROTO;
-	memcpy(out, payload, sizeof(*out));
-	out->size = le64toh(out->size);
-	out->chunk_size = le32toh(out->chunk_size);
-	out->name_len = le16toh(out->name_len);
-	out->flags = le16toh(out->flags);
-	if (len != sizeof(*out) + out->name_len)
-		return -EPROTO;
-	*name = (const char *)payload + sizeof(*out);
+	*name = (const char *)payload + off;
 	if (!out->size || out->size > WIRE_MAX_OBJECT_SIZE)
 		return out->size ? -E2BIG : -EINVAL;
 	if (out->chunk_size < WIRE_MIN_CHUNK || out->chunk_size > WIRE_MAX_CHUNK ||
