@@ -197,7 +197,14 @@ static void test_populate_failure(void **state)
 	atomic_store(&s->bad_fails, false);
 	assert_int_equal(t_try_read(&body[BAD_CHUNK * EPC + 10], &v), 0);
 	assert_true(v == t_value(SEED, BAD_CHUNK * EPC + 10));
-	assert_int_equal(atomic_load(&s->bad_calls), 4 * (1 + RETRIES) + 1);
+	/* One load, normally.  A failed load wakes the range after sending
+	 * SIGBUS; a victim woken before the signal lands refaults, and that
+	 * fault's message may be served later, when populate works again:
+	 * its load (an attempt failed while bad_fails was still set, then
+	 * one that worked) may be the one the read finds done.  Seen once in
+	 * a debug build: 4 * 3 + 2 calls. */
+	assert_true(atomic_load(&s->bad_calls) >= 4 * (1 + RETRIES) + 1);
+	assert_true(atomic_load(&s->bad_calls) <= 5 * (1 + RETRIES));
 
 	assert_int_equal(ufo_free(s->obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
