@@ -37,7 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "bench_util.h"
+#include "bench_mini.h"
 #include "ufo.h"
 
 #define MAX_CHUNK_SIZES 8
@@ -126,134 +126,22 @@ static double case_ufo_seq(const struct opts *o, size_t chunk)
 
 /* --------------------------------------------------------- uffd-minimal */
 
-struct mini {
-	int uffd, stop_fd;
-	char *base;
-	size_t size, chunk, high, low, resident;
-	uint64_t *fifo;     /* resident chunk indexes, oldest at head */
-	size_t fifo_cap, head, count;
-	void *buf;          /* one chunk, filled then copied */
-	int err;            /* first fatal handler error, -errno */
-};
-
-/* Drops the oldest chunks until resident + need <= low.  A sequential scan
- * evicts contiguous runs, so each run is one madvise (one TLB flush). */
-static int mini_evict(struct mini *m, size_t need)
+/* bench_mini.h's pager, filling each chunk with the generator. */
+static int mini_gen(void *user, void *buf, size_t off, size_t len)
 {
-	while (m->count && m->resident + need > m->low) {
-		uint64_t first = m->fifo[m->head], last = first;
-		size_t bytes = 0;
-
-		do {
-			size_t off = last * m->chunk;
-			size_t len = m->size - off < m->chunk ? m->size - off
-							      : m->chunk;
-			bytes += len;
-			m->head = (m->head + 1) % m->fifo_cap;
-			m->count--;
-			if (m->resident - bytes + need <= m->low || !m->count ||
-			    m->fifo[m->head] != last + 1)
-				break;
-			last++;
-		} while (1);
-		if (madvise(m->base + first * m->chunk, bytes, MADV_DONTNEED))
-			return -errno;
-		m->resident -= bytes;
-	}
+	(void)user;
+	gen_fill(buf, off / sizeof(uint64_t), (off + len) / sizeof(uint64_t));
 	return 0;
-}
-
-static int mini_fault(struct mini *m, uint64_t addr)
-{
-	uint64_t idx = (addr - (uint64_t)m->base) / m->chunk;
-	size_t off = idx * m->chunk;
-	size_t len = m->size - off < m->chunk ? m->size - off : m->chunk;
-	int err;
-
-	if (m->resident + len > m->high && (err = mini_evict(m, len)))
-		return err;
-	gen_fill(m->buf, off / sizeof(uint64_t), (off + len) / sizeof(uint64_t));
-
-	struct uffdio_copy cp = {
-		.dst = (uint64_t)m->base + off, .src = (uint64_t)m->buf,
-		.len = len, .mode = 0,
-	};
-	if (ioctl(m->uffd, UFFDIO_COPY, &cp)) {
-		/* Another thread faulted the same chunk and its message was
-		 * already served: the pages are there, only wake it. */
-		if (errno != EEXIST)
-			return -errno;
-		struct uffdio_range r = { .start = cp.dst, .len = len };
-		return ioctl(m->uffd, UFFDIO_WAKE, &r) ? -errno : 0;
-	}
-	m->fifo[(m->head + m->count++) % m->fifo_cap] = idx;
-	m->resident += len;
-	return 0;
-}
-
-static void *mini_handler(void *arg)
-{
-	struct mini *m = arg;
-	struct pollfd pfd[2] = { { m->uffd, POLLIN, 0 },
-				 { m->stop_fd, POLLIN, 0 } };
-	struct uffd_msg msg;
-
-	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		if (read(m->uffd, &msg, sizeof(msg)) != sizeof(msg))
-			continue;
-		if (msg.event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		int err = mini_fault(m, msg.arg.pagefault.address);
-		if (err) {
-			/* The faulting thread stays parked; say why and stop. */
-			fprintf(stderr, "uffd-minimal: %s\n", strerror(-err));
-			m->err = err;
-			break;
-		}
-	}
-	return NULL;
-}
-
-static int mini_open(struct mini *m, const struct opts *o, size_t chunk)
-{
-	*m = (struct mini){ .uffd = -1, .stop_fd = -1, .size = o->size,
-			    .chunk = chunk, .high = o->budget,
-			    .low = o->budget / 4 * 3 };
-	m->stop_fd = eventfd(0, EFD_CLOEXEC);
-	m->buf = aligned_alloc(4096, chunk);
-	m->fifo_cap = o->budget / chunk + 2;
-	m->fifo = calloc(m->fifo_cap, sizeof(*m->fifo));
-	if (m->stop_fd < 0 || !m->buf || !m->fifo)
-		return -ENOMEM;
-	return bench_uffd_region(m->size, &m->uffd, &m->base);
-}
-
-static void mini_close(struct mini *m)
-{
-	if (m->base && m->base != MAP_FAILED)
-		munmap(m->base, m->size);
-	if (m->stop_fd >= 0)
-		close(m->stop_fd);
-	if (m->uffd >= 0)
-		close(m->uffd);
-	free(m->buf);
-	free(m->fifo);
 }
 
 static double case_uffd(const struct opts *o, size_t chunk)
 {
 	struct mini m;
-	pthread_t thr;
 	uint64_t n = o->size / sizeof(uint64_t);
-	int err = mini_open(&m, o, chunk);
+	int err = mini_open(&m, o->size, chunk, o->budget, mini_gen, NULL);
 
-	if (err || (err = -pthread_create(&thr, NULL, mini_handler, &m))) {
+	if (err) {
 		fprintf(stderr, "uffd-minimal: setup: %s\n", strerror(-err));
-		mini_close(&m);
 		return err;
 	}
 
@@ -261,8 +149,6 @@ static double case_uffd(const struct opts *o, size_t chunk)
 	uint64_t sum = scan_sum((const uint64_t *)m.base, n);
 	double t = now_sec() - t0;
 
-	eventfd_write(m.stop_fd, 1);
-	pthread_join(thr, NULL);
 	mini_close(&m);
 	return sum_ok("uffd-minimal", sum, n) ? t : -EIO;
 }
