@@ -12,22 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "server.h"
 
 #define FLUSH_IOV 16
 
-struct conn *conn_new(struct server *srv, int fd)
+struct conn *conn_new(struct server *srv, const struct conn_type *t, int fd,
+		      void *tp)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
 	c->srv = srv;
+	c->type = t;
 	c->fd = fd;
+	c->tp = tp;
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
 	c->auth_deadline_ms = now_ms() + srv->cfg.auth_timeout_ms;
@@ -56,7 +57,7 @@ void conn_put(struct conn *c)
 		return;
 	drop_output(c);
 	free(c->payload);
-	close(c->fd);
+	c->type->close(c);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -66,6 +67,11 @@ static bool may_read_locked(struct conn *c)
 	return !c->closing && !c->dead && !c->barrier &&
 	       c->inflight < CONN_MAX_INFLIGHT &&
 	       c->inflight_bytes + c->out_bytes < CONN_MAX_INFLIGHT_BYTES;
+}
+
+static bool send_idle_locked(struct conn *c)
+{
+	return !c->out_head && (!c->type->send_idle || c->type->send_idle(c));
 }
 
 bool conn_may_read(struct conn *c)
@@ -84,14 +90,16 @@ bool conn_may_read(struct conn *c)
 static void conn_update_locked(struct conn *c)
 {
 	uint32_t want = 0;
-	bool done = !c->inflight && (c->dead || (c->closing && !c->out_head));
+	bool done = !c->inflight &&
+		    (c->dead || (c->closing && send_idle_locked(c)));
 	bool reap_now = done && !c->reaping;
+	bool rd;
 
 	if (reap_now)
 		c->reaping = true;
 	if (c->dead || c->reaping) {
 		if (c->registered)
-			epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+			c->type->unwatch(c);
 		c->registered = false;
 		/* Queued for reaping only after the DEL: the loop may drop its
 		 * reference (at the top of its next iteration) as soon as c is
@@ -103,15 +111,20 @@ static void conn_update_locked(struct conn *c)
 			loop_reap_later(c);
 		return;
 	}
-	if (may_read_locked(c))
+	rd = may_read_locked(c);
+	if (rd)
 		want |= EPOLLIN;
 	if (c->out_head)
 		want |= EPOLLOUT;
-	if (want != c->events && c->registered) {
-		struct epoll_event ev = { .events = want, .data.ptr = c };
-		epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+	/* Bytes a buffering type already holds raise no epoll event: when
+	 * reading resumes (a worker answered the request that held it back),
+	 * the loop must look at c by itself. */
+	if (rd && !c->read_on && c->type->buffers)
+		loop_read_later(c);
+	c->read_on = rd;
+	if (want != c->events && c->registered &&
+	    !c->type->watch(c, want, false))
 		c->events = want;
-	}
 }
 
 /* Frees the fully sent buffers at the head after n bytes went out. */
@@ -137,20 +150,18 @@ static void flush_locked(struct conn *c)
 {
 	while (c->out_head && !c->dead) {
 		struct iovec iov[FLUSH_IOV];
-		struct msghdr m = { .msg_iov = iov };
 		struct outbuf *ob = c->out_head;
+		int niov = 0;
 		ssize_t n;
 
-		for (; ob && m.msg_iovlen < FLUSH_IOV; ob = ob->next)
-			iov[m.msg_iovlen++] = (struct iovec){
-				ob->data + ob->off, ob->len - ob->off };
-		n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		for (; ob && niov < FLUSH_IOV; ob = ob->next)
+			iov[niov++] = (struct iovec){ ob->data + ob->off,
+						      ob->len - ob->off };
+		n = c->type->sendv(c, iov, niov);
+		if (n == -EAGAIN)
 			break;
 		if (n < 0) {
-			log_debug("fd %d: send: %s", c->fd, strerror(errno));
+			log_debug("fd %d: send: %s", c->fd, strerror((int)-n));
 			c->dead = true;
 			break;
 		}

@@ -413,7 +413,7 @@ static void handle_sync(struct server *srv, struct request *r)
 	commit_submit(srv, r);
 }
 
-/* MAP: registration by the RDMA bridge of the connection that asked. */
+/* MAP: registration by the connection that asked (RDMA's type). */
 static void handle_map(struct server *srv, struct request *r)
 {
 	struct wire_io io;
@@ -424,7 +424,9 @@ static void handle_map(struct server *srv, struct request *r)
 
 	if (!o)
 		return;
-	rc = rdma_bridge_map(srv, r->conn->fd, o, io.offset, io.len, &m);
+	rc = r->conn->type->map && io.len
+		     ? r->conn->type->map(r->conn, o, io.offset, io.len, &m)
+		     : -EINVAL;
 	store_put(o);
 	if (rc) {
 		handler_fail(r, wire_errno_to_status(rc), "map: %s", strerror(-rc));
@@ -453,7 +455,9 @@ static void handle_commit(struct server *srv, struct request *r)
 
 	if (!o || refuse_replicated(r, o))
 		return;
-	rc = rdma_bridge_commit(srv, r->conn->fd, o, io.offset, io.len);
+	rc = r->conn->type->commit && io.len
+		     ? r->conn->type->commit(r->conn, o, io.offset, io.len)
+		     : -EINVAL;
 	if (rc) {
 		store_put(o);
 		handler_fail(r, wire_errno_to_status(rc), "commit: %s", strerror(-rc));

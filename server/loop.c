@@ -69,6 +69,44 @@ void loop_reap_later(struct conn *c)
 	loop_wake(srv);
 }
 
+void loop_read_later(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->kicked || c->reaping || c->dead)
+		return;
+	c->kicked = true;
+	conn_get(c); /* the ready list's, dropped by read_ready */
+	pthread_mutex_lock(&srv->reap_lock);
+	c->ready_next = srv->ready;
+	srv->ready = c;
+	pthread_mutex_unlock(&srv->reap_lock);
+	loop_wake(srv);
+}
+
+/* Connections whose type holds bytes epoll cannot report.  A reaped one
+ * is still valid here (the list holds a reference) and reads nothing:
+ * conn_may_read is false once closing or dead. */
+static void read_ready(struct server *srv)
+{
+	struct conn *list;
+
+	pthread_mutex_lock(&srv->reap_lock);
+	list = srv->ready;
+	srv->ready = NULL;
+	pthread_mutex_unlock(&srv->reap_lock);
+	while (list) {
+		struct conn *c = list;
+
+		list = c->ready_next;
+		pthread_mutex_lock(&c->lock);
+		c->kicked = false;
+		pthread_mutex_unlock(&c->lock);
+		session_readable(c);
+		conn_put(c);
+	}
+}
+
 static void conn_unlink(struct server *srv, struct conn *c)
 {
 	if (c->prev)
@@ -95,7 +133,7 @@ static void reap(struct server *srv)
 	for (size_t i = 0; i < n; i++) {
 		log_debug("fd %d: closed", list[i]->fd);
 		conn_unlink(srv, list[i]);
-		shutdown(list[i]->fd, SHUT_RDWR);
+		list[i]->type->shutdown(list[i]);
 		conn_put(list[i]);
 	}
 	free(list);
@@ -127,16 +165,23 @@ static void refuse(int fd, unsigned limit)
 	close(fd);
 }
 
-static void add_conn(struct server *srv, int fd)
+/* Takes fd (and tp): tracked, or closed by the type's close. */
+void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
+		   void *tp)
 {
-	struct conn *c = conn_new(srv, fd);
+	struct conn *c = conn_new(srv, t, fd, tp);
+	int rc;
 
-	if (!c || epoll_add(srv, fd, c, EPOLLIN)) {
-		log_err("accept: cannot track a connection");
-		if (c)
-			conn_put(c);
-		else
-			close(fd);
+	if (!c) {
+		struct conn tmp = { .srv = srv, .type = t, .fd = fd, .tp = tp };
+
+		log_err("accept: out of memory for a connection");
+		t->close(&tmp);
+		return;
+	}
+	if ((rc = t->watch(c, EPOLLIN, true))) {
+		log_err("accept: cannot watch a connection: %s", strerror(-rc));
+		conn_put(c);
 		return;
 	}
 	c->events = EPOLLIN;
@@ -147,7 +192,7 @@ static void add_conn(struct server *srv, int fd)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	log_debug("fd %d: connected (%u open)", fd, srv->nconns);
+	log_debug("fd %d: %s connection (%u open)", fd, t->name, srv->nconns);
 }
 
 /* Out of file descriptors: the pending connection stays readable on the
@@ -193,7 +238,7 @@ static void on_accept(struct server *srv)
 		else if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fd, srv->cfg.max_connections);
 		else
-			add_conn(srv, fd);
+			loop_add_conn(srv, &conn_tcp, fd, NULL);
 	}
 }
 
@@ -263,7 +308,7 @@ static void adopt_pending(struct server *srv)
 		else if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fds[i], srv->cfg.max_connections);
 		else
-			add_conn(srv, fds[i]);
+			loop_add_conn(srv, &conn_bridged, fds[i], NULL);
 	}
 	free(fds);
 }
@@ -275,6 +320,7 @@ static void on_wake(struct server *srv)
 	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_err("wake: %s", strerror(errno));
 	adopt_pending(srv);
+	read_ready(srv);
 }
 
 /* A connection that has not authenticated in time holds a slot for
@@ -292,8 +338,27 @@ static void expire_handshakes(struct server *srv)
 		}
 }
 
+/* A type with an event hook (RDMA completions, a TLS handshake) runs it
+ * first, under the lock its sends take; what it completed may let queued
+ * answers go, so the connection is flushed after it. */
 static void on_conn_event(struct conn *c, uint32_t events)
 {
+	if (c->type->event) {
+		int rc;
+
+		pthread_mutex_lock(&c->lock);
+		rc = c->type->event(c, events);
+		if (rc) {
+			log_debug("fd %d: %s: %s", c->fd, c->type->name,
+				  strerror(-rc));
+			c->dead = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		conn_flush(c);
+		if (rc)
+			return;
+		events &= ~(uint32_t)EPOLLOUT; /* just flushed */
+	}
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
 		pthread_mutex_lock(&c->lock);
 		c->dead = true;

@@ -566,3 +566,29 @@ int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 	pthread_mutex_unlock(&bridge.lock);
 	return rc;
 }
+
+/* Bridged sockets (RDMA and TLS) are TCP to the loop; MAP and COMMIT
+ * find their queue pair through the socket. */
+static int bridged_map(struct conn *c, struct store_obj *o, uint64_t off,
+		       uint32_t len, struct wire_map *out)
+{
+	return rdma_bridge_map(c->srv, c->fd, o, off, len, out);
+}
+
+static int bridged_commit(struct conn *c, struct store_obj *o, uint64_t off,
+			  uint32_t len)
+{
+	return rdma_bridge_commit(c->srv, c->fd, o, off, len);
+}
+
+const struct conn_type conn_bridged = {
+	.name = "bridged",
+	.recv = conn_sock_recv,
+	.sendv = conn_sock_sendv,
+	.watch = conn_sock_watch,
+	.unwatch = conn_sock_unwatch,
+	.shutdown = conn_sock_shutdown,
+	.close = conn_sock_close,
+	.map = bridged_map,
+	.commit = bridged_commit,
+};

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "store.h"
@@ -37,10 +38,70 @@ struct outbuf {
 };
 
 struct request;
+struct conn;
+struct store_obj;
+
+/*
+ * A connection type: how the loop moves one connection's bytes (TCP in
+ * conn_tcp.c; TLS and RDMA implement the same table).  The loop and
+ * conn.c call only these; nothing above them knows the transport.
+ *
+ * Threads: recv and event run on the loop thread (event under c->lock);
+ * sendv, watch, unwatch and send_idle run under c->lock on any thread;
+ * map and commit on workers; close once, from the last conn_put.
+ */
+struct conn_type {
+	const char *name;
+	/* Up to len bytes into buf without blocking: > 0, -EAGAIN when
+	 * nothing is ready, -ECONNRESET when the peer left (EOF), -errno. */
+	ssize_t (*recv)(struct conn *c, void *buf, size_t len);
+	/* Sends a prefix of iov without blocking: bytes taken (> 0), -EAGAIN,
+	 * or -errno (the connection is dead).  After -EAGAIN the next call
+	 * repeats the same first iovec (TLS needs the same record again). */
+	ssize_t (*sendv)(struct conn *c, const struct iovec *iov, int iovcnt);
+	/* Makes the loop report c when it may read (EPOLLIN in want) or
+	 * write (EPOLLOUT) and on errors; add is the first call. 0/-errno. */
+	int (*watch)(struct conn *c, uint32_t want, bool add);
+	/* Out of the loop's epoll set for good. */
+	void (*unwatch)(struct conn *c);
+	/* The loop saw events on one of c's descriptors: collects completions
+	 * or advances a handshake.  0, or -errno: c is dead.  NULL: none. */
+	int (*event)(struct conn *c, uint32_t events);
+	/* True for types that hold received bytes epoll cannot see (a TLS
+	 * record, an RDMA receive buffer): the loop then reads c again when
+	 * reading resumes instead of waiting for a descriptor. */
+	bool buffers;
+	/* Everything sendv took has left (RDMA: its SENDs completed); a
+	 * closing connection waits for it.  NULL: always. */
+	bool (*send_idle)(struct conn *c);
+	/* Begins tearing down: the peer sees the connection end. */
+	void (*shutdown)(struct conn *c);
+	/* Frees the transport's state and descriptors. */
+	void (*close)(struct conn *c);
+	/* MAP and COMMIT (handlers.c): one-sided access to a range of o for
+	 * this connection's peer.  NULL (TCP, TLS): -EINVAL to the client. */
+	int (*map)(struct conn *c, struct store_obj *o, uint64_t off,
+		   uint32_t len, struct wire_map *out);
+	int (*commit)(struct conn *c, struct store_obj *o, uint64_t off,
+		      uint32_t len);
+};
+
+extern const struct conn_type conn_tcp;
+/* Sockets bridged from rdma_bridge.c and tls_bridge.c: TCP with MAP. */
+extern const struct conn_type conn_bridged;
+/* conn_tcp.c: the TCP type's ops on c->fd, for other socket types. */
+ssize_t conn_sock_recv(struct conn *c, void *buf, size_t len);
+ssize_t conn_sock_sendv(struct conn *c, const struct iovec *iov, int iovcnt);
+void conn_sock_close(struct conn *c);
+int conn_sock_watch(struct conn *c, uint32_t want, bool add);
+void conn_sock_unwatch(struct conn *c);
+void conn_sock_shutdown(struct conn *c);
 
 struct conn {
 	struct server *srv;
-	int fd;
+	const struct conn_type *type;
+	int fd;   /* the socket (TCP, TLS); a name for logs (RDMA) */
+	void *tp; /* the type's state */
 	atomic_uint refs; /* the loop's, one per request in flight */
 	/* Loop thread only. */
 	struct conn *prev, *next;
@@ -62,6 +123,9 @@ struct conn {
 	bool dead;    /* the socket failed: drop answers */
 	bool reaping; /* handed to the loop to close */
 	bool registered; /* in the epoll set */
+	bool read_on;    /* may_read when last looked at (buffering types) */
+	bool kicked;     /* on the server's ready list */
+	struct conn *ready_next;
 	size_t out_bytes; /* queued, unsent */
 	uint32_t events; /* epoll mask registered */
 };
@@ -125,6 +189,7 @@ struct server {
 	pthread_mutex_t reap_lock;
 	struct conn **reap; /* connections to close, from any thread */
 	size_t nreap, reap_cap;
+	struct conn *ready; /* to read again (buffering types), reap_lock */
 	struct work_queue work, commit;
 	pthread_t *workers, committer;
 	unsigned nworkers;
@@ -152,6 +217,9 @@ int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
  * session to the loop (loop_adopt). */
 int tls_bridge_start(struct server *srv);
 void tls_bridge_accept(struct server *srv, int fd);
+/* loop.c: a new connection of type t joins the loop (loop thread). */
+void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
+		   void *tp);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 
@@ -161,7 +229,10 @@ int server_monitor_start(struct server *srv);
 void server_monitor_stop(struct server *srv);
 
 /* conn.c */
-struct conn *conn_new(struct server *srv, int fd);
+/* A connection of type t over fd (owned from here on; -1 when the type
+ * has none) with state tp.  NULL when out of memory (nothing closed). */
+struct conn *conn_new(struct server *srv, const struct conn_type *t, int fd,
+		      void *tp);
 void conn_get(struct conn *c);
 void conn_put(struct conn *c);
 struct outbuf *outbuf_new(size_t payload_len);
@@ -251,6 +322,9 @@ void session_start(struct conn *c);
 int loop_run(struct server *srv);
 void loop_wake(struct server *srv);
 void loop_reap_later(struct conn *c);
+/* Has the loop read c again soon (a buffering type whose reading resumed
+ * or stopped with bytes left); any thread, c->lock held. */
+void loop_read_later(struct conn *c);
 int64_t now_ms(void);
 
 #endif /* UFO_SERVER_H */

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "log.h"
 #include "server.h"
@@ -45,19 +44,17 @@ static void fail_close(struct conn *c, const struct wire_hdr *h,
 static int recv_part(struct conn *c, void *buf, size_t len, size_t *got)
 {
 	while (*got < len) {
-		ssize_t n = recv(c->fd, (char *)buf + *got, len - *got,
-				 MSG_DONTWAIT);
+		ssize_t n = c->type->recv(c, (char *)buf + *got, len - *got);
+
 		if (n > 0) {
 			*got += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN)
 			return 0;
-		if (n < 0 || *got || c->payload_got || c->hdr_got)
-			log_debug("fd %d: connection ended mid-frame or failed",
-				  c->fd);
+		if (n != -ECONNRESET || *got || c->payload_got || c->hdr_got)
+			log_debug("fd %d: connection ended mid-frame or failed: %s",
+				  c->fd, strerror((int)-n));
 		return -1;
 	}
 	return 1;
@@ -239,9 +236,21 @@ static void on_frame(struct conn *c)
 
 void session_readable(struct conn *c)
 {
-	for (int i = 0; i < CONN_FRAMES_PER_WAKE && conn_may_read(c); i++) {
-		enum frame_rc rc = read_frame(c);
+	for (int i = 0; conn_may_read(c); i++) {
+		enum frame_rc rc;
 
+		/* Fairness: other connections get their turn.  A socket
+		 * stays readable for epoll; bytes a buffering type holds do
+		 * not, so such a connection is queued to be read again. */
+		if (i == CONN_FRAMES_PER_WAKE) {
+			if (c->type->buffers) {
+				pthread_mutex_lock(&c->lock);
+				loop_read_later(c);
+				pthread_mutex_unlock(&c->lock);
+			}
+			return;
+		}
+		rc = read_frame(c);
 		if (rc == FRAME_MORE)
 			return;
 		if (rc == FRAME_CLOSE) {

@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		abort();
-	c = conn_new(&srv, sv[0]);
+	c = conn_new(&srv, &conn_tcp, sv[0], NULL);
 	if (!c)
 		abort();
 	session_start(c);
