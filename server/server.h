@@ -317,6 +317,10 @@ void commit_run(struct server *srv, struct request *batch, uint64_t batch_no);
 /* session.c: the loop's side of a connection. */
 void session_readable(struct conn *c);
 void session_start(struct conn *c);
+/* On SIGTERM, before c closes: answers ESHUTDOWN to the requests c holds
+ * unread (loop thread). */
+void session_refuse_rest(struct conn *c);
+#define SESSION_REFUSE_MAX 1024
 
 /* loop.c */
 int loop_run(struct server *srv);
