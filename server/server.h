@@ -194,6 +194,7 @@ struct server {
 	pthread_t *workers, committer;
 	unsigned nworkers;
 	struct server_stats stats;
+	struct server_monitor *monitor; /* monitor.c, with --monitor */
 };
 
 /* rdma_bridge.c: RDMA connections bridged into the loop (TCP only when
