@@ -171,8 +171,21 @@ static inline void server_count(atomic_uint_fast64_t *counter, uint64_t n)
 	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
+/* What the network layer (loop, session, workers) hands requests to: the
+ * ops layer's handlers (handlers.c), set by main.  The network layer
+ * never calls a handler by name, so the two have no call circle. */
+struct server_handlers {
+	/* Runs r on a worker thread and answers it. */
+	void (*run)(struct server *srv, struct request *r);
+	/* On the loop thread: answers r now and returns true, or false (it
+	 * goes to the workers); NULL: always the workers. */
+	bool (*run_inline)(struct server *srv, struct request *r);
+};
+extern const struct server_handlers server_handlers;
+
 struct server {
 	struct server_config cfg;
+	const struct server_handlers *handlers;
 	uint8_t secret[WIRE_MAX_SECRET];
 	size_t secret_len;
 	struct store *store;

@@ -194,7 +194,8 @@ static void dispatch(struct conn *c, uint8_t *payload)
 	 * and back costs a thread wakeup, more than the read itself. */
 	if (c->hdr.op == WIRE_SYNC)
 		request_after_writes(r);
-	else if (!handle_read_inline(c->srv, r))
+	else if (!c->srv->handlers->run_inline ||
+		 !c->srv->handlers->run_inline(c->srv, r))
 		queue_push(&c->srv->work, r);
 }
 
