@@ -29,7 +29,7 @@ struct server_config {
 	int log_level;    /* enum log_level */
 	char monitor[SERVER_MONITOR_ADDR_MAX]; /* "" when off */
 	unsigned auth_timeout_ms; /* HELLO + AUTH must be done by then */
-	char tls_cert[PATH_MAX];  /* "" unless TLS (tls_bridge.c) */
+	char tls_cert[PATH_MAX];  /* "" unless TLS (conn_tls.c) */
 	char tls_key[PATH_MAX];
 };
 

@@ -99,7 +99,7 @@ static int server_init(struct server *srv)
 		log_err("libsodium initialisation failed");
 		return rc;
 	}
-	if ((rc = tls_bridge_start(srv)))
+	if ((rc = conn_tls_setup(srv)))
 		return rc;
 	raise_fd_limit();
 	if ((rc = store_open(srv->cfg.data_dir, &vstore_ext, &srv->store))) {

@@ -8,6 +8,7 @@
  *   committer (commit.c): makes WRITEs durable in groups and answers them.
  * Any thread may answer a request (conn.c); sending is non-blocking, and
  * what the socket does not take at once is sent by the loop on EPOLLOUT.
+ * TLS (conn_tls.c) adds no thread: the loop runs its handshakes too.
  */
 #ifndef UFO_SERVER_H
 #define UFO_SERVER_H
@@ -87,7 +88,9 @@ struct conn_type {
 };
 
 extern const struct conn_type conn_tcp;
-/* Sockets bridged from rdma_bridge.c and tls_bridge.c: TCP with MAP. */
+/* conn_tls.c: TLS over an accepted socket (conn_tls_stub.c without it). */
+extern const struct conn_type conn_tls;
+/* Sockets bridged from rdma_bridge.c: TCP with MAP. */
 extern const struct conn_type conn_bridged;
 /* conn_tcp.c: the TCP type's ops on c->fd, for other socket types. */
 ssize_t conn_sock_recv(struct conn *c, void *buf, size_t len);
@@ -195,7 +198,7 @@ struct server {
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
 	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
-	bool tls_on;        /* accepted sockets go to tls_bridge.c */
+	bool tls_on;        /* accepted sockets are conn_tls connections */
 	pthread_mutex_t adopt_lock;
 	int *adopt;         /* sockets handed over by the RDMA bridge */
 	size_t nadopt, adopt_cap;
@@ -225,12 +228,12 @@ int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
  * mapping on this connection), or the pwrite's -errno. */
 int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 		       uint64_t off, uint32_t len);
-/* tls_bridge.c: with --tls-cert, loads the certificate and sets tls_on
- * (0, or -errno after logging why); tls_bridge_accept then takes each
- * accepted socket, runs the TLS handshake and hands the plain side of the
- * session to the loop (loop_adopt). */
-int tls_bridge_start(struct server *srv);
-void tls_bridge_accept(struct server *srv, int fd);
+/* conn_tls.c: with --tls-cert, loads the certificate and key and sets
+ * tls_on (0, or -errno after logging why).  conn_tls_new: the type's state
+ * for an accepted socket fd (made non-blocking; not owned), its handshake
+ * to be run by the loop; NULL when out of memory. */
+int conn_tls_setup(struct server *srv);
+void *conn_tls_new(struct server *srv, int fd);
 /* loop.c: a new connection of type t joins the loop (loop thread). */
 void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
 		   void *tp);

@@ -215,6 +215,18 @@ static void resume_accept(struct server *srv)
 		log_err("resuming accept: %s", strerror(errno));
 }
 
+static void add_tls(struct server *srv, int fd)
+{
+	void *tp = conn_tls_new(srv, fd);
+
+	if (!tp) {
+		log_err("accept: out of memory for a TLS session");
+		close(fd);
+		return;
+	}
+	loop_add_conn(srv, &conn_tls, fd, tp);
+}
+
 static void on_accept(struct server *srv)
 {
 	for (;;) {
@@ -233,10 +245,10 @@ static void on_accept(struct server *srv)
 			continue;
 		}
 		tcp_tune(fd);
-		if (srv->tls_on) /* it refuses over the limit itself */
-			tls_bridge_accept(srv, fd);
-		else if (srv->nconns >= srv->cfg.max_connections)
+		if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fd, srv->cfg.max_connections);
+		else if (srv->tls_on)
+			add_tls(srv, fd);
 		else
 			loop_add_conn(srv, &conn_tcp, fd, NULL);
 	}

@@ -109,7 +109,9 @@ static void roundtrip(const char *name, enum ufo_dirty_mode mode,
 
 		assert_int_equal(ufo_remote_status(obj, &cs), 0);
 		assert_string_equal(cs.transport,
-				    t_rdma_expected() ? "rdma" : "tcp");
+				    t_rdma_expected() ? "rdma"
+				    : t_tls()	      ? "tls"
+						      : "tcp");
 		if (t_rdma_expected())
 			assert_true(cs.direct_reads > 0);
 		else

@@ -11,71 +11,19 @@
  */
 #include <ufo.h>
 
-#include "t_srv.h"
+#include "t_tls.h"
 
 #define QUICK_MS 5000 /* a refusal, not a timeout */
 
 static struct t_srv tls_srv, plain_srv;
-static char ca[PATH_MAX], other_ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
-
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (system(cmd))
-		fail_msg("failed: %s", cmd);
-}
-
-/* A CA, a server certificate it signs for IP 127.0.0.1 only, and an
- * unrelated CA. */
-static void make_certs(const char *dir)
-{
-	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-
-	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	snprintf(other_ca, sizeof(other_ca), "%s/other-ca.pem", dir);
-	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
-	snprintf(key, sizeof(key), "%s/server.key", dir);
-	sh("cd %s && exec >openssl.log 2>&1 && "
-	   "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
-	   "-subj /CN=ufo-test-ca && "
-	   "openssl req -x509 %s -keyout other-ca.key -out other-ca.pem -days 2 "
-	   "-subj /CN=ufo-other-ca && "
-	   "openssl req %s -keyout server.key -out server.csr "
-	   "-subj /CN=ufo-test-server && "
-	   "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-	   "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
-	   "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-	   "-CAcreateserial -out server.pem -days 2 -extfile ext.cnf && "
-	   "chmod 600 server.key",
-	   dir, ec, ec, ec);
-}
-
-static struct net_addr addr_of(const char *host, uint16_t port)
-{
-	struct net_addr a = { .port = port };
-
-	snprintf(a.host, sizeof(a.host), "%s", host);
-	return a;
-}
+static struct t_certs certs;
+static const char *ca = certs.ca, *other_ca = certs.other_ca;
 
 /* A TLS connection, authenticated with the secret: 0 or the -errno. */
 static int tls_login(const char *host, uint16_t port, const char *secret,
 		     struct ufo_conn **out)
 {
-	struct net_addr a = addr_of(host, port);
-	int rc = ufo_tls_transport.connect(&a, T_SRV_WAIT_MS, out);
-
-	if (!rc && (rc = t_handshake(*out, secret))) {
-		conn_close(*out);
-		*out = NULL;
-	}
-	return rc;
+	return t_tls_login_to(host, port, secret, out);
 }
 
 static void test_tls_roundtrip(void **state)
@@ -183,33 +131,25 @@ static void test_tls_flags_checked(void **state)
 	/* --tls-cert without --tls-key, and a key that does not load: exit 2 */
 	snprintf(cmd, sizeof(cmd), "%s --listen 127.0.0.1:0 --data %s "
 		 "--secret-file %s --tls-cert %s >/dev/null 2>&1",
-		 t_server_bin(), plain_srv.data, plain_srv.secret_file, cert);
+		 t_server_bin(), plain_srv.data, plain_srv.secret_file, certs.cert);
 	st = system(cmd);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 	snprintf(cmd, sizeof(cmd), "%s --listen 127.0.0.1:0 --data %s/d2 "
 		 "--secret-file %s --tls-cert %s --tls-key %s >/dev/null 2>&1",
-		 t_server_bin(), plain_srv.dir, plain_srv.secret_file, cert, ca);
+		 t_server_bin(), plain_srv.dir, plain_srv.secret_file, certs.cert, ca);
 	st = system(cmd);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
 static int setup(void **state)
 {
-	struct net_addr a = addr_of("127.0.0.1", 1);
-	struct ufo_conn *c;
-	char *extra[] = { "--tls-cert", cert, "--tls-key", key, NULL };
+	char *extra[] = { "--tls-cert", certs.cert, "--tls-key", certs.key,
+			  NULL };
 
-	if (ufo_tls_transport.connect(&a, 1000, &c) == -EOPNOTSUPP) {
-		fprintf(stderr, "built without GnuTLS: skipping\n");
-		exit(T_EXIT_SKIP);
-	}
-	if (system("openssl version >/dev/null 2>&1")) {
-		fprintf(stderr, "no openssl tool to make certificates: skipping\n");
-		exit(T_EXIT_SKIP);
-	}
+	t_tls_require();
 	assert_int_equal(wire_crypto_init(), 0);
 	t_srv_init(&tls_srv);
-	make_certs(tls_srv.dir);
+	t_make_certs(tls_srv.dir, &certs);
 	t_srv_start_args(&tls_srv, extra);
 	t_srv_init(&plain_srv);
 	t_srv_start(&plain_srv);

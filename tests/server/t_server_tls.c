@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS served by the event loop (server/conn_tls.c): many TLS connections
+ * cost the server no thread (the old bridge ran two per connection), and
+ * clients that stall the TLS handshake (silent, half a record, garbage, or
+ * TLS up but no HELLO) are closed by the auth deadline without holding up
+ * anyone else.  Skips without GnuTLS, openssl, or the file descriptors.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "t_tls.h"
+
+#define MANY_CONNS 1000
+#define MANY_FDS (2 * MANY_CONNS + 64) /* ours and slack */
+#define SPARE_THREADS 2 /* over the idle count, for timing noise */
+#define STALL_AUTH_MS 2000 /* the stall server's --auth-timeout-ms */
+#define STALL_SLACK_MS 8000 /* loop tick, a loaded machine */
+
+static struct t_certs certs;
+
+static void start_tls_server(struct t_srv *s, const char *auth_ms)
+{
+	char *extra[] = { "--tls-cert", certs.cert, "--tls-key", certs.key,
+			  "--auth-timeout-ms", (char *)auth_ms, NULL };
+
+	t_srv_start_args(s, extra);
+}
+
+/* The Threads: line of /proc/PID/status. */
+static int thread_count(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* Both ends of MANY_CONNS connections live in this process when the
+ * server is local: ours, and the server's (its own limit, raised by it). */
+static bool raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return false;
+	if (rl.rlim_cur >= MANY_FDS)
+		return true;
+	if (rl.rlim_max < MANY_FDS)
+		return false;
+	rl.rlim_cur = MANY_FDS;
+	return !setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void test_many_connections(void **state)
+{
+	static struct ufo_conn *c[MANY_CONNS];
+	struct t_srv s;
+	struct ufo_conn *first;
+	int idle, busy;
+	int64_t t0;
+
+	if (!raise_fd_limit())
+		skip(); /* reason printed by main */
+	t_srv_init(&s);
+	start_tls_server(&s, "60000");
+	/* Idle: after one connection came and went, every thread the
+	 * server starts on its own is there. */
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &first),
+			 0);
+	t_ping_ok(first);
+	conn_close(first);
+	t_sleep_ms(200);
+	idle = thread_count(s.pid);
+	t0 = t_now_ms();
+	for (int i = 0; i < MANY_CONNS; i++) {
+		int rc = t_tls_login_to("127.0.0.1", s.port, T_SECRET, &c[i]);
+
+		if (rc)
+			fail_msg("connection %d: %s", i, strerror(-rc));
+		t_ping_ok(c[i]);
+	}
+	busy = thread_count(s.pid);
+	fprintf(stderr, "ufo-server threads: %d idle, %d with %d TLS "
+		"connections (set up in %lld ms)\n", idle, busy, MANY_CONNS,
+		(long long)(t_now_ms() - t0));
+	for (int i = 0; i < MANY_CONNS; i++) /* all still served */
+		t_ping_ok(c[i]);
+	assert_true(busy <= idle + SPARE_THREADS);
+	for (int i = 0; i < MANY_CONNS; i++)
+		conn_close(c[i]);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
+static int raw_connect(uint16_t port)
+{
+	struct net_addr a = { .host = "127.0.0.1", .port = port };
+	int fd = tcp_connect_fd(&a, T_SRV_WAIT_MS);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void send_all(int fd, const void *p, size_t len)
+{
+	assert_int_equal(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Milliseconds until the server ends fd (EOF or reset, after any alert
+ * it sends), at most T_SRV_WAIT_MS; -1 if it does not. */
+static int64_t ms_until_closed(int fd, int64_t since)
+{
+	int64_t end = t_now_ms() + T_SRV_WAIT_MS;
+	char buf[512];
+
+	while (t_now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return t_now_ms() - since;
+	}
+	return -1;
+}
+
+static void test_stalled_handshakes(void **state)
+{
+	/* A handshake record header announcing 512 bytes, then 100 of them. */
+	static const uint8_t half[5 + 100] = { 0x16, 0x03, 0x01, 0x02, 0x00 };
+	static const char garbage[] = "GET / HTTP/1.0\r\n\r\n not a ClientHello";
+	struct t_srv s;
+	struct ufo_conn *good, *mute;
+	int silent, partial, junk;
+	int64_t t0, t_junk;
+	char ms[16];
+
+	snprintf(ms, sizeof(ms), "%d", STALL_AUTH_MS);
+	t_srv_init(&s);
+	start_tls_server(&s, ms);
+	t0 = t_now_ms();
+	silent = raw_connect(s.port);
+	partial = raw_connect(s.port);
+	send_all(partial, half, sizeof(half));
+	assert_int_equal(ufo_tls_transport.connect(
+				 &(struct net_addr){ .host = "127.0.0.1",
+						     .port = s.port },
+				 T_SRV_WAIT_MS, &mute), 0);
+	junk = raw_connect(s.port);
+	send_all(junk, garbage, sizeof(garbage) - 1);
+
+	/* Garbage fails the TLS handshake at once. */
+	t_junk = ms_until_closed(junk, t0);
+	assert_true(t_junk >= 0 && t_junk < STALL_AUTH_MS);
+
+	/* Meanwhile, with the stalled ones still open, others are served. */
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &good),
+			 0);
+	t_ping_ok(good);
+
+	/* The deadline closes the stalled ones, not before it. */
+	for (int i = 0; i < 2; i++) {
+		int64_t t = ms_until_closed(i ? partial : silent, t0);
+
+		fprintf(stderr, "%s client closed after %lld ms\n",
+			i ? "half-record" : "silent", (long long)t);
+		assert_true(t >= STALL_AUTH_MS - 100);
+		assert_true(t < STALL_AUTH_MS + STALL_SLACK_MS);
+	}
+	assert_true(t_closed(mute));
+	assert_true(t_now_ms() - t0 < STALL_AUTH_MS + STALL_SLACK_MS);
+	t_ping_ok(good); /* authenticated: no deadline */
+	assert_true(t_log_count(&s, "TLS handshake failed") >= 1);
+	assert_true(t_log_count(&s, "no authentication within") >= 3);
+	conn_close(mute);
+	conn_close(good);
+	close(silent);
+	close(partial);
+	close(junk);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
+static int setup(void **state)
+{
+	static struct t_srv cert_dir;
+
+	t_tls_require();
+	assert_int_equal(wire_crypto_init(), 0);
+	t_srv_init(&cert_dir); /* only its temp directory */
+	t_make_certs(cert_dir.dir, &certs);
+	setenv("UFO_TLS_CA_FILE", certs.ca, 1);
+	*state = &cert_dir;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	t_srv_fini(*state);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_connections),
+		cmocka_unit_test(test_stalled_handshakes),
+	};
+
+	t_server_bin();
+	if (!raise_fd_limit())
+		fprintf(stderr, "RLIMIT_NOFILE cannot reach %d: "
+			"test_many_connections skips\n", MANY_FDS);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
