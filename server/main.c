@@ -121,6 +121,7 @@ static void server_fini(struct server *srv)
 		 (unsigned long long)st->batches);
 	if (srv->store)
 		store_close(srv->store);
+	conn_tls_cleanup(srv);
 	explicit_bzero(srv->secret, sizeof(srv->secret));
 }
 

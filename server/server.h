@@ -198,7 +198,9 @@ struct server {
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
 	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
-	bool tls_on;        /* accepted sockets are conn_tls connections */
+	/* With --tls-cert: the certificate and priorities (conn_tls.c);
+	 * accepted sockets are then conn_tls connections. */
+	struct server_tls *tls;
 	pthread_mutex_t adopt_lock;
 	int *adopt;         /* sockets handed over by the RDMA bridge */
 	size_t nadopt, adopt_cap;
@@ -228,11 +230,13 @@ int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
  * mapping on this connection), or the pwrite's -errno. */
 int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 		       uint64_t off, uint32_t len);
-/* conn_tls.c: with --tls-cert, loads the certificate and key and sets
- * tls_on (0, or -errno after logging why).  conn_tls_new: the type's state
- * for an accepted socket fd (made non-blocking; not owned), its handshake
- * to be run by the loop; NULL when out of memory. */
+/* conn_tls.c: with --tls-cert, loads the certificate and key into
+ * srv->tls (0, or -errno after logging why); cleanup frees them.
+ * conn_tls_new: the type's state for an accepted socket fd (made
+ * non-blocking; not owned), its handshake to be run by the loop; NULL when
+ * out of memory. */
 int conn_tls_setup(struct server *srv);
+void conn_tls_cleanup(struct server *srv);
 void *conn_tls_new(struct server *srv, int fd);
 /* loop.c: a new connection of type t joins the loop (loop thread). */
 void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,

@@ -36,10 +36,11 @@
  * GnuTLS sends or, after GNUTLS_E_AGAIN, must be given again. */
 #define TLS_SEND_MAX 16384
 
-static struct {
+/* The server's certificate and priorities: srv->tls, set up once. */
+struct server_tls {
 	gnutls_certificate_credentials_t cred;
 	gnutls_priority_t prio;
-} tls;
+};
 
 struct tls_conn {
 	gnutls_session_t s;
@@ -180,13 +181,13 @@ void *conn_tls_new(struct server *srv, int fd)
 	struct tls_conn *t = calloc(1, sizeof(*t));
 	int fl = fcntl(fd, F_GETFL);
 
-	(void)srv;
 	if (!t)
 		return NULL;
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ||
 	    gnutls_init(&t->s, GNUTLS_SERVER) ||
-	    gnutls_priority_set(t->s, tls.prio) ||
-	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, tls.cred)) {
+	    gnutls_priority_set(t->s, srv->tls->prio) ||
+	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
+				   srv->tls->cred)) {
 		if (t->s)
 			gnutls_deinit(t->s);
 		free(t);
@@ -201,25 +202,47 @@ void *conn_tls_new(struct server *srv, int fd)
 	return t;
 }
 
+static void tls_free(struct server_tls *tls)
+{
+	if (tls->cred)
+		gnutls_certificate_free_credentials(tls->cred);
+	if (tls->prio)
+		gnutls_priority_deinit(tls->prio);
+	free(tls);
+}
+
 int conn_tls_setup(struct server *srv)
 {
 	const struct server_config *cfg = &srv->cfg;
+	struct server_tls *tls;
 	int rc;
 
 	if (!cfg->tls_cert[0])
 		return 0;
-	if (gnutls_certificate_allocate_credentials(&tls.cred) ||
-	    gnutls_priority_init(&tls.prio, NULL, NULL))
+	tls = calloc(1, sizeof(*tls));
+	if (!tls || gnutls_certificate_allocate_credentials(&tls->cred) ||
+	    gnutls_priority_init(&tls->prio, NULL, NULL)) {
+		if (tls)
+			tls_free(tls);
 		return -ENOMEM;
-	rc = gnutls_certificate_set_x509_key_file(tls.cred, cfg->tls_cert,
+	}
+	rc = gnutls_certificate_set_x509_key_file(tls->cred, cfg->tls_cert,
 						  cfg->tls_key,
 						  GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
 		log_err("--tls-cert %s / --tls-key %s: %s", cfg->tls_cert,
 			cfg->tls_key, gnutls_strerror(rc));
+		tls_free(tls);
 		return -EINVAL;
 	}
-	srv->tls_on = true;
+	srv->tls = tls;
 	log_info("TLS on: connections to the listening port must use tls://");
 	return 0;
+}
+
+void conn_tls_cleanup(struct server *srv)
+{
+	if (srv->tls)
+		tls_free(srv->tls);
+	srv->tls = NULL;
 }

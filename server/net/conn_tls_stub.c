@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ufo-server built without GnuTLS: --tls-cert is refused at startup, so
- * tls_on stays false and the TLS type is never used; it answers
+ * srv->tls stays NULL and the TLS type is never used; it answers
  * -EOPNOTSUPP all the same.
  */
 #include <errno.h>
@@ -46,4 +46,9 @@ int conn_tls_setup(struct server *srv)
 		return 0;
 	log_err("--tls-cert: this ufo-server was built without GnuTLS");
 	return -EOPNOTSUPP;
+}
+
+void conn_tls_cleanup(struct server *srv)
+{
+	(void)srv;
 }

@@ -247,7 +247,7 @@ static void on_accept(struct server *srv)
 		tcp_tune(fd);
 		if (srv->nconns >= srv->cfg.max_connections)
 			refuse(fd, srv->cfg.max_connections);
-		else if (srv->tls_on)
+		else if (srv->tls)
 			add_tls(srv, fd);
 		else
 			loop_add_conn(srv, &conn_tcp, fd, NULL);
