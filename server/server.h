@@ -2,7 +2,7 @@
 /*
  * ufo-server internals.  Threads:
  *   loop (main thread, loop.c, session.c): epoll over the listening socket,
- *     every connection, a signalfd and a wake eventfd; accepts, reads and
+ *     the RDMA listener, every connection, a signalfd and a wake eventfd; accepts, reads and
  *     checks frames, runs the handshake, hands requests to the workers;
  *   workers (workers.c, handlers.c): run requests against the store;
  *   committer (commit.c): makes WRITEs durable in groups and answers them.
@@ -29,6 +29,9 @@
 #define CONN_FRAMES_PER_WAKE 16 /* fairness between connections */
 #define SHUTDOWN_DRAIN_MS 30000 /* in-flight answers after SIGTERM */
 #define LOOP_TICK_MS 1000
+/* A closing connection whose type completes sends later (RDMA) and whose
+ * last answers have not left after this long is dropped (loop.c). */
+#define CONN_LINGER_MS 5000
 #define LISTEN_BACKLOG 512
 
 struct outbuf {
@@ -39,6 +42,7 @@ struct outbuf {
 
 struct request;
 struct conn;
+struct rdma_server;
 struct store_obj;
 
 /*
@@ -87,8 +91,7 @@ struct conn_type {
 };
 
 extern const struct conn_type conn_tcp;
-/* Sockets bridged from rdma_bridge.c and tls_bridge.c: TCP with MAP. */
-extern const struct conn_type conn_bridged;
+extern const struct conn_type conn_rdma; /* conn_rdma.c */
 /* conn_tcp.c: the TCP type's ops on c->fd, for other socket types. */
 ssize_t conn_sock_recv(struct conn *c, void *buf, size_t len);
 ssize_t conn_sock_sendv(struct conn *c, const struct iovec *iov, int iovcnt);
@@ -128,6 +131,7 @@ struct conn {
 	struct conn *ready_next;
 	size_t out_bytes; /* queued, unsent */
 	uint32_t events; /* epoll mask registered */
+	int64_t linger_deadline_ms; /* closing, answers not out: 0 or when */
 };
 
 struct request {
@@ -181,10 +185,10 @@ struct server {
 	atomic_uint nconns; /* changed by the loop only; atomic for the monitor */
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
-	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
+	struct rdma_server *rdma; /* the RDMA listener (conn_rdma.c) or NULL */
 	bool tls_on;        /* accepted sockets go to tls_bridge.c */
 	pthread_mutex_t adopt_lock;
-	int *adopt;         /* sockets handed over by the RDMA bridge */
+	int *adopt;         /* sockets handed over by the TLS bridge */
 	size_t nadopt, adopt_cap;
 	pthread_mutex_t reap_lock;
 	struct conn **reap; /* connections to close, from any thread */
@@ -196,30 +200,22 @@ struct server {
 	struct server_stats stats;
 };
 
-/* rdma_bridge.c: RDMA connections bridged into the loop (TCP only when
- * no device or no rdma-core; never fails the server). */
-int rdma_bridge_start(struct server *srv, const struct net_addr *addr);
-void rdma_bridge_stop(struct server *srv);
-/* Registers [off, off + len) of o's data for one-sided reads by the RDMA
- * client behind the loop's connection loop_fd (WIRE_MAP).  0 and *out (in
- * host order), or -EINVAL (not an RDMA connection), -ERANGE (past the data
- * file: never written), -EBUSY (the connection's bound), -errno. */
-int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
-		    uint64_t off, uint32_t len, struct wire_map *out);
-/* Writes [off, off + len), RDMA-written into this connection's mapping of
- * o, through the page cache (so fdatasync sees it).  0, -EINVAL (no such
- * mapping on this connection), or the pwrite's -errno. */
-int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
-		       uint64_t off, uint32_t len);
+/* conn_rdma.c: the RDMA listener, on the loop's epoll set with data.ptr
+ * srv->rdma (TCP only when no device or no rdma-core: 0 or -errno, logged;
+ * the server runs on).  rdma_listener_events handles its events. */
+int rdma_listener_start(struct server *srv, const struct net_addr *addr);
+void rdma_listener_events(struct server *srv);
+void rdma_listener_stop(struct server *srv);
 /* tls_bridge.c: with --tls-cert, loads the certificate and sets tls_on
  * (0, or -errno after logging why); tls_bridge_accept then takes each
  * accepted socket, runs the TLS handshake and hands the plain side of the
  * session to the loop (loop_adopt). */
 int tls_bridge_start(struct server *srv);
 void tls_bridge_accept(struct server *srv, int fd);
-/* loop.c: a new connection of type t joins the loop (loop thread). */
-void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
-		   void *tp);
+/* loop.c: a new connection of type t joins the loop (loop thread): the
+ * conn, or NULL when it could not (fd and tp closed by t->close). */
+struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
+			   int fd, void *tp);
 /* loop.c: hands a connected socket to the loop, from any thread. */
 void loop_adopt(struct server *srv, int fd);
 
