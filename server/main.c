@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "vstore.h"
 
 #define EXIT_CONFIG 2
 
@@ -87,6 +88,7 @@ static int server_init(struct server *srv)
 	int rc;
 
 	srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->signal_fd = -1;
+	srv->handlers = &server_handlers;
 	pthread_mutex_init(&srv->reap_lock, NULL);
 	pthread_mutex_init(&srv->adopt_lock, NULL);
 	queue_init(&srv->work);
@@ -100,7 +102,7 @@ static int server_init(struct server *srv)
 	if ((rc = tls_bridge_start(srv)))
 		return rc;
 	raise_fd_limit();
-	if ((rc = store_open(srv->cfg.data_dir, &srv->store))) {
+	if ((rc = store_open(srv->cfg.data_dir, &vstore_ext, &srv->store))) {
 		log_err("--data %s: %s%s", srv->cfg.data_dir, strerror(-rc),
 			rc == -EBUSY ? " (another ufo-server uses it)" : "");
 		return rc;

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,12 +19,12 @@
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
-/* One server per process: the monitor's state lives here. */
-static struct {
+/* The monitor's state, srv->monitor while it runs. */
+struct server_monitor {
 	struct mon_server *mon;
 	int64_t started_ms;
 	char listen[MON_ADDR_MAX + 8];
-} monitor;
+};
 
 /* Operations the workers run, in wire order: the op label's values. */
 static const uint16_t served_ops[] = {
@@ -47,6 +48,7 @@ struct snapshot {
 	unsigned connections, max_connections;
 	size_t objects;
 	double uptime;
+	const char *listen; /* set once at start: read without a lock */
 };
 
 static void snapshot(struct server *srv, struct snapshot *s)
@@ -66,7 +68,8 @@ static void snapshot(struct server *srv, struct snapshot *s)
 					      memory_order_relaxed);
 	s->max_connections = srv->cfg.max_connections;
 	s->objects = store_count(srv->store);
-	s->uptime = (double)(now_ms() - monitor.started_ms) / 1e3;
+	s->uptime = (double)(now_ms() - srv->monitor->started_ms) / 1e3;
+	s->listen = srv->monitor->listen;
 }
 
 static void counter(struct mon_buf *b, const char *name, const char *help,
@@ -86,7 +89,7 @@ static void gauge(struct mon_buf *b, const char *name, const char *help,
 static void render_prometheus(const struct snapshot *s, struct mon_buf *b)
 {
 	struct mon_label info[] = { { "version", UFO_SERVER_VERSION },
-				    { "listen", monitor.listen } };
+				    { "listen", s->listen } };
 	char op[16];
 
 	mon_expo_family(b, "ufo_server_info", "gauge",
@@ -137,7 +140,7 @@ static void render_json(const struct snapshot *s, struct mon_buf *b)
 	mon_json_u64(&j, "pid", (uint64_t)getpid());
 	mon_json_double(&j, "time_seconds",
 			(double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-	mon_json_str(&j, "listen", monitor.listen);
+	mon_json_str(&j, "listen", s->listen);
 	mon_json_object(&j, "server");
 	mon_json_double(&j, "uptime_seconds", s->uptime);
 	mon_json_u64(&j, "connections", s->connections);
@@ -174,12 +177,12 @@ static int render(void *user, enum mon_format format, struct mon_buf *out)
 }
 
 /* The address clients connect to, with the port the kernel picked. */
-static void note_listen(struct server *srv)
+static void note_listen(struct server *srv, struct server_monitor *m)
 {
 	const struct net_addr *a = &srv->cfg.listen;
 	int port = srv->listen_fd >= 0 ? tcp_local_port(srv->listen_fd) : -1;
 
-	snprintf(monitor.listen, sizeof(monitor.listen),
+	snprintf(m->listen, sizeof(m->listen),
 		 strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host,
 		 port > 0 ? port : (int)a->port);
 }
@@ -187,20 +190,27 @@ static void note_listen(struct server *srv)
 int server_monitor_start(struct server *srv)
 {
 	char url[MON_ADDR_MAX + 16];
+	struct server_monitor *m;
 	int rc;
 
 	if (!srv->cfg.monitor[0])
 		return 0;
-	note_listen(srv);
-	monitor.started_ms = now_ms();
-	rc = mon_server_start(srv->cfg.monitor, render, srv, &monitor.mon);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	note_listen(srv, m);
+	m->started_ms = now_ms();
+	srv->monitor = m; /* before the first render can run */
+	rc = mon_server_start(srv->cfg.monitor, render, srv, &m->mon);
 	if (rc) {
 		log_err("--monitor %s: %s", srv->cfg.monitor,
 			rc == -EOPNOTSUPP ? "not built (libmicrohttpd missing)"
 					  : strerror(-rc));
+		srv->monitor = NULL;
+		free(m);
 		return rc;
 	}
-	mon_server_url(monitor.mon, url, sizeof(url));
+	mon_server_url(m->mon, url, sizeof(url));
 	/* Scripts read this line, like "listening on". */
 	printf("monitor on %s\n", url);
 	fflush(stdout);
@@ -210,6 +220,9 @@ int server_monitor_start(struct server *srv)
 
 void server_monitor_stop(struct server *srv)
 {
-	mon_server_stop(monitor.mon);
-	monitor.mon = NULL;
+	if (!srv->monitor)
+		return;
+	mon_server_stop(srv->monitor->mon); /* no render runs after */
+	free(srv->monitor);
+	srv->monitor = NULL;
 }

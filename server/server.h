@@ -175,8 +175,21 @@ static inline void server_count(atomic_uint_fast64_t *counter, uint64_t n)
 	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
+/* What the network layer (loop, session, workers) hands requests to: the
+ * ops layer's handlers (handlers.c), set by main.  The network layer
+ * never calls a handler by name, so the two have no call circle. */
+struct server_handlers {
+	/* Runs r on a worker thread and answers it. */
+	void (*run)(struct server *srv, struct request *r);
+	/* On the loop thread: answers r now and returns true, or false (it
+	 * goes to the workers); NULL: always the workers. */
+	bool (*run_inline)(struct server *srv, struct request *r);
+};
+extern const struct server_handlers server_handlers;
+
 struct server {
 	struct server_config cfg;
+	const struct server_handlers *handlers;
 	uint8_t secret[WIRE_MAX_SECRET];
 	size_t secret_len;
 	struct store *store;
@@ -198,6 +211,7 @@ struct server {
 	pthread_t *workers, committer;
 	unsigned nworkers;
 	struct server_stats stats;
+	struct server_monitor *monitor; /* monitor.c, with --monitor */
 };
 
 /* conn_rdma.c: the RDMA listener, on the loop's epoll set with data.ptr
@@ -313,6 +327,10 @@ void commit_run(struct server *srv, struct request *batch, uint64_t batch_no);
 /* session.c: the loop's side of a connection. */
 void session_readable(struct conn *c);
 void session_start(struct conn *c);
+/* On SIGTERM, before c closes: answers ESHUTDOWN to the requests c holds
+ * unread (loop thread). */
+void session_refuse_rest(struct conn *c);
+#define SESSION_REFUSE_MAX 1024
 
 /* loop.c */
 int loop_run(struct server *srv);

@@ -162,6 +162,34 @@ static void test_readahead_level0_in_order(void **state)
 	assert_int_equal(pick(f), 1);
 }
 
+/* The evictor's claim requeues a victim that a sync took after the pick
+ * (victim_claim, evict.c); by then a sweep may have dropped it and a fault
+ * reloaded and queued it again.  Queued twice, its links were overwritten
+ * and the queue's head was left on a chunk marked unqueued, which every
+ * pick returned without unlinking: the evictor dropped nothing and loads
+ * waited for budget for good (t_dirty_scan's stress test hung once). */
+static void test_requeue_of_queued_chunk(void **state)
+{
+	struct fake *f = *state;
+	struct ufo_obj *obj = t_zalloc(sizeof(*obj));
+
+	obj->ctx = f->ctx;
+	f->ctx->policy = &ufo_policy_mq;
+	ins(f, 0, POLICY_NOT_EVICTED);
+	ins(f, 1, POLICY_NOT_EVICTED);
+	assert_int_equal(pick(f), 0);	/* the evictor's pick */
+	ins(f, 0, POLICY_NOT_EVICTED);	/* dropped, reloaded: fetch_done */
+	policy_requeue(obj, &f->c[0]);	/* the claim finds it in WRITEBACK */
+	assert_int_equal(f->ctx->queued, 2);
+	assert_int_equal(pick(f), 1);
+	assert_int_equal(pick(f), 0);
+	assert_int_equal(pick(f), -1);
+	policy_requeue(obj, &f->c[0]);	/* not queued: queued again */
+	assert_int_equal(pick(f), 0);
+	assert_int_equal(f->ctx->queued, 0);
+	free(obj);
+}
+
 /* ---- on real objects. */
 
 #define CHUNK_PAGES 4
@@ -324,6 +352,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readahead_chunk_kept_until_used,
 						fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_readahead_level0_in_order,
+						fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_requeue_of_queued_chunk,
 						fake_setup, fake_teardown),
 		cmocka_unit_test(test_hot_set_survives_scan),
 		cmocka_unit_test(test_loop_larger_than_budget),

@@ -39,6 +39,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "vstore.h"
 
 #define SECRET "fuzzing secret, at least 16 bytes"
 #define SEED_NAME "seed"
@@ -323,6 +324,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.secret_len = strlen(SECRET);
 	memcpy(srv.secret, SECRET, srv.secret_len);
 	srv.listen_fd = srv.epoll_fd = srv.signal_fd = -1;
+	srv.handlers = &server_handlers;
 	srv.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&srv.reap_lock, NULL);
 	pthread_mutex_init(&srv.adopt_lock, NULL);
@@ -331,7 +333,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* Stopped queues hand out what they hold and never wait. */
 	queue_stop(&srv.work);
 	queue_stop(&srv.commit);
-	if (srv.wake_fd < 0 || store_open(dir, &srv.store) ||
+	if (srv.wake_fd < 0 || store_open(dir, &vstore_ext, &srv.store) ||
 	    store_create(srv.store, SEED_NAME, strlen(SEED_NAME), SEED_SIZE,
 			 65536, &o))
 		abort();

@@ -174,6 +174,62 @@ static void t_server_reap(struct t_server *s, int sig)
 	t_server_wait(s);
 }
 
+/* UFO_TEST_SCHEME=tls (the 'tls' suite): every server of the program
+ * serves TLS with one certificate for IP 127.0.0.1, made here once by the
+ * openssl tool, whose CA the client trusts through UFO_TLS_CA_FILE.
+ * Without the tool the program skips. */
+static char t_tls_dir[PATH_MAX / 2];
+
+static inline bool t_tls(void)
+{
+	return !strcmp(t_scheme(), "tls");
+}
+
+static void t_tls_atexit(void)
+{
+	if (t_tls_dir[0] && !getenv("T_KEEP_DIR"))
+		t_rm_rf(t_tls_dir);
+}
+
+static inline void t_tls_setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+	char cmd[4096], ca[PATH_MAX];
+
+	if (!t_tls() || t_tls_dir[0])
+		return;
+	if (system("openssl version >/dev/null 2>&1")) {
+		fprintf(stderr, "skip: no openssl tool to make certificates\n");
+		exit(T_EXIT_SKIP);
+	}
+	snprintf(t_tls_dir, sizeof(t_tls_dir), "%s/t_tls.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(t_tls_dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	atexit(t_tls_atexit);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && exec >openssl.log 2>&1 && "
+		 "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
+		 "-subj /CN=ufo-test-ca && "
+		 "openssl req %s -keyout server.key -out server.csr "
+		 "-subj /CN=ufo-test-server && "
+		 "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
+		 "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
+		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+		 "-CAcreateserial -out server.pem -days 2 -extfile ext.cnf && "
+		 "chmod 600 server.key", t_tls_dir, ec, ec);
+	if (system(cmd)) {
+		fprintf(stderr, "t_remote: making certificates failed: see %s/openssl.log\n",
+			t_tls_dir);
+		exit(1);
+	}
+	snprintf(ca, sizeof(ca), "%s/ca.pem", t_tls_dir);
+	setenv("UFO_TLS_CA_FILE", ca, 1);
+}
+
 /* Prepares the directory, the data directory and a random secret.  0 or
  * -errno. */
 static inline int t_server_init(struct t_server *s, const char *bin)
@@ -182,29 +238,35 @@ static inline int t_server_init(struct t_server *s, const char *bin)
 	char secret[33];
 	uint64_t r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
+	char root[sizeof(s->root)];
+
 	memset(s, 0, sizeof(*s));
 	s->bin = bin;
-	snprintf(s->root, sizeof(s->root), "%s/t_remote.XXXXXX",
+	snprintf(root, sizeof(root), "%s/t_remote.XXXXXX",
 		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(s->root))
+	if (!mkdtemp(root))
 		return -errno;
+	memcpy(s->root, root, sizeof(root));
 	atexit(t_server_atexit);
-	snprintf(s->data, sizeof(s->data), "%s/data", s->root);
-	snprintf(s->secret, sizeof(s->secret), "%s/secret", s->root);
-	snprintf(s->out, sizeof(s->out), "%s/stdout", s->root);
+	snprintf(s->data, sizeof(s->data), "%s/data", root);
+	snprintf(s->secret, sizeof(s->secret), "%s/secret", root);
+	snprintf(s->out, sizeof(s->out), "%s/stdout", root);
 	if (mkdir(s->data, 0700))
 		return -errno;
 	for (size_t i = 0; i < 32; i++)
 		secret[i] = "0123456789abcdef"[t_rand(&r) % 16];
 	secret[32] = '\n';
+	t_tls_setup();
 	return t_write_file(s->secret, secret, sizeof(secret), 0600);
 }
 
 static void t_server_exec(const struct t_server *s, const char *listen)
 {
 	const char *level = getenv("T_SERVER_LOG_LEVEL");
+	char cert[PATH_MAX], key[PATH_MAX];
+	const char *argv[16];
 	sigset_t none;
-	int fd;
+	int fd, n = 0;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -214,13 +276,27 @@ static void t_server_exec(const struct t_server *s, const char *listen)
 	fd = open("/dev/null", O_RDONLY);
 	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
 		_exit(127);
-	if (level)
-		execl(s->bin, s->bin, "--listen", listen, "--data", s->data,
-		      "--secret-file", s->secret, "--log-level", level,
-		      (char *)NULL);
-	else
-		execl(s->bin, s->bin, "--listen", listen, "--data", s->data,
-		      "--secret-file", s->secret, (char *)NULL);
+	argv[n++] = s->bin;
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--data";
+	argv[n++] = s->data;
+	argv[n++] = "--secret-file";
+	argv[n++] = s->secret;
+	if (level) {
+		argv[n++] = "--log-level";
+		argv[n++] = level;
+	}
+	if (t_tls()) {
+		snprintf(cert, sizeof(cert), "%s/server.pem", t_tls_dir);
+		snprintf(key, sizeof(key), "%s/server.key", t_tls_dir);
+		argv[n++] = "--tls-cert";
+		argv[n++] = cert;
+		argv[n++] = "--tls-key";
+		argv[n++] = key;
+	}
+	argv[n] = NULL;
+	execv(s->bin, (char *const *)argv);
 	_exit(127);
 }
 

@@ -270,6 +270,8 @@ struct chunk_list {
 /* Under obj->lock: queue a newly resident chunk / unqueue a leaving one. */
 void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c);
 void policy_remove(struct ufo_obj *obj, struct ufo_chunk *c);
+/* Under obj->lock: queues c unless it is queued already. */
+void policy_requeue(struct ufo_obj *obj, struct ufo_chunk *c);
 /* Under obj->lock: readahead saw resident chunk c used. */
 void policy_used(struct ufo_obj *obj, struct ufo_chunk *c);
 

@@ -44,9 +44,18 @@ static bool victim_claim(struct victim *v)
 	pthread_mutex_lock(&obj->lock);
 	if (!chunk_is_resident(v->c)) {
 		/* The evictor may have claimed (unqueued) a chunk that sync is
-		 * writing back: requeue it, or it would never be evicted. */
+		 * writing back: requeue it, or it would never be evicted.
+		 * Unless it is queued again already: between the pick and
+		 * this claim (the stores of the batch's earlier victims) a
+		 * sweep may have dropped it, a fault reloaded it (fetch_done
+		 * queues it) and a sync taken it.  Queued twice, its links
+		 * were overwritten: the queue's head was left pointing at a
+		 * chunk marked unqueued, which the pick returned forever
+		 * without unlinking, so the evictor dropped nothing, never
+		 * found the queue empty to call itself stuck, and every load
+		 * waited for budget for good (t_dirty_scan's stress test hung). */
 		if (v->c->state == CHUNK_WRITEBACK)
-			policy_insert(obj, v->c);
+			policy_requeue(obj, v->c);
 		pthread_mutex_unlock(&obj->lock);
 		return false;
 	}

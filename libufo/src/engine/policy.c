@@ -269,15 +269,31 @@ static uint32_t refault_distance(struct ufo_ctx *ctx, struct ufo_chunk *c)
 	return d < POLICY_NOT_EVICTED ? d : POLICY_NOT_EVICTED - 1;
 }
 
-void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c)
+/* policy_lock held. */
+static void insert_locked(struct ufo_obj *obj, struct ufo_chunk *c)
 {
 	struct ufo_ctx *ctx = obj->ctx;
 	bool seq = atomic_load_explicit(&obj->advice, memory_order_relaxed) ==
 		   UFO_ADV_SEQUENTIAL;
 
-	pthread_mutex_lock(&ctx->policy_lock);
 	ctx->policy->insert(ctx, c, refault_distance(ctx, c), seq);
-	pthread_mutex_unlock(&ctx->policy_lock);
+}
+
+void policy_insert(struct ufo_obj *obj, struct ufo_chunk *c)
+{
+	pthread_mutex_lock(&obj->ctx->policy_lock);
+	insert_locked(obj, c);
+	pthread_mutex_unlock(&obj->ctx->policy_lock);
+}
+
+/* A chunk queued twice has its links overwritten and corrupts its queue
+ * (see victim_claim, evict.c). */
+void policy_requeue(struct ufo_obj *obj, struct ufo_chunk *c)
+{
+	pthread_mutex_lock(&obj->ctx->policy_lock);
+	if (!c->queue)
+		insert_locked(obj, c);
+	pthread_mutex_unlock(&obj->ctx->policy_lock);
 }
 
 void policy_used(struct ufo_obj *obj, struct ufo_chunk *c)

@@ -19,27 +19,6 @@
 
 #define VER_BATCH 512 /* versions per pread/pwrite */
 
-static int pread_all(int fd, void *buf, size_t len, off_t off, size_t *got)
-{
-	char *p = buf;
-
-	*got = 0;
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (!n)
-			break;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-		*got += (size_t)n;
-	}
-	return 0;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const char *p = buf;
@@ -68,7 +47,7 @@ static int file_versions(struct store_obj *o, uint64_t first, uint32_t n,
 			 uint64_t *out)
 {
 	size_t got;
-	int rc = pread_all(o->vfd, out, (size_t)n * 8, (off_t)(first * 8), &got);
+	int rc = pread_all(o->rep->vfd, out, (size_t)n * 8, (off_t)(first * 8), &got);
 
 	if (rc)
 		return rc;
@@ -82,7 +61,7 @@ static int file_versions(struct store_obj *o, uint64_t first, uint32_t n,
 static void add_pending(const struct store_obj *o, uint64_t first, uint32_t n,
 			uint64_t *v)
 {
-	for (const struct vpend *p = o->pending; p; p = p->next) {
+	for (const struct vpend *p = o->rep->pending; p; p = p->next) {
 		uint64_t lo = p->first > first ? p->first : first;
 		uint64_t hi = p->first + p->count < first + n ? p->first + p->count
 							      : first + n;
@@ -129,7 +108,7 @@ static int place_load(struct store_obj *o)
 	int fd, rc;
 
 	obj_file_name(file, o->id, PLACE_SUFFIX);
-	fd = openat(o->objdir, file, O_RDONLY | O_CLOEXEC);
+	fd = openat(o->rep->objdir, file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	rc = pread_all(fd, buf, sizeof(buf), 0, &got);
@@ -145,35 +124,40 @@ static int place_load(struct store_obj *o)
 	wire_get_u64s(buf + body, 8, &csum, 1);
 	if (csum != XXH3_64bits(buf, body))
 		return -EBADMSG;
-	o->place->epoch = w.epoch;
-	o->place->group_size = w.group_size;
-	o->place->replicas = w.replicas;
-	o->place->write_quorum = w.write_quorum;
-	o->place->nmembers = w.nmembers;
-	memcpy(o->place->members, buf + sizeof(w),
-	       (size_t)o->place->nmembers * WIRE_NODE_ID);
+	o->rep->place->epoch = w.epoch;
+	o->rep->place->group_size = w.group_size;
+	o->rep->place->replicas = w.replicas;
+	o->rep->place->write_quorum = w.write_quorum;
+	o->rep->place->nmembers = w.nmembers;
+	memcpy(o->rep->place->members, buf + sizeof(w),
+	       (size_t)o->rep->place->nmembers * WIRE_NODE_ID);
 	return 0;
 }
 
 int vstore_attach(int objdir, struct store_obj *o)
 {
+	struct vobj *v = calloc(1, sizeof(*v));
 	off_t end;
 	int rc;
 
-	pthread_mutex_init(&o->vlock, NULL);
-	o->objdir = objdir;
-	o->place = calloc(1, sizeof(*o->place));
-	if (!o->place)
+	if (!v)
 		return -ENOMEM;
-	o->vfd = open_side(objdir, o->id, VER_SUFFIX, 0);
-	o->hfd = o->vfd < 0 ? -1 : open_side(objdir, o->id, HINTS_SUFFIX,
+	v->vfd = v->hfd = -1;
+	pthread_mutex_init(&v->vlock, NULL);
+	v->objdir = objdir;
+	o->rep = v; /* detach frees it, whatever fails below */
+	o->rep->place = calloc(1, sizeof(*o->rep->place));
+	if (!o->rep->place)
+		return -ENOMEM;
+	o->rep->vfd = open_side(objdir, o->id, VER_SUFFIX, 0);
+	o->rep->hfd = o->rep->vfd < 0 ? -1 : open_side(objdir, o->id, HINTS_SUFFIX,
 					     O_APPEND);
-	if (o->vfd < 0 || o->hfd < 0)
+	if (o->rep->vfd < 0 || o->rep->hfd < 0)
 		return -errno;
-	end = lseek(o->hfd, 0, SEEK_END);
+	end = lseek(o->rep->hfd, 0, SEEK_END);
 	if (end < 0)
 		return -errno;
-	o->nhints = (uint64_t)end / sizeof(struct wire_hint);
+	o->rep->nhints = (uint64_t)end / sizeof(struct wire_hint);
 	rc = place_load(o);
 	if (rc)
 		log_err("object %s: placement file: %s", o->name, strerror(-rc));
@@ -184,16 +168,20 @@ void vstore_detach(struct store_obj *o)
 {
 	struct vpend *p, *next;
 
-	if (o->vfd >= 0)
-		close(o->vfd);
-	if (o->hfd >= 0)
-		close(o->hfd);
-	for (p = o->pending; p; p = next) {
+	if (!o->rep)
+		return;
+	if (o->rep->vfd >= 0)
+		close(o->rep->vfd);
+	if (o->rep->hfd >= 0)
+		close(o->rep->hfd);
+	for (p = o->rep->pending; p; p = next) {
 		next = p->next;
 		free(p);
 	}
-	free(o->place);
-	pthread_mutex_destroy(&o->vlock);
+	free(o->rep->place);
+	pthread_mutex_destroy(&o->rep->vlock);
+	free(o->rep);
+	o->rep = NULL;
 }
 
 void vstore_remove(int objdir, uint64_t id)
@@ -288,26 +276,26 @@ int vstore_write(struct store_obj *o, uint64_t off, const void *buf,
 		free(p);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	rc = write_locked(o, off, buf, len, version, &applied);
 	if (!rc && applied) {
 		/* Pending until the committer records it (vstore.h). */
 		p->first = off / o->chunk_size;
 		p->count = (len + o->chunk_size - 1) / o->chunk_size;
 		p->version = version;
-		p->next = o->pending;
-		o->pending = p;
+		p->next = o->rep->pending;
+		o->rep->pending = p;
 		*out = p;
 		p = NULL;
 	}
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	free(p);
 	return rc;
 }
 
 static void pending_unlink(struct store_obj *o, struct vpend *p)
 {
-	for (struct vpend **pp = &o->pending; *pp; pp = &(*pp)->next)
+	for (struct vpend **pp = &o->rep->pending; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
 			return;
@@ -327,7 +315,7 @@ static int record_locked(struct store_obj *o, const struct vpend *p)
 			return n;
 		for (int i = 0; i < n; i++)
 			v[i] = htole64(v[i] < p->version ? p->version : v[i]);
-		rc = pwrite_all(o->vfd, v, (size_t)n * 8, (off_t)(b * 8));
+		rc = pwrite_all(o->rep->vfd, v, (size_t)n * 8, (off_t)(b * 8));
 		if (rc)
 			return rc;
 		b += (uint64_t)n;
@@ -339,18 +327,18 @@ int vstore_commit(struct store_obj *o, struct vpend *p, int durable_rc)
 {
 	int rc = durable_rc;
 
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	if (!rc)
 		rc = record_locked(o, p);
 	pending_unlink(o, p);
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	free(p);
 	return rc;
 }
 
 int vstore_sync(struct store_obj *o)
 {
-	return fdatasync(o->vfd) ? -errno : 0;
+	return fdatasync(o->rep->vfd) ? -errno : 0;
 }
 
 int vstore_versions(struct store_obj *o, uint64_t first, uint32_t count,
@@ -364,12 +352,12 @@ int vstore_versions(struct store_obj *o, uint64_t first, uint32_t count,
 		return 0;
 	if (count > total - first)
 		count = (uint32_t)(total - first);
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	for (uint32_t i = 0; !rc && i < count; i += VER_BATCH)
 		rc = file_versions(o, first + i,
 				   count - i < VER_BATCH ? count - i : VER_BATCH,
 				   out + i);
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	if (!rc)
 		*got = count;
 	return rc;
@@ -386,10 +374,10 @@ static int drop_run(struct store_obj *o, uint64_t b, uint64_t n)
 	int rc = 0;
 
 	for (uint64_t i = 0; !rc && i < n; i += VER_BATCH)
-		rc = pwrite_all(o->vfd, zeros,
+		rc = pwrite_all(o->rep->vfd, zeros,
 				(size_t)(n - i < VER_BATCH ? n - i : VER_BATCH) * 8,
 				(off_t)((b + i) * 8));
-	if (!rc && fdatasync(o->vfd))
+	if (!rc && fdatasync(o->rep->vfd))
 		rc = -errno;
 	if (hi > o->size)
 		hi = o->size;
@@ -438,11 +426,11 @@ int vstore_discard(struct store_obj *o, uint64_t off, uint64_t len,
 	*dropped = 0;
 	if (!len || check_blocks(o, off, len))
 		return -EINVAL;
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	rc = discard_locked(o, off / o->chunk_size,
 			    (len + o->chunk_size - 1) / o->chunk_size,
 			    max_version, dropped);
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	return rc;
 }
 
@@ -476,36 +464,36 @@ static int place_write(struct store_obj *o, const struct placement *p)
 	csum = XXH3_64bits(buf, body);
 	wire_put_u64s(buf + body, 8, &csum, 1);
 	obj_file_name(file, o->id, PLACE_SUFFIX);
-	return atomic_replace(o->objdir, file, buf, body + 8);
+	return atomic_replace(o->rep->objdir, file, buf, body + 8);
 }
 
 int vstore_place(struct store_obj *o, const struct placement *p)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&o->vlock);
-	if (p->epoch <= o->place->epoch)
-		rc = place_equal(p, o->place) ? 0 : -ESTALE;
+	pthread_mutex_lock(&o->rep->vlock);
+	if (p->epoch <= o->rep->place->epoch)
+		rc = place_equal(p, o->rep->place) ? 0 : -ESTALE;
 	else if (!(rc = place_write(o, p)))
-		*o->place = *p;
-	pthread_mutex_unlock(&o->vlock);
+		*o->rep->place = *p;
+	pthread_mutex_unlock(&o->rep->vlock);
 	return rc;
 }
 
 void vstore_placement(struct store_obj *o, struct placement *out)
 {
-	pthread_mutex_lock(&o->vlock);
-	*out = *o->place;
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
+	*out = *o->rep->place;
+	pthread_mutex_unlock(&o->rep->vlock);
 }
 
 uint64_t vstore_epoch(struct store_obj *o)
 {
 	uint64_t e;
 
-	pthread_mutex_lock(&o->vlock);
-	e = o->place->epoch;
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
+	e = o->rep->place->epoch;
+	pthread_mutex_unlock(&o->rep->vlock);
 	return e;
 }
 
@@ -520,15 +508,15 @@ int vstore_hint_add(struct store_obj *o, uint64_t off, uint32_t len,
 
 	memcpy(h.node, node, WIRE_NODE_ID);
 	wire_put_hint(rec, sizeof(rec), &h);
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	/* O_APPEND: a torn record at a crash is a short tail, ignored by
 	 * the count (nhints is the whole records only). */
-	rc = pwrite_all(o->hfd, rec, sizeof(rec), 0);
-	if (!rc && fdatasync(o->hfd))
+	rc = pwrite_all(o->rep->hfd, rec, sizeof(rec), 0);
+	if (!rc && fdatasync(o->rep->hfd))
 		rc = -errno;
 	if (!rc)
-		o->nhints++;
-	pthread_mutex_unlock(&o->vlock);
+		o->rep->nhints++;
+	pthread_mutex_unlock(&o->rep->vlock);
 	return rc;
 }
 
@@ -540,15 +528,15 @@ int vstore_hints(struct store_obj *o, uint64_t cursor, uint8_t *out,
 	uint64_t n;
 	int rc = 0;
 
-	pthread_mutex_lock(&o->vlock);
-	n = cursor < o->nhints ? o->nhints - cursor : 0;
+	pthread_mutex_lock(&o->rep->vlock);
+	n = cursor < o->rep->nhints ? o->rep->nhints - cursor : 0;
 	*more = n > max;
 	if (n > max)
 		n = max;
 	if (n)
-		rc = pread_all(o->hfd, out, n * rec, (off_t)(cursor * rec),
+		rc = pread_all(o->rep->hfd, out, n * rec, (off_t)(cursor * rec),
 			       &got);
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	*count = (uint32_t)(got / rec);
 	return rc;
 }
@@ -557,14 +545,14 @@ int vstore_hints(struct store_obj *o, uint64_t cursor, uint8_t *out,
 static int hints_rewrite(struct store_obj *o, uint64_t upto,
 			 const uint8_t node[WIRE_NODE_ID])
 {
-	size_t bytes = o->nhints * sizeof(struct wire_hint), got, keep = 0;
+	size_t bytes = o->rep->nhints * sizeof(struct wire_hint), got, keep = 0;
 	struct wire_hint *h = malloc(bytes ? bytes : 1);
 	char file[OBJ_FILE_MAX];
 	int rc, fd;
 
 	if (!h)
 		return -ENOMEM;
-	rc = pread_all(o->hfd, h, bytes, 0, &got);
+	rc = pread_all(o->rep->hfd, h, bytes, 0, &got);
 	static const uint8_t any[WIRE_NODE_ID];
 	bool all = !memcmp(node, any, WIRE_NODE_ID);
 
@@ -573,16 +561,16 @@ static int hints_rewrite(struct store_obj *o, uint64_t upto,
 			h[keep++] = h[i];
 	obj_file_name(file, o->id, HINTS_SUFFIX);
 	if (!rc)
-		rc = atomic_replace(o->objdir, file, h, keep * sizeof(*h));
+		rc = atomic_replace(o->rep->objdir, file, h, keep * sizeof(*h));
 	free(h);
 	if (rc)
 		return rc;
-	fd = open_side(o->objdir, o->id, HINTS_SUFFIX, O_APPEND);
+	fd = open_side(o->rep->objdir, o->id, HINTS_SUFFIX, O_APPEND);
 	if (fd < 0)
 		return -errno;
-	close(o->hfd);
-	o->hfd = fd;
-	o->nhints = keep;
+	close(o->rep->hfd);
+	o->rep->hfd = fd;
+	o->rep->nhints = keep;
 	return 0;
 }
 
@@ -591,28 +579,20 @@ int vstore_hints_drop(struct store_obj *o, uint64_t upto,
 {
 	int rc;
 
-	pthread_mutex_lock(&o->vlock);
+	pthread_mutex_lock(&o->rep->vlock);
 	rc = hints_rewrite(o, upto, node);
-	pthread_mutex_unlock(&o->vlock);
+	pthread_mutex_unlock(&o->rep->vlock);
 	return rc;
 }
 
-/* ---- node id */
-
-int node_id_load(int dirfd, uint8_t out[WIRE_NODE_ID])
+static uint32_t vstore_info_flags(struct store_obj *o)
 {
-	size_t got;
-	int fd = openat(dirfd, NODE_ID_FILE, O_RDONLY | O_CLOEXEC), rc;
-
-	if (fd >= 0) {
-		rc = pread_all(fd, out, WIRE_NODE_ID, 0, &got);
-		close(fd);
-		if (rc)
-			return rc;
-		return got == WIRE_NODE_ID ? 0 : -EBADMSG;
-	}
-	if (errno != ENOENT)
-		return -errno;
-	wire_random(out, WIRE_NODE_ID);
-	return atomic_replace(dirfd, NODE_ID_FILE, out, WIRE_NODE_ID);
+	return vstore_epoch(o) ? WIRE_OBJ_REPLICATED : 0;
 }
+
+const struct store_ext vstore_ext = {
+	.attach = vstore_attach,
+	.detach = vstore_detach,
+	.remove = vstore_remove,
+	.info_flags = vstore_info_flags,
+};

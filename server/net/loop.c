@@ -243,8 +243,9 @@ static void on_accept(struct server *srv)
 	}
 }
 
-/* SIGTERM/SIGINT: stop accepting and reading; every connection closes once
- * its in-flight requests are answered (WRITEs included, once durable). */
+/* SIGTERM/SIGINT: stop accepting; requests sent but not yet read are
+ * answered ESHUTDOWN, then every connection closes once its in-flight
+ * requests are answered (WRITEs included, once durable). */
 static void begin_stop(struct server *srv, int sig)
 {
 	log_info("signal %d: stopping; %u connections to drain", sig,
@@ -253,8 +254,10 @@ static void begin_stop(struct server *srv, int sig)
 	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
 	close(srv->listen_fd);
 	srv->listen_fd = -1;
-	for (struct conn *c = srv->conns; c; c = c->next)
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		session_refuse_rest(c);
 		conn_close_soon(c);
+	}
 }
 
 static void on_signal(struct server *srv)

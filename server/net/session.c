@@ -194,7 +194,8 @@ static void dispatch(struct conn *c, uint8_t *payload)
 	 * and back costs a thread wakeup, more than the read itself. */
 	if (c->hdr.op == WIRE_SYNC)
 		request_after_writes(r);
-	else if (!handle_read_inline(c->srv, r))
+	else if (!c->srv->handlers->run_inline ||
+		 !c->srv->handlers->run_inline(c->srv, r))
 		queue_push(&c->srv->work, r);
 }
 
@@ -258,5 +259,41 @@ void session_readable(struct conn *c)
 			return;
 		}
 		on_frame(c);
+	}
+}
+
+/* The request whose header is in c->hdr gets ESHUTDOWN; its payload,
+ * whole or not, is dropped. */
+static void refuse_stopping(struct conn *c)
+{
+	free(c->payload);
+	c->payload = NULL;
+	c->hdr_got = c->payload_got = 0;
+	conn_error(c, &c->hdr, WIRE_ESHUTDOWN, "server shutting down");
+}
+
+/*
+ * SIGTERM: every request the peer already sent (what the connection holds
+ * now, up to SESSION_REFUSE_MAX frames) is answered ESHUTDOWN rather than
+ * lost with the connection, so a client retries elsewhere at once instead
+ * of waiting out its timeout; a frame whose header arrived but not all its
+ * payload is answered too.  Requests already dispatched are answered as
+ * usual (WRITEs once durable).  Before authentication nothing is answered.
+ */
+void session_refuse_rest(struct conn *c)
+{
+	if (!authenticated(c))
+		return;
+	for (int i = 0; i < SESSION_REFUSE_MAX; i++) {
+		enum frame_rc rc = read_frame(c);
+
+		if (rc == FRAME_CLOSE)
+			return;
+		if (rc == FRAME_MORE) {
+			if (c->payload) /* the header is whole and checked */
+				refuse_stopping(c);
+			return;
+		}
+		refuse_stopping(c);
 	}
 }

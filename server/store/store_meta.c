@@ -142,3 +142,44 @@ int counter_write(int dirfd, uint64_t next)
 
 	return atomic_replace(dirfd, STORE_COUNTER, buf, (size_t)n);
 }
+
+int pread_all(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+	char *p = buf;
+
+	*got = 0;
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			break;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- node id */
+
+int node_id_load(int dirfd, uint8_t out[WIRE_NODE_ID])
+{
+	size_t got;
+	int fd = openat(dirfd, NODE_ID_FILE, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd >= 0) {
+		rc = pread_all(fd, out, WIRE_NODE_ID, 0, &got);
+		close(fd);
+		if (rc)
+			return rc;
+		return got == WIRE_NODE_ID ? 0 : -EBADMSG;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	wire_random(out, WIRE_NODE_ID);
+	return atomic_replace(dirfd, NODE_ID_FILE, out, WIRE_NODE_ID);
+}

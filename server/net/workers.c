@@ -66,7 +66,7 @@ static void *worker_main(void *arg)
 	struct request *r;
 
 	while ((r = queue_pop(&srv->work, false)))
-		handle_request(srv, r);
+		srv->handlers->run(srv, r);
 	return NULL;
 }
 

@@ -17,10 +17,14 @@
  * version write the version is "pending" (struct vpend): later VWRITEs
  * compare against it too, so two writes of a block apply in version order
  * whatever order their commits take.
+ *
+ * The store (store.c) knows none of this: it calls vstore_ext's hooks where
+ * an object's life begins and ends, and o->rep holds the state below.
  */
 #ifndef UFO_SERVER_VSTORE_H
 #define UFO_SERVER_VSTORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,7 +33,6 @@
 #define VER_SUFFIX ".ver"
 #define PLACE_SUFFIX ".place"
 #define HINTS_SUFFIX ".hints"
-#define NODE_ID_FILE "node-id"
 
 /* Blocks [first, first + count) wait for `version` to be recorded. */
 struct vpend {
@@ -45,6 +48,18 @@ struct placement {
 	uint8_t members[WIRE_MAX_MEMBERS][WIRE_NODE_ID];
 };
 
+/* An object's replication state (o->rep), under vlock. */
+struct vobj {
+	pthread_mutex_t vlock;
+	int objdir;   /* the objects directory (the store's; not owned) */
+	int vfd, hfd; /* .ver and .hints */
+	uint64_t nhints;
+	struct vpend *pending;
+	struct placement *place;
+};
+
+/* The store's hooks (store.h's struct store_ext): give store_open this. */
+extern const struct store_ext vstore_ext;
 /* Opens (creating) the object's version and hint files and loads its
  * placement.  0 or -errno. */
 int vstore_attach(int objdir, struct store_obj *o);
@@ -85,6 +100,5 @@ int vstore_hints_drop(struct store_obj *o, uint64_t upto,
 		      const uint8_t node[WIRE_NODE_ID]);
 
 /* The data directory's node id, made on first use. */
-int node_id_load(int dirfd, uint8_t out[WIRE_NODE_ID]);
 
 #endif /* UFO_SERVER_VSTORE_H */

@@ -492,3 +492,8 @@ void handle_request(struct server *srv, struct request *r)
 	else
 		handler_fail(r, WIRE_EINVAL, "op %u not served by workers", op);
 }
+
+const struct server_handlers server_handlers = {
+	.run = handle_request,
+	.run_inline = handle_read_inline,
+};

@@ -34,13 +34,11 @@ struct store_obj {
 	int fd; /* data file, open for the object's life */
 	atomic_uint refs;
 	struct store_obj *name_next; /* hash chain, under the index lock */
-	/* Replication state (vstore.c), under vlock. */
-	pthread_mutex_t vlock;
-	int objdir;  /* the objects directory (the store's; not owned) */
-	int vfd, hfd; /* .ver and .hints */
-	uint64_t nhints;
-	struct vpend *pending;
-	struct placement *place;
+	/* The layer above that keeps per-object state (the replica's
+	 * versions, placement and hints: vstore.c), and that state; NULL
+	 * until its attach ran. */
+	const struct store_ext *ext;
+	struct vobj *rep;
 	/* Private to the committer thread (commit.c). */
 	uint64_t vsync_batch;
 	int vsync_rc;
@@ -51,10 +49,29 @@ struct store_obj {
 struct store;
 struct vpend;
 struct placement;
+struct vobj;
+
+/*
+ * A layer above the store that keeps state per object (replica/vstore.c)
+ * is called through this table where an object's life begins and ends, so
+ * the store never calls up into it by name.  Every member may be NULL.
+ */
+struct store_ext {
+	/* The object's data file is open (created or loaded): set o->rep up.
+	 * 0 or -errno (the object then fails to create or load). */
+	int (*attach)(int objdir, struct store_obj *o);
+	/* The last reference is gone: free o->rep (NULL if never attached). */
+	void (*detach)(struct store_obj *o);
+	/* The object is deleted (or was half-created): remove its files. */
+	void (*remove)(int objdir, uint64_t id);
+	/* WIRE_OBJ_* flags the layer adds to STAT and OPEN answers. */
+	uint32_t (*info_flags)(struct store_obj *o);
+};
 
 /* Opens (creating if needed) a data directory, takes its lock (one server
  * per directory), drops half-created leftovers and loads every object. */
-int store_open(const char *dir, struct store **out);
+int store_open(const char *dir, const struct store_ext *ext,
+	       struct store **out);
 void store_close(struct store *s);
 size_t store_count(struct store *s);
 

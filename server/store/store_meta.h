@@ -43,4 +43,14 @@ int meta_read(int objfd, const char *file, struct store_obj *o);
 int counter_read(int dirfd, uint64_t *next);
 int counter_write(int dirfd, uint64_t next);
 
+#define NODE_ID_FILE "node-id"
+
+/* Reads up to len bytes at off (fewer at the end of the file: *got says
+ * how many).  0 or -errno. */
+int pread_all(int fd, void *buf, size_t len, off_t off, size_t *got);
+
+/* The node's identity (NODE_ID_FILE in dirfd), created at random on first
+ * use.  0 or -errno (-EBADMSG: a short file). */
+int node_id_load(int dirfd, uint8_t out[WIRE_NODE_ID]);
+
 #endif /* UFO_SERVER_STORE_META_H */

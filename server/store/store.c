@@ -22,7 +22,6 @@
 
 #include "log.h"
 #include "store_meta.h"
-#include "vstore.h"
 
 #define INDEX_MIN_BUCKETS 64
 
@@ -37,6 +36,7 @@ struct store {
 	struct store_obj **buckets; /* by name; nbuckets is a power of 2 */
 	size_t nbuckets;
 	uint8_t node_id[WIRE_NODE_ID];
+	const struct store_ext *ext; /* the layer above, or NULL */
 };
 
 /* ---- the in-memory index (callers hold index_lock) */
@@ -138,7 +138,8 @@ void store_put(struct store_obj *o)
 	if (o && atomic_fetch_sub(&o->refs, 1) == 1) {
 		if (o->fd >= 0)
 			close(o->fd);
-		vstore_detach(o);
+		if (o->ext && o->ext->detach)
+			o->ext->detach(o);
 		free(o);
 	}
 }
@@ -224,7 +225,7 @@ static int data_create(struct store *s, struct store_obj *o)
 		return -errno;
 	if (fsync(o->fd))
 		return -errno;
-	return vstore_attach(s->objfd, o);
+	return s->ext && s->ext->attach ? s->ext->attach(s->objfd, o) : 0;
 }
 
 static void files_remove(struct store *s, uint64_t id)
@@ -235,7 +236,8 @@ static void files_remove(struct store *s, uint64_t id)
 	unlinkat(s->objfd, file, 0);
 	obj_file_name(file, id, DATA_SUFFIX);
 	unlinkat(s->objfd, file, 0);
-	vstore_remove(s->objfd, id);
+	if (s->ext && s->ext->remove)
+		s->ext->remove(s->objfd, id);
 }
 
 /* The metadata rename is the commit point: a crash before it leaves an
@@ -262,13 +264,15 @@ static int create_locked(struct store *s, struct store_obj *o)
 	return rc;
 }
 
-static struct store_obj *obj_new(const char *name, uint16_t len)
+static struct store_obj *obj_new(struct store *s, const char *name,
+				 uint16_t len)
 {
 	struct store_obj *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		return NULL;
-	o->fd = o->vfd = o->hfd = -1;
+	o->ext = s->ext;
+	o->fd = -1;
 	o->name_len = len;
 	memcpy(o->name, name, len);
 	atomic_init(&o->refs, 1);
@@ -278,7 +282,7 @@ static struct store_obj *obj_new(const char *name, uint16_t len)
 int store_create(struct store *s, const char *name, uint16_t name_len,
 		 uint64_t size, uint32_t chunk_size, struct store_obj **out)
 {
-	struct store_obj *o = obj_new(name, name_len);
+	struct store_obj *o = obj_new(s, name, name_len);
 	int rc;
 
 	if (!o)
@@ -314,7 +318,8 @@ static int delete_locked(struct store *s, struct store_obj *o)
 	pthread_rwlock_unlock(&s->index_lock);
 	obj_file_name(file, o->id, DATA_SUFFIX);
 	unlinkat(s->objfd, file, 0);
-	vstore_remove(s->objfd, o->id);
+	if (s->ext && s->ext->remove)
+		s->ext->remove(s->objfd, o->id);
 	store_put(o); /* the index's reference */
 	return rc;
 }
@@ -344,7 +349,8 @@ int store_info(struct store_obj *o, struct wire_objinfo *out)
 		return -errno;
 	*out = (struct wire_objinfo){
 		.id = o->id, .size = o->size, .chunk_size = o->chunk_size,
-		.flags = vstore_epoch(o) ? WIRE_OBJ_REPLICATED : 0,
+		.flags = o->ext && o->ext->info_flags ? o->ext->info_flags(o)
+						      : 0,
 		.allocated = (uint64_t)st.st_blocks * 512,
 		.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 			    (uint64_t)st.st_mtim.tv_nsec,
@@ -441,14 +447,14 @@ static int open_data(struct store *s, struct store_obj *o)
 	}
 	if (o->fd < 0)
 		return -errno;
-	return vstore_attach(s->objfd, o);
+	return s->ext && s->ext->attach ? s->ext->attach(s->objfd, o) : 0;
 }
 
 /* A metadata file that does not check out is kept (with its data) for an
  * operator to look at, and its object is not served. */
 static int load_meta(struct store *s, const char *file)
 {
-	struct store_obj *o = obj_new("", 0);
+	struct store_obj *o = obj_new(s, "", 0);
 	int rc;
 
 	if (!o)
@@ -482,27 +488,23 @@ static int scan_entry(struct store *s, const char *file)
 	return has_suffix(file, META_SUFFIX) ? load_meta(s, file) : 0;
 }
 
-/* A data (or version, placement, hints) file without a metadata file is a
+/* An object's file ("<hex id>.<suffix>": its data, or a layer above's
+ * side file such as the replica's versions) without a metadata file is a
  * create that crashed before its commit point, or a delete after it: never
  * acknowledged, or deleted. */
 static void remove_orphan(struct store *s, const char *file)
 {
-	static const char *const side[] = { DATA_SUFFIX, VER_SUFFIX,
-					    PLACE_SUFFIX, HINTS_SUFFIX };
 	char meta[OBJ_FILE_MAX];
 	uint64_t id;
 	char *end;
-	size_t i;
 
 	id = strtoull(file, &end, 16);
-	for (i = 0; i < sizeof(side) / sizeof(side[0]); i++)
-		if (end != file && !strcmp(end, side[i]))
-			break;
-	if (i == sizeof(side) / sizeof(side[0]))
+	if (end == file || *end != '.' || !strcmp(end, META_SUFFIX) ||
+	    !strcmp(end, TMP_SUFFIX))
 		return;
 	obj_file_name(meta, id, META_SUFFIX);
 	if (faccessat(s->objfd, meta, F_OK, 0) && errno == ENOENT) {
-		log_info("removing orphan data file %s", file);
+		log_info("removing orphan file %s", file);
 		unlinkat(s->objfd, file, 0);
 	}
 }
@@ -588,13 +590,15 @@ static int store_load(struct store *s, const char *dir)
 	return 0;
 }
 
-int store_open(const char *dir, struct store **out)
+int store_open(const char *dir, const struct store_ext *ext,
+	       struct store **out)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	int rc;
 
 	if (!s)
 		return -ENOMEM;
+	s->ext = ext;
 	s->dirfd = s->objfd = s->lockfd = -1;
 	pthread_mutex_init(&s->meta_lock, NULL);
 	pthread_rwlock_init(&s->index_lock, NULL);
