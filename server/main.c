@@ -90,7 +90,6 @@ static int server_init(struct server *srv)
 	srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->signal_fd = -1;
 	srv->handlers = &server_handlers;
 	pthread_mutex_init(&srv->reap_lock, NULL);
-	pthread_mutex_init(&srv->adopt_lock, NULL);
 	queue_init(&srv->work);
 	queue_init(&srv->commit);
 	if ((rc = load_secret(srv)))

@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ufo-server internals.  Threads:
- *   loop (main thread, loop.c, session.c): epoll over the listening socket,
- *     every connection, a signalfd and a wake eventfd; accepts, reads and
- *     checks frames, runs the handshake, hands requests to the workers;
- *   workers (workers.c, handlers.c): run requests against the store;
- *   committer (commit.c): makes WRITEs durable in groups and answers them.
- * Any thread may answer a request (conn.c); sending is non-blocking, and
- * what the socket does not take at once is sent by the loop on EPOLLOUT.
- * TLS (conn_tls.c) adds no thread: the loop runs its handshakes too.
+ *   loop (main thread, net/loop.c, net/session.c): epoll over the
+ *     listening socket, the RDMA listener, every connection (through its
+ *     connection type: a TCP or TLS socket, an RDMA queue pair's completion
+ *     channels), a signalfd and a wake eventfd; accepts, runs TLS
+ *     handshakes, reads and checks frames, runs HELLO/AUTH, hands requests
+ *     to the workers;
+ *   workers (net/workers.c, ops/handlers.c): run requests against the
+ *     store;
+ *   committer (ops/commit.c): makes WRITEs durable in groups and answers
+ *     them.
+ * No transport adds a thread.  Any thread may answer a request (conn.c);
+ * sending is non-blocking, and what the transport does not take at once
+ * is sent by the loop when it reports room (EPOLLOUT, or a SEND
+ * completion).
  */
 #ifndef UFO_SERVER_H
 #define UFO_SERVER_H
@@ -30,6 +36,9 @@
 #define CONN_FRAMES_PER_WAKE 16 /* fairness between connections */
 #define SHUTDOWN_DRAIN_MS 30000 /* in-flight answers after SIGTERM */
 #define LOOP_TICK_MS 1000
+/* A closing connection whose type completes sends later (RDMA) and whose
+ * last answers have not left after this long is dropped (loop.c). */
+#define CONN_LINGER_MS 5000
 #define LISTEN_BACKLOG 512
 
 struct outbuf {
@@ -40,6 +49,7 @@ struct outbuf {
 
 struct request;
 struct conn;
+struct rdma_server;
 struct store_obj;
 
 /*
@@ -90,8 +100,7 @@ struct conn_type {
 extern const struct conn_type conn_tcp;
 /* conn_tls.c: TLS over an accepted socket (conn_tls_stub.c without it). */
 extern const struct conn_type conn_tls;
-/* Sockets bridged from rdma_bridge.c: TCP with MAP. */
-extern const struct conn_type conn_bridged;
+extern const struct conn_type conn_rdma; /* conn_rdma.c */
 /* conn_tcp.c: the TCP type's ops on c->fd, for other socket types. */
 ssize_t conn_sock_recv(struct conn *c, void *buf, size_t len);
 ssize_t conn_sock_sendv(struct conn *c, const struct iovec *iov, int iovcnt);
@@ -131,6 +140,7 @@ struct conn {
 	struct conn *ready_next;
 	size_t out_bytes; /* queued, unsent */
 	uint32_t events; /* epoll mask registered */
+	int64_t linger_deadline_ms; /* closing, answers not out: 0 or when */
 };
 
 struct request {
@@ -197,13 +207,10 @@ struct server {
 	atomic_uint nconns; /* changed by the loop only; atomic for the monitor */
 	bool stopping;
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
-	bool rdma_on;       /* the RDMA bridge runs (rdma_bridge.c) */
+	struct rdma_server *rdma; /* the RDMA listener (conn_rdma.c) or NULL */
 	/* With --tls-cert: the certificate and priorities (conn_tls.c);
 	 * accepted sockets are then conn_tls connections. */
 	struct server_tls *tls;
-	pthread_mutex_t adopt_lock;
-	int *adopt;         /* sockets handed over by the RDMA bridge */
-	size_t nadopt, adopt_cap;
 	pthread_mutex_t reap_lock;
 	struct conn **reap; /* connections to close, from any thread */
 	size_t nreap, reap_cap;
@@ -215,21 +222,12 @@ struct server {
 	struct server_monitor *monitor; /* monitor.c, with --monitor */
 };
 
-/* rdma_bridge.c: RDMA connections bridged into the loop (TCP only when
- * no device or no rdma-core; never fails the server). */
-int rdma_bridge_start(struct server *srv, const struct net_addr *addr);
-void rdma_bridge_stop(struct server *srv);
-/* Registers [off, off + len) of o's data for one-sided reads by the RDMA
- * client behind the loop's connection loop_fd (WIRE_MAP).  0 and *out (in
- * host order), or -EINVAL (not an RDMA connection), -ERANGE (past the data
- * file: never written), -EBUSY (the connection's bound), -errno. */
-int rdma_bridge_map(struct server *srv, int loop_fd, struct store_obj *o,
-		    uint64_t off, uint32_t len, struct wire_map *out);
-/* Writes [off, off + len), RDMA-written into this connection's mapping of
- * o, through the page cache (so fdatasync sees it).  0, -EINVAL (no such
- * mapping on this connection), or the pwrite's -errno. */
-int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
-		       uint64_t off, uint32_t len);
+/* conn_rdma.c: the RDMA listener, on the loop's epoll set with data.ptr
+ * srv->rdma (TCP only when no device or no rdma-core: 0 or -errno, logged;
+ * the server runs on).  rdma_listener_events handles its events. */
+int rdma_listener_start(struct server *srv, const struct net_addr *addr);
+void rdma_listener_events(struct server *srv);
+void rdma_listener_stop(struct server *srv);
 /* conn_tls.c: with --tls-cert, loads the certificate and key into
  * srv->tls (0, or -errno after logging why); cleanup frees them.
  * conn_tls_new: the type's state for an accepted socket fd (made
@@ -238,11 +236,10 @@ int rdma_bridge_commit(struct server *srv, int loop_fd, struct store_obj *o,
 int conn_tls_setup(struct server *srv);
 void conn_tls_cleanup(struct server *srv);
 void *conn_tls_new(struct server *srv, int fd);
-/* loop.c: a new connection of type t joins the loop (loop thread). */
-void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
-		   void *tp);
-/* loop.c: hands a connected socket to the loop, from any thread. */
-void loop_adopt(struct server *srv, int fd);
+/* loop.c: a new connection of type t joins the loop (loop thread): the
+ * conn, or NULL when it could not (fd and tp closed by t->close). */
+struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
+			   int fd, void *tp);
 
 /* monitor.c: the HTTP monitor, when cfg.monitor is set.  start prints
  * "monitor on URL" on stdout; 0 or -errno (logged). */

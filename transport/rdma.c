@@ -746,19 +746,58 @@ ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len)
 	return c->ep.broken ? -ECONNRESET : -EAGAIN;
 }
 
-ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
+/* Copies up to one message from iov into the next send slot, starting at
+ * iovec *i, byte *off, which it advances.  Returns the bytes copied. */
+static size_t gather_msg(struct urdma_ep *e, const struct iovec *iov,
+			 int iovcnt, int *i, size_t *off)
+{
+	char *dst = send_slot(e);
+	size_t fill = 0;
+
+	while (*i < iovcnt && fill < RDMA_MSG_BYTES) {
+		size_t left = iov[*i].iov_len - *off;
+		size_t n = left < RDMA_MSG_BYTES - fill ? left : RDMA_MSG_BYTES - fill;
+
+		memcpy(dst + fill, (const char *)iov[*i].iov_base + *off, n);
+		fill += n;
+		*off += n;
+		if (*off == iov[*i].iov_len) {
+			++*i;
+			*off = 0;
+		}
+	}
+	return fill;
+}
+
+/* Messages are filled across iovec boundaries: a frame's header and its
+ * payload, and several small answers, share one SEND. */
+ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
+			int iovcnt)
 {
 	struct urdma_ep *e = &c->ep;
-	size_t n = len < RDMA_MSG_BYTES ? len : RDMA_MSG_BYTES;
-	int rc;
+	size_t sent = 0, off = 0;
+	int i = 0;
 
 	if (e->broken)
 		return -ECONNRESET;
-	if (e->send_inflight == RDMA_NSEND)
-		return -EAGAIN;
-	memcpy(send_slot(e), buf, n);
-	rc = send_one(e, n);
-	return rc ? rc : (ssize_t)n;
+	while (e->send_inflight < RDMA_NSEND) {
+		size_t n = gather_msg(e, iov, iovcnt, &i, &off);
+		int rc;
+
+		if (!n)
+			break;
+		if ((rc = send_one(e, n)))
+			return sent ? (ssize_t)sent : rc;
+		sent += n;
+	}
+	return sent || i == iovcnt ? (ssize_t)sent : -EAGAIN;
+}
+
+ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
+{
+	struct iovec v = { (void *)buf, len };
+
+	return urdma_srv_sendv(c, &v, 1);
 }
 
 int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,

@@ -33,7 +33,7 @@ extern const struct ufo_transport_ops ufo_rdma_transport;
 /* True when rdma-core is built in and at least one RDMA device exists. */
 bool urdma_available(void);
 
-/* ---- the server side (used by ufo-server's RDMA bridge) */
+/* ---- the server side (ufo-server's RDMA connection type, conn_rdma.c) */
 
 struct urdma_listener;
 struct urdma_conn;
@@ -62,6 +62,11 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
  * is free.  Call urdma_srv_conn_poll() when the descriptor is readable. */
 ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len);
 ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len);
+/* send over an iovec array: as many messages as free send buffers allow,
+ * each filled across iovecs.  Bytes taken, -EAGAIN (none free), or
+ * -ECONNRESET. */
+ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
+			int iovcnt);
 /* Registers [addr, addr + len) of the server's memory for remote reads on
  * c's device: *rkey for the peer, *handle for urdma_srv_deregister (before
  * c is closed).  0 or -errno. */

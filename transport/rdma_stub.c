@@ -72,6 +72,12 @@ ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
 	return -EOPNOTSUPP;
 }
 
+ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
+			int iovcnt)
+{
+	return -EOPNOTSUPP;
+}
+
 int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
 		       uint32_t *rkey, void **handle)
 {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The event loop (main thread).  epoll's data.ptr tells sources apart: the
- * listening socket, the signalfd and the wake eventfd have sentinels, every
- * other pointer is a struct conn.
+ * listening socket, the signalfd and the wake eventfd have sentinels, the
+ * RDMA listener is srv->rdma, every other pointer is a struct conn.
  *
  * Why a conn in an epoll batch is never freed under us: only the loop drops
  * the loop's reference, in reap(), which runs before epoll_wait, and a conn
@@ -166,8 +166,8 @@ static void refuse(int fd, unsigned limit)
 }
 
 /* Takes fd (and tp): tracked, or closed by the type's close. */
-void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
-		   void *tp)
+struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
+			   int fd, void *tp)
 {
 	struct conn *c = conn_new(srv, t, fd, tp);
 	int rc;
@@ -177,12 +177,12 @@ void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
 
 		log_err("accept: out of memory for a connection");
 		t->close(&tmp);
-		return;
+		return NULL;
 	}
 	if ((rc = t->watch(c, EPOLLIN, true))) {
 		log_err("accept: cannot watch a connection: %s", strerror(-rc));
 		conn_put(c);
-		return;
+		return NULL;
 	}
 	c->events = EPOLLIN;
 	c->registered = true;
@@ -193,6 +193,7 @@ void loop_add_conn(struct server *srv, const struct conn_type *t, int fd,
 	srv->conns = c;
 	srv->nconns++;
 	log_debug("fd %d: %s connection (%u open)", fd, t->name, srv->nconns);
+	return c;
 }
 
 /* Out of file descriptors: the pending connection stays readable on the
@@ -280,61 +281,12 @@ static void on_signal(struct server *srv)
 			begin_stop(srv, (int)si.ssi_signo);
 }
 
-void loop_adopt(struct server *srv, int fd)
-{
-	bool ok = true;
-
-	pthread_mutex_lock(&srv->adopt_lock);
-	if (srv->nadopt == srv->adopt_cap) {
-		size_t cap = srv->adopt_cap ? srv->adopt_cap * 2 : 16;
-		int *p = realloc(srv->adopt, cap * sizeof(*p));
-		if (p) {
-			srv->adopt = p;
-			srv->adopt_cap = cap;
-		}
-		ok = p != NULL;
-	}
-	if (ok)
-		srv->adopt[srv->nadopt++] = fd;
-	pthread_mutex_unlock(&srv->adopt_lock);
-	if (!ok) {
-		log_err("out of memory adopting a connection");
-		close(fd);
-		return;
-	}
-	loop_wake(srv);
-}
-
-/* Bridged connections join like accepted ones, limits included. */
-static void adopt_pending(struct server *srv)
-{
-	int *fds;
-	size_t n;
-
-	pthread_mutex_lock(&srv->adopt_lock);
-	fds = srv->adopt;
-	n = srv->nadopt;
-	srv->adopt = NULL;
-	srv->nadopt = srv->adopt_cap = 0;
-	pthread_mutex_unlock(&srv->adopt_lock);
-	for (size_t i = 0; i < n; i++) {
-		if (srv->stopping)
-			close(fds[i]);
-		else if (srv->nconns >= srv->cfg.max_connections)
-			refuse(fds[i], srv->cfg.max_connections);
-		else
-			loop_add_conn(srv, &conn_bridged, fds[i], NULL);
-	}
-	free(fds);
-}
-
 static void on_wake(struct server *srv)
 {
 	uint64_t n;
 
 	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_err("wake: %s", strerror(errno));
-	adopt_pending(srv);
 	read_ready(srv);
 }
 
@@ -351,6 +303,37 @@ static void expire_handshakes(struct server *srv)
 			c->auth_deadline_ms = INT64_MAX;
 			conn_close_soon(c);
 		}
+}
+
+/* A closing connection of a type whose sends complete later (RDMA: its
+ * last SENDs wait for a client that may have stopped reading, and the
+ * hardware retries them forever) is dropped CONN_LINGER_MS after its last
+ * request was answered.  TCP's kernel owns a closed socket's linger. */
+static void expire_lingering(struct server *srv)
+{
+	int64_t now = now_ms();
+
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		bool drop;
+
+		if (!c->type->send_idle)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (!c->closing || c->dead || c->reaping || c->inflight)
+			c->linger_deadline_ms = 0;
+		else if (!c->linger_deadline_ms)
+			c->linger_deadline_ms = now + CONN_LINGER_MS;
+		drop = c->linger_deadline_ms && now > c->linger_deadline_ms;
+		if (drop)
+			c->dead = true;
+		pthread_mutex_unlock(&c->lock);
+		if (drop) {
+			log_warn("fd %d: %s: a closing connection's last answers "
+				 "were not taken in %d ms: dropping it",
+				 c->fd, c->type->name, CONN_LINGER_MS);
+			conn_flush(c); /* out of the epoll set, reaped */
+		}
+	}
 }
 
 /* A type with an event hook (RDMA completions, a TLS handshake) runs it
@@ -399,6 +382,8 @@ static void dispatch_events(struct server *srv, struct epoll_event *ev,
 			on_signal(srv);
 		else if (tag == &wake_tag)
 			on_wake(srv);
+		else if (tag == srv->rdma)
+			rdma_listener_events(srv);
 		else
 			on_conn_event(tag, ev[i].events);
 	}
@@ -435,9 +420,9 @@ int loop_run(struct server *srv)
 	if (rc)
 		return rc;
 	/* RDMA on the same address and port number (the actual one when the
-	 * TCP port was 0), once the loop can be woken to adopt connections. */
+	 * TCP port was 0), once the loop's epoll set exists. */
 	rdma_addr.port = (uint16_t)tcp_local_port(srv->listen_fd);
-	rdma_bridge_start(srv, &rdma_addr);
+	rdma_listener_start(srv, &rdma_addr);
 	for (;;) {
 		int n;
 
@@ -449,15 +434,16 @@ int loop_run(struct server *srv)
 		n = epoll_wait(srv->epoll_fd, ev, LOOP_EVENTS, LOOP_TICK_MS);
 		if (n < 0 && errno != EINTR) {
 			rc = -errno;
-			rdma_bridge_stop(srv); /* it uses srv: stop it first */
+			rdma_listener_stop(srv);
 			return rc;
 		}
 		dispatch_events(srv, ev, n > 0 ? n : 0);
 		expire_handshakes(srv);
+		expire_lingering(srv);
 	}
 	if (srv->nconns)
 		log_warn("stopping with %u connections not drained",
 			 srv->nconns);
-	rdma_bridge_stop(srv);
+	rdma_listener_stop(srv);
 	return 0;
 }

@@ -444,9 +444,9 @@ static void handle_map(struct server *srv, struct request *r)
 /* COMMIT: the client RDMA-wrote [off, off + len) into a range it MAPped
  * on this connection; make it durable like a WRITE.  RDMA writes into
  * pinned page-cache pages leave no dirty mark on them, so fdatasync alone
- * could skip them: the bridge first writes the range through the page
- * cache from the mapping itself (a copy onto itself that marks it dirty),
- * then the committer's group fdatasync answers. */
+ * could skip them: the connection type (conn_rdma.c) first writes the
+ * range through the page cache from the mapping itself (a copy onto itself
+ * that marks it dirty), then the committer's group fdatasync answers. */
 static void handle_commit(struct server *srv, struct request *r)
 {
 	struct wire_io io;

@@ -327,7 +327,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.handlers = &server_handlers;
 	srv.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&srv.reap_lock, NULL);
-	pthread_mutex_init(&srv.adopt_lock, NULL);
 	queue_init(&srv.work);
 	queue_init(&srv.commit);
 	/* Stopped queues hand out what they hold and never wait. */

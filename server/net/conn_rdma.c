@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RDMA as a connection type of the event loop, and its listener.  The
+ * connection manager's descriptor is in the loop's epoll set (data.ptr is
+ * srv->rdma), and so are both completion channels of every connection
+ * (data.ptr is the conn): the loop moves each connection's byte stream
+ * straight between its queue pair's buffers and its frames, with no
+ * thread and no socket in between.  RDMA listens on the same address and
+ * port number as TCP, in rdmacm's own port space.
+ *
+ * Locking.  event (urdma_srv_conn_poll) runs under c->lock, recv does not.
+ * conn_poll touches both sides of the endpoint: its send side (the SENDs
+ * in flight, the next send slot) is shared with sendv and send_idle, which
+ * run under c->lock on whichever thread answers, so the lock orders them;
+ * its receive side (the ring of completed receive buffers) is shared with
+ * recv only, and both run on the loop thread alone.
+ *
+ * MAP registrations are the one piece workers touch; they have their own
+ * lock (map and commit run on workers while the loop serves the stream).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rdma.h"
+#include "server.h"
+
+/* Registrations (MAP) per connection: pinned object memory is bounded by
+ * RDMA_MAPS x the largest MAP (WIRE_MAX_IO); past it MAP answers EBUSY
+ * and the client reads two-sided. */
+#define RDMA_MAPS 64
+/* Memory each connection pins for its receive and send buffers. */
+#define RDMA_CONN_PINNED ((uint64_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
+/* RLIMIT_MEMLOCK should let at least this many connections register. */
+#define RDMA_MEMLOCK_CONNS 16
+
+/* A registration made for MAP: the object range mapped and registered. */
+struct rdma_map {
+	uint64_t obj_id, off;
+	uint32_t len;
+	void *map; /* mmap of the page-aligned range */
+	size_t map_len;
+	void *mr;
+	uint32_t rkey;
+};
+
+struct rdma_conn {
+	struct urdma_conn *rc;
+	int fds[2]; /* receive and send completion channels */
+	/* The listener's list of connections the loop holds (added, not yet
+	 * reaped), to find one by its urdma_conn: loop thread only. */
+	struct rdma_conn *prev, *next;
+	struct conn *conn;
+	/* Workers map and commit while the loop runs: maps_lock.  Entries
+	 * are only appended, and freed in close (no request left). */
+	pthread_mutex_t maps_lock;
+	struct rdma_map maps[RDMA_MAPS];
+	unsigned nmaps;
+};
+
+struct rdma_server {
+	struct urdma_listener *l;
+	struct rdma_conn *live; /* loop thread only */
+};
+
+static atomic_bool memlock_hinted;
+
+static struct rdma_conn *rdma_of(struct conn *c)
+{
+	return c->tp;
+}
+
+/* ---- pinned memory */
+
+static const char memlock_how[] =
+	"raise it with `ulimit -l` (or LimitMEMLOCK= in the systemd unit, "
+	"memlock in limits.conf), or grant CAP_IPC_LOCK";
+
+/* A registration failed for lack of pinnable memory: say how to get more,
+ * once per process (every refused connection would repeat it). */
+static void memlock_hint(int err)
+{
+	struct rlimit rl;
+	char lim[32] = "unlimited";
+
+	if ((err != -ENOMEM && err != -EPERM) || getrlimit(RLIMIT_MEMLOCK, &rl) ||
+	    atomic_exchange(&memlock_hinted, true))
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY)
+		snprintf(lim, sizeof(lim), "%" PRIu64 " KiB",
+			 (uint64_t)rl.rlim_cur >> 10);
+	log_warn("rdma: registering memory failed (%s): RLIMIT_MEMLOCK is %s, "
+		 "each connection pins %" PRIu64 " KiB plus its MAP ranges; %s",
+		 strerror(-err), lim, RDMA_CONN_PINNED >> 10, memlock_how);
+}
+
+/* CAP_IPC_LOCK (bit 14 of CapEff) exempts a process from RLIMIT_MEMLOCK
+ * for registrations. */
+static bool may_pin_unlimited(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	unsigned long long caps = 0;
+	char line[256];
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	return caps & (1ull << 14);
+}
+
+/* Warns at startup, rather than at the first refused connection, when the
+ * limit cannot hold RDMA_MEMLOCK_CONNS connections' buffers. */
+static void memlock_check(void)
+{
+	uint64_t need = RDMA_CONN_PINNED * RDMA_MEMLOCK_CONNS;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need || may_pin_unlimited())
+		return;
+	log_warn("rdma: RLIMIT_MEMLOCK is %" PRIu64 " KiB; %d connections need "
+		 "%" PRIu64 " KiB of pinned buffers (%" PRIu64 " KiB each, plus "
+		 "MAP ranges), so connections past %" PRIu64 " will be refused; %s",
+		 (uint64_t)rl.rlim_cur >> 10, RDMA_MEMLOCK_CONNS, need >> 10,
+		 RDMA_CONN_PINNED >> 10, (uint64_t)rl.rlim_cur / RDMA_CONN_PINNED,
+		 memlock_how);
+}
+
+/* ---- MAP and COMMIT (workers) */
+
+static struct rdma_map *map_find(struct rdma_conn *r, uint64_t id,
+				 uint64_t off, uint32_t len)
+{
+	for (unsigned i = 0; i < r->nmaps; i++)
+		if (r->maps[i].obj_id == id && r->maps[i].off == off &&
+		    r->maps[i].len == len)
+			return &r->maps[i];
+	return NULL;
+}
+
+/* Maps and registers a new range of o for r's peer.  maps_lock held. */
+static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
+		   uint32_t len, struct rdma_map **out)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t start = off & ~(uint64_t)(page - 1);
+	struct rdma_map *m = &r->maps[r->nmaps];
+	struct stat st;
+	int rc;
+
+	if (r->nmaps == RDMA_MAPS)
+		return -EBUSY;
+	/* Never-written tails are not in the file: mapping them would fault.
+	 * READ serves them (as zeros); extending the file here could race a
+	 * concurrent write that extends it further. */
+	if (fstat(o->fd, &st))
+		return -errno;
+	if (off + len > (uint64_t)st.st_size)
+		return -ERANGE;
+	m->map_len = (size_t)(off + len - start);
+	/* Writable although only read: rxe (and other drivers) pin user
+	 * memory for writing whatever the access asked, which fails with
+	 * EFAULT on a read-only mapping.  Nothing writes through it. */
+	m->map = mmap(NULL, m->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      o->fd, (off_t)start);
+	if (m->map == MAP_FAILED)
+		return -errno;
+	rc = urdma_srv_register(r->rc, m->map, m->map_len, &m->rkey, &m->mr);
+	if (rc) {
+		memlock_hint(rc);
+		munmap(m->map, m->map_len);
+		return rc;
+	}
+	m->obj_id = o->id;
+	m->off = off;
+	m->len = len;
+	r->nmaps++;
+	*out = m;
+	return 0;
+}
+
+static int rdma_map(struct conn *c, struct store_obj *o, uint64_t off,
+		    uint32_t len, struct wire_map *out)
+{
+	struct rdma_conn *r = rdma_of(c);
+	uint64_t in_page = off & (uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+	struct rdma_map *m;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->maps_lock);
+	if (!(m = map_find(r, o->id, off, len)))
+		rc = map_new(r, o, off, len, &m);
+	if (!rc) { /* the page-aligned mapping starts before off */
+		out->addr = (uint64_t)(uintptr_t)m->map + in_page;
+		out->rkey = m->rkey;
+		out->len = len;
+	}
+	pthread_mutex_unlock(&r->maps_lock);
+	return rc;
+}
+
+/* The pwrite runs outside maps_lock: an entry never changes once listed
+ * and is unmapped only in close, which cannot run while this request
+ * holds its reference to c.  The kernel copies each page onto itself and
+ * marks it dirty, so the committer's fdatasync sees the RDMA writes. */
+static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
+		       uint32_t len)
+{
+	struct rdma_conn *r = rdma_of(c);
+	long page = sysconf(_SC_PAGESIZE);
+	struct rdma_map *m;
+	const char *src;
+
+	pthread_mutex_lock(&r->maps_lock);
+	m = map_find(r, o->id, off, len);
+	pthread_mutex_unlock(&r->maps_lock);
+	if (!m)
+		return -EINVAL;
+	src = (const char *)m->map + (off & (uint64_t)(page - 1));
+	while (len) {
+		ssize_t n = pwrite(o->fd, src, len, (off_t)off);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0) {
+			src += n;
+			off += (uint64_t)n;
+			len -= (uint32_t)n;
+		}
+	}
+	return 0;
+}
+
+/* ---- the connection type */
+
+static ssize_t rdma_recv(struct conn *c, void *buf, size_t len)
+{
+	return urdma_srv_recv(rdma_of(c)->rc, buf, len);
+}
+
+/* -EAGAIN when every send buffer is in flight: the send channel's
+ * completion wakes the loop (event), which flushes the rest. */
+static ssize_t rdma_sendv(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+	return urdma_srv_sendv(rdma_of(c)->rc, iov, iovcnt);
+}
+
+/* Level-triggered EPOLLIN on both channels whatever conn.c wants: they
+ * must always be drained (a send completion frees a buffer, a receive
+ * completion must be collected even while reading is paused, and the
+ * bytes wait in the ring), so later mask changes are no-ops. */
+static int rdma_watch(struct conn *c, uint32_t want, bool add)
+{
+	struct rdma_conn *r = rdma_of(c);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	int epfd = c->srv->epoll_fd;
+
+	(void)want;
+	if (!add)
+		return 0;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, r->fds[0], &ev))
+		return -errno;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, r->fds[1], &ev)) {
+		int rc = -errno;
+
+		epoll_ctl(epfd, EPOLL_CTL_DEL, r->fds[0], NULL);
+		return rc;
+	}
+	return 0;
+}
+
+static void rdma_unwatch(struct conn *c)
+{
+	struct rdma_conn *r = rdma_of(c);
+
+	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[0], NULL);
+	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[1], NULL);
+}
+
+static int rdma_event(struct conn *c, uint32_t events)
+{
+	(void)events;
+	return urdma_srv_conn_poll(rdma_of(c)->rc);
+}
+
+static bool rdma_send_idle(struct conn *c)
+{
+	return urdma_srv_send_idle(rdma_of(c)->rc);
+}
+
+/* Called by the loop as it drops its reference (reap): the connection
+ * leaves the listener's list, so a late CLOSED finds nothing.  The peer
+ * sees the end when close disconnects, once the last request is freed. */
+static void rdma_shutdown(struct conn *c)
+{
+	struct rdma_conn *r = rdma_of(c);
+	struct rdma_server *rs = c->srv->rdma;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (rs && rs->live == r)
+		rs->live = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Registrations go before the connection's protection domain. */
+static void rdma_close(struct conn *c)
+{
+	struct rdma_conn *r = rdma_of(c);
+
+	for (unsigned i = 0; i < r->nmaps; i++) {
+		urdma_srv_deregister(r->maps[i].mr);
+		munmap(r->maps[i].map, r->maps[i].map_len);
+	}
+	urdma_srv_conn_close(r->rc);
+	pthread_mutex_destroy(&r->maps_lock);
+	free(r);
+}
+
+const struct conn_type conn_rdma = {
+	.name = "rdma",
+	.recv = rdma_recv,
+	.sendv = rdma_sendv,
+	.watch = rdma_watch,
+	.unwatch = rdma_unwatch,
+	.event = rdma_event,
+	.buffers = true,
+	.send_idle = rdma_send_idle,
+	.shutdown = rdma_shutdown,
+	.close = rdma_close,
+	.map = rdma_map,
+	.commit = rdma_commit,
+};
+
+/* ---- the listener (loop thread) */
+
+/* Over the limit the peer still gets a reason, as over TCP (loop.c's
+ * refuse): the same HELLO answer, then the connection closes once sent. */
+static void refuse(struct conn *c, unsigned limit)
+{
+	struct wire_hdr hello = { .op = WIRE_HELLO };
+
+	conn_error(c, &hello, WIRE_EBUSY, "over %u connections", limit);
+	conn_close_soon(c);
+}
+
+static void conn_added(struct server *srv, struct urdma_conn *uc)
+{
+	struct rdma_server *rs = srv->rdma;
+	bool over = srv->nconns >= srv->cfg.max_connections;
+	struct rdma_conn *r;
+	struct conn *c;
+
+	if (srv->stopping || !(r = calloc(1, sizeof(*r)))) {
+		if (!srv->stopping)
+			log_err("rdma: out of memory for a connection");
+		urdma_srv_conn_close(uc);
+		return;
+	}
+	r->rc = uc;
+	urdma_srv_conn_fds(uc, r->fds);
+	pthread_mutex_init(&r->maps_lock, NULL);
+	/* The receive channel's number names the connection in logs.  Data
+	 * that came with the connection is not missed: its channel is
+	 * readable already, and epoll reports it once added. */
+	c = loop_add_conn(srv, &conn_rdma, r->fds[0], r);
+	if (!c)
+		return; /* closed by rdma_close */
+	r->conn = c;
+	r->next = rs->live;
+	if (rs->live)
+		rs->live->prev = r;
+	rs->live = r;
+	if (over)
+		refuse(c, srv->cfg.max_connections);
+}
+
+/* The peer left or the device went: a connection still held by the loop
+ * is dead (its answers are dropped); conn_flush takes it out of the epoll
+ * set and reaps it once its requests are done. */
+static void conn_closed(struct server *srv, struct urdma_conn *uc)
+{
+	struct rdma_conn *r = srv->rdma->live;
+
+	while (r && r->rc != uc)
+		r = r->next;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->conn->lock);
+	r->conn->dead = true;
+	pthread_mutex_unlock(&r->conn->lock);
+	conn_flush(r->conn);
+}
+
+void rdma_listener_events(struct server *srv)
+{
+	struct urdma_conn *uc = NULL;
+	enum urdma_event kind;
+	int err;
+
+	/* Every pending event: 1 per event, 0 when none is left. */
+	while ((err = urdma_listener_event(srv->rdma->l, &kind, &uc)) > 0) {
+		if (kind == URDMA_EV_CONNECTED)
+			conn_added(srv, uc);
+		else if (kind == URDMA_EV_CLOSED)
+			conn_closed(srv, uc);
+	}
+	if (err < 0) {
+		log_warn("rdma: connection manager: %s", strerror(-err));
+		memlock_hint(err);
+	}
+}
+
+int rdma_listener_start(struct server *srv, const struct net_addr *addr)
+{
+	struct rdma_server *rs = calloc(1, sizeof(*rs));
+	struct epoll_event ev = { .events = EPOLLIN };
+	int rc = rs ? urdma_listen(addr, &rs->l) : -ENOMEM;
+
+	if (!rc) {
+		ev.data.ptr = rs;
+		if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD,
+			      urdma_listener_fd(rs->l), &ev))
+			rc = -errno;
+	}
+	if (rc == -ENODEV || rc == -EOPNOTSUPP)
+		log_info("rdma: %s; serving TCP only",
+			 rc == -ENODEV ? "no RDMA device" : "not built");
+	else if (rc)
+		log_warn("rdma: cannot listen on %s:%u: %s; serving TCP only",
+			 addr->host, addr->port, strerror(-rc));
+	if (rc) {
+		if (rs)
+			urdma_listener_close(rs->l);
+		free(rs);
+		return rc;
+	}
+	srv->rdma = rs;
+	memlock_check();
+	/* Tests wait for this line before they force rdma://. */
+	printf("rdma listening on %s:%u\n", addr->host, addr->port);
+	fflush(stdout);
+	log_info("rdma: listening on %s:%u", addr->host, addr->port);
+	return 0;
+}
+
+/* After the loop's last iteration.  Connections it did not drain keep
+ * their identifiers, which belong to the listener's event channel: the
+ * listener is then left open for the process's exit to release. */
+void rdma_listener_stop(struct server *srv)
+{
+	struct rdma_server *rs = srv->rdma;
+
+	if (!rs)
+		return;
+	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, urdma_listener_fd(rs->l), NULL);
+	if (!rs->live)
+		urdma_listener_close(rs->l);
+	srv->rdma = NULL;
+	free(rs);
+}
