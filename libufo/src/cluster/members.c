@@ -222,7 +222,7 @@ static int parse_servers(struct ufo_cluster *c, const char *list)
 		list = sep + 3;
 	}
 	if (strcmp(scheme, "ufo") && strcmp(scheme, "tcp") &&
-	    strcmp(scheme, "rdma"))
+	    strcmp(scheme, "rdma") && strcmp(scheme, "tls"))
 		return -EINVAL;
 	if (snprintf(buf, sizeof(buf), "%s", list) >= (int)sizeof(buf))
 		return -EINVAL;
