@@ -76,7 +76,9 @@ struct conn_type {
 	/* Out of the loop's epoll set for good. */
 	void (*unwatch)(struct conn *c);
 	/* The loop saw events on one of c's descriptors: collects completions
-	 * or advances a handshake.  0, or -errno: c is dead.  NULL: none. */
+	 * or advances a handshake.  1: room to send may have appeared (SEND
+	 * completions), queued answers are flushed; 0: nothing to do; -errno:
+	 * c is dead.  NULL: none. */
 	int (*event)(struct conn *c, uint32_t events);
 	/* True for types that hold received bytes epoll cannot see (a TLS
 	 * record, an RDMA receive buffer): the loop then reads c again when
@@ -272,6 +274,9 @@ void conn_close_soon(struct conn *c);
 bool conn_may_read(struct conn *c);
 /* Sends what the socket takes; called by the loop on EPOLLOUT. */
 void conn_flush(struct conn *c);
+/* Runs c's type->event under c->lock and, when it returns non-zero,
+ * flushes in the same critical section (conn_type event contract). */
+int conn_event(struct conn *c, uint32_t events);
 
 /* Requests in flight: request_start counts one on its connection;
  * request_done / request_fail answer it and free it. */

@@ -179,6 +179,25 @@ void conn_flush(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int conn_event(struct conn *c, uint32_t events)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = c->type->event(c, events);
+	if (rc < 0) {
+		log_debug("fd %d: %s: %s", c->fd, c->type->name,
+			  strerror(-rc));
+		c->dead = true;
+	}
+	if (rc) {
+		flush_locked(c);
+		conn_update_locked(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 void conn_close_soon(struct conn *c)
 {
 	pthread_mutex_lock(&c->lock);

@@ -289,10 +289,13 @@ static void rdma_unwatch(struct conn *c)
 	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[1], NULL);
 }
 
+/* Completions may have freed send buffers: always "room to send". */
 static int rdma_event(struct conn *c, uint32_t events)
 {
+	int rc = urdma_srv_conn_poll(rdma_of(c)->rc);
+
 	(void)events;
-	return urdma_srv_conn_poll(rdma_of(c)->rc);
+	return rc < 0 ? rc : 1;
 }
 
 static bool rdma_send_idle(struct conn *c)

@@ -96,21 +96,13 @@ static ssize_t tls_sendv(struct conn *c, const struct iovec *iov,
 	return -ECONNRESET;
 }
 
-static int epoll_set(struct conn *c, uint32_t events, bool add)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = c };
-
-	return epoll_ctl(c->srv->epoll_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD,
-			 c->fd, &ev) ? -errno : 0;
-}
-
 /* While handshaking, the socket is watched for what GnuTLS waits for, not
  * what conn.c wants (c->events); event restores c->events once done. */
 static int tls_watch(struct conn *c, uint32_t want, bool add)
 {
 	struct tls_conn *t = tls_of(c);
 
-	return epoll_set(c, t->handshaking ? t->hs_events : want, add);
+	return conn_sock_watch(c, t->handshaking ? t->hs_events : want, add);
 }
 
 /* One step of the handshake.  Done: the socket is watched for what conn.c
@@ -129,7 +121,7 @@ static int tls_event(struct conn *c, uint32_t events)
 	if (rc < 0 && !gnutls_error_is_fatal(rc)) {
 		t->hs_events = gnutls_record_get_direction(t->s) ? EPOLLOUT
 								 : EPOLLIN;
-		return c->registered ? epoll_set(c, t->hs_events, false) : 0;
+		return c->registered ? conn_sock_watch(c, t->hs_events, false) : 0;
 	}
 	if (rc < 0) {
 		log_info("fd %d: TLS handshake failed: %s", c->fd,
@@ -139,7 +131,7 @@ static int tls_event(struct conn *c, uint32_t events)
 	t->handshaking = false;
 	log_debug("fd %d: TLS handshake done", c->fd);
 	loop_read_later(c);
-	return c->registered ? epoll_set(c, c->events, false) : 0;
+	return c->registered ? conn_sock_watch(c, c->events, false) : 0;
 }
 
 /* Reaped: no request is in flight, so no other thread sends.  A

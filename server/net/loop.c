@@ -337,25 +337,17 @@ static void expire_lingering(struct server *srv)
 }
 
 /* A type with an event hook (RDMA completions, a TLS handshake) runs it
- * first, under the lock its sends take; what it completed may let queued
- * answers go, so the connection is flushed after it. */
+ * first, under the lock its sends take; when it reports room to send, the
+ * answers queued meanwhile go in the same critical section (conn_event). */
 static void on_conn_event(struct conn *c, uint32_t events)
 {
 	if (c->type->event) {
-		int rc;
+		int rc = conn_event(c, events);
 
-		pthread_mutex_lock(&c->lock);
-		rc = c->type->event(c, events);
-		if (rc) {
-			log_debug("fd %d: %s: %s", c->fd, c->type->name,
-				  strerror(-rc));
-			c->dead = true;
-		}
-		pthread_mutex_unlock(&c->lock);
-		conn_flush(c);
-		if (rc)
+		if (rc < 0)
 			return;
-		events &= ~(uint32_t)EPOLLOUT; /* just flushed */
+		if (rc > 0)
+			events &= ~(uint32_t)EPOLLOUT; /* just flushed */
 	}
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
 		pthread_mutex_lock(&c->lock);
