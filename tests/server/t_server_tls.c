@@ -192,6 +192,72 @@ static void test_stalled_handshakes(void **state)
 	t_srv_fini(&s);
 }
 
+/*
+ * Many requests in one TLS record: the server decrypts them in one go, and
+ * stops reading after CONN_FRAMES_PER_WAKE frames (fairness) or at its
+ * in-flight bound, with the rest held inside GnuTLS where epoll cannot see
+ * them (the socket is empty).  Every request must still be answered: the
+ * loop reads such a connection again by itself (loop_read_later, when a
+ * turn ends or reading resumes).  Without that this waits T_SRV_WAIT_MS
+ * for answers that never come, and fails.
+ */
+#define PIPE_N 200 /* 200 WRITEs of 8 bytes: about 13 KiB, one record */
+
+static void test_pipelined_in_one_record(void **state)
+{
+	size_t frame = sizeof(struct wire_hdr) + sizeof(struct wire_io) + 8;
+	uint8_t *buf = calloc(PIPE_N, frame);
+	bool seen[PIPE_N] = { false };
+	uint64_t first_id = 0, back[PIPE_N];
+	struct wire_objinfo info;
+	struct ufo_conn *c;
+	struct iovec all;
+	struct t_srv s;
+
+	(void)state;
+	assert_non_null(buf);
+	t_srv_init(&s);
+	start_tls_server(&s, "20000");
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &c), 0);
+	assert_int_equal(t_create(c, "pipe", 1 << 20, 65536, &info), WIRE_OK);
+	for (uint64_t i = 0; i < PIPE_N; i++) {
+		uint8_t *f = buf + i * frame, *p = f + sizeof(struct wire_hdr);
+		struct wire_io io = { .id = le64toh(info.id), .offset = i * 8,
+				      .len = 8 };
+		struct iovec pl = { p, sizeof(io) + 8 };
+		struct wire_hdr h = t_hdr(WIRE_VERSION_MAX, WIRE_WRITE,
+					  (uint32_t)pl.iov_len);
+
+		wire_put_io(p, sizeof(io), &io);
+		memcpy(p + sizeof(io), &i, 8);
+		h.csum = wire_csum_iov(&pl, 1);
+		wire_put_hdr(f, sizeof(h), &h);
+		if (!i)
+			first_id = h.req_id;
+	}
+	all = (struct iovec){ buf, PIPE_N * frame };
+	assert_int_equal(conn_send(c, &all, 1, T_SRV_WAIT_MS), 0);
+	for (int n = 0; n < PIPE_N; n++) {
+		struct t_reply r;
+		uint64_t k;
+
+		assert_int_equal(t_recv(c, &r), 0);
+		k = r.h.req_id - first_id;
+		assert_true(k < PIPE_N && !seen[k]);
+		assert_int_equal(r.h.status, WIRE_OK);
+		seen[k] = true;
+		t_reply_free(&r);
+	}
+	assert_int_equal(t_read(c, le64toh(info.id), 0, back, sizeof(back)),
+			 WIRE_OK);
+	for (uint64_t i = 0; i < PIPE_N; i++)
+		assert_int_equal(back[i], i);
+	conn_close(c);
+	free(buf);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
 static int setup(void **state)
 {
 	static struct t_srv cert_dir;
@@ -216,6 +282,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_connections),
 		cmocka_unit_test(test_stalled_handshakes),
+		cmocka_unit_test(test_pipelined_in_one_record),
 	};
 
 	t_server_bin();
