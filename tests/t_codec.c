@@ -17,41 +17,12 @@
 #include <cmocka.h>
 
 #include "transport.h"
+#include "codec_table.h"
 
 #define SECRET "codec test secret, 16+ bytes"
 
-/* ---- one table over every message */
+/* ---- every message (codec_table.h) */
 
-struct codec {
-	const char *name;
-	size_t size;
-	int (*put)(void *buf, size_t cap, const void *m);
-	int (*get)(const void *buf, size_t len, void *m);
-};
-
-#define CODEC(t)                                                             \
-	static int put_##t(void *b, size_t c, const void *m)                 \
-	{                                                                    \
-		return wire_put_##t(b, c, m);                                \
-	}                                                                    \
-	static int get_##t(const void *b, size_t l, void *m)                 \
-	{                                                                    \
-		return wire_get_##t(b, l, m);                                \
-	}
-CODEC(hdr) CODEC(hello) CODEC(mac) CODEC(create) CODEC(name) CODEC(objinfo)
-CODEC(list) CODEC(list_reply) CODEC(list_entry) CODEC(io) CODEC(read_reply)
-CODEC(id) CODEC(map) CODEC(vio) CODEC(vq) CODEC(vq_reply) CODEC(node)
-CODEC(placement) CODEC(hint_q) CODEC(hint_reply) CODEC(hint) CODEC(hint_drop)
-#undef CODEC
-
-#define ROW(t) { #t, sizeof(struct wire_##t), put_##t, get_##t }
-static const struct codec codecs[] = {
-	ROW(hdr), ROW(hello), ROW(mac), ROW(create), ROW(name), ROW(objinfo),
-	ROW(list), ROW(list_reply), ROW(list_entry), ROW(io), ROW(read_reply),
-	ROW(id), ROW(map), ROW(vio), ROW(vq), ROW(vq_reply), ROW(node),
-	ROW(placement), ROW(hint_q), ROW(hint_reply), ROW(hint), ROW(hint_drop),
-};
-#define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
 #define MSG_MAX 64 /* above every message's size */
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
