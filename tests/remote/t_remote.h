@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 
 #include "../t_helpers.h"
+#include "../t_certs.h"
 
 /* Where the tests reach the server, and how.  The RDMA suite runs this
  * same suite in a QEMU guest with UFO_TEST_HOST=<the rxe netdev's address>
@@ -179,6 +180,7 @@ static void t_server_reap(struct t_server *s, int sig)
  * openssl tool, whose CA the client trusts through UFO_TLS_CA_FILE.
  * Without the tool the program skips. */
 static char t_tls_dir[PATH_MAX / 2];
+static struct t_certs t_tls_certs;
 
 static inline bool t_tls(void)
 {
@@ -194,12 +196,10 @@ static void t_tls_atexit(void)
 static inline void t_tls_setup(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-	char cmd[4096], ca[PATH_MAX];
 
 	if (!t_tls() || t_tls_dir[0])
 		return;
-	if (system("openssl version >/dev/null 2>&1")) {
+	if (!t_certs_tool()) {
 		fprintf(stderr, "skip: no openssl tool to make certificates\n");
 		exit(T_EXIT_SKIP);
 	}
@@ -210,24 +210,12 @@ static inline void t_tls_setup(void)
 		exit(1);
 	}
 	atexit(t_tls_atexit);
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && exec >openssl.log 2>&1 && "
-		 "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
-		 "-subj /CN=ufo-test-ca && "
-		 "openssl req %s -keyout server.key -out server.csr "
-		 "-subj /CN=ufo-test-server && "
-		 "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-		 "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
-		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-		 "-CAcreateserial -out server.pem -days 2 -extfile ext.cnf && "
-		 "chmod 600 server.key", t_tls_dir, ec, ec);
-	if (system(cmd)) {
+	if (t_certs_make(t_tls_dir, &t_tls_certs)) {
 		fprintf(stderr, "t_remote: making certificates failed: see %s/openssl.log\n",
 			t_tls_dir);
 		exit(1);
 	}
-	snprintf(ca, sizeof(ca), "%s/ca.pem", t_tls_dir);
-	setenv("UFO_TLS_CA_FILE", ca, 1);
+	setenv("UFO_TLS_CA_FILE", t_tls_certs.ca, 1);
 }
 
 /* Prepares the directory, the data directory and a random secret.  0 or
@@ -263,7 +251,6 @@ static inline int t_server_init(struct t_server *s, const char *bin)
 static void t_server_exec(const struct t_server *s, const char *listen)
 {
 	const char *level = getenv("T_SERVER_LOG_LEVEL");
-	char cert[PATH_MAX], key[PATH_MAX];
 	const char *argv[16];
 	sigset_t none;
 	int fd, n = 0;
@@ -288,12 +275,10 @@ static void t_server_exec(const struct t_server *s, const char *listen)
 		argv[n++] = level;
 	}
 	if (t_tls()) {
-		snprintf(cert, sizeof(cert), "%s/server.pem", t_tls_dir);
-		snprintf(key, sizeof(key), "%s/server.key", t_tls_dir);
 		argv[n++] = "--tls-cert";
-		argv[n++] = cert;
+		argv[n++] = t_tls_certs.cert;
 		argv[n++] = "--tls-key";
-		argv[n++] = key;
+		argv[n++] = t_tls_certs.key;
 	}
 	argv[n] = NULL;
 	execv(s->bin, (char *const *)argv);

@@ -8,23 +8,7 @@
 #define T_TLS_H
 
 #include "t_srv.h"
-
-struct t_certs {
-	char ca[PATH_MAX], other_ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
-};
-
-static void t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void t_sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (system(cmd))
-		fail_msg("failed: %s", cmd);
-}
+#include "../t_certs.h"
 
 /* Exits 77 unless the transport has TLS and openssl can make certs. */
 static inline void t_tls_require(void)
@@ -36,35 +20,18 @@ static inline void t_tls_require(void)
 		fprintf(stderr, "built without GnuTLS: skipping\n");
 		exit(T_EXIT_SKIP);
 	}
-	if (system("openssl version >/dev/null 2>&1")) {
+	if (!t_certs_tool()) {
 		fprintf(stderr, "no openssl tool to make certificates: skipping\n");
 		exit(T_EXIT_SKIP);
 	}
 }
 
-/* In dir: a CA, a server certificate it signs for IP 127.0.0.1 only, and
- * an unrelated CA. */
+/* t_certs_make, failing the test when openssl fails. */
 static inline void t_make_certs(const char *dir, struct t_certs *tc)
 {
-	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-
-	snprintf(tc->ca, sizeof(tc->ca), "%s/ca.pem", dir);
-	snprintf(tc->other_ca, sizeof(tc->other_ca), "%s/other-ca.pem", dir);
-	snprintf(tc->cert, sizeof(tc->cert), "%s/server.pem", dir);
-	snprintf(tc->key, sizeof(tc->key), "%s/server.key", dir);
-	t_sh("cd %s && exec >openssl.log 2>&1 && "
-	     "openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 "
-	     "-subj /CN=ufo-test-ca && "
-	     "openssl req -x509 %s -keyout other-ca.key -out other-ca.pem -days 2 "
-	     "-subj /CN=ufo-other-ca && "
-	     "openssl req %s -keyout server.key -out server.csr "
-	     "-subj /CN=ufo-test-server && "
-	     "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
-	     "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
-	     "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-	     "-CAcreateserial -out server.pem -days 2 -extfile ext.cnf && "
-	     "chmod 600 server.key",
-	     dir, ec, ec, ec);
+	if (t_certs_make(dir, tc))
+		fail_msg("openssl failed making certificates: see %s/openssl.log",
+			 dir);
 }
 
 /* A TLS connection to 127.0.0.1:port (trusting $UFO_TLS_CA_FILE),
