@@ -135,6 +135,9 @@ struct conn {
 	struct request *barrier; /* a SYNC waiting for earlier WRITEs */
 	bool closing; /* read no more; close once answers are out */
 	bool dead;    /* the socket failed: drop answers */
+	/* Over --max-connections (loop_refuse): the first frame, a HELLO, is
+	 * answered EBUSY and the connection closes.  Loop thread only. */
+	bool refused;
 	bool reaping; /* handed to the loop to close */
 	bool registered; /* in the epoll set */
 	bool read_on;    /* may_read when last looked at (buffering types) */
@@ -242,6 +245,21 @@ void *conn_tls_new(struct server *srv, int fd);
  * conn, or NULL when it could not (fd and tp closed by t->close). */
 struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
 			   int fd, void *tp);
+/* --max-connections for a new connection (loop thread): LOOP_ROOM,
+ * LOOP_REFUSE (over the limit: answer EBUSY in the connection's own
+ * protocol, loop_refuse), or LOOP_DROP (so far over that even a refusal
+ * would cost too much: close without a word). */
+enum loop_admit { LOOP_ROOM, LOOP_REFUSE, LOOP_DROP };
+enum loop_admit loop_admit(const struct server *srv);
+/* Over the limit but TLS or RDMA: the peer can read a refusal only after
+ * that transport's own setup, so c joined the loop, and its HELLO is
+ * answered EBUSY (session.c), then c closes.  Answering the HELLO rather
+ * than sending at once matters: closing with the HELLO unread would reset
+ * the connection, and the client could see the reset before the answer.
+ * A peer that stalls is closed at the auth deadline like any other. */
+void loop_refuse(struct conn *c);
+/* Refused connections the loop keeps open at once, past the limit. */
+#define LOOP_REFUSING_MAX 64
 
 /* monitor.c: the HTTP monitor, when cfg.monitor is set.  start prints
  * "monitor on URL" on stdout; 0 or -errno (logged). */

@@ -81,7 +81,12 @@ static int session_setup(struct tls_conn *t, const struct net_addr *a)
 		return -ENOMEM;
 	if ((rc = load_trust(t->cred)))
 		return rc;
-	if (gnutls_init(&t->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK))
+	/* GNUTLS_NO_SIGNAL: GnuTLS sends with MSG_NOSIGNAL, so a server that
+	 * closes while we write gives -ECONNRESET, not a SIGPIPE that kills
+	 * the application (which may not ignore SIGPIPE, as it need not over
+	 * tcp://, where we send with MSG_NOSIGNAL ourselves). */
+	if (gnutls_init(&t->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+			       GNUTLS_NO_SIGNAL))
 		return -ENOMEM;
 	t->base.ops = &ufo_tls_transport;
 	if (gnutls_set_default_priority(t->s) ||

@@ -351,25 +351,16 @@ const struct conn_type conn_rdma = {
 
 /* ---- the listener (loop thread) */
 
-/* Over the limit the peer still gets a reason, as over TCP (loop.c's
- * refuse): the same HELLO answer, then the connection closes once sent. */
-static void refuse(struct conn *c, unsigned limit)
-{
-	struct wire_hdr hello = { .op = WIRE_HELLO };
-
-	conn_error(c, &hello, WIRE_EBUSY, "over %u connections", limit);
-	conn_close_soon(c);
-}
-
 static void conn_added(struct server *srv, struct urdma_conn *uc)
 {
 	struct rdma_server *rs = srv->rdma;
-	bool over = srv->nconns >= srv->cfg.max_connections;
+	enum loop_admit admit = loop_admit(srv);
 	struct rdma_conn *r;
 	struct conn *c;
 
-	if (srv->stopping || !(r = calloc(1, sizeof(*r)))) {
-		if (!srv->stopping)
+	if (srv->stopping || admit == LOOP_DROP ||
+	    !(r = calloc(1, sizeof(*r)))) {
+		if (!srv->stopping && admit != LOOP_DROP)
 			log_err("rdma: out of memory for a connection");
 		urdma_srv_conn_close(uc);
 		return;
@@ -388,8 +379,8 @@ static void conn_added(struct server *srv, struct urdma_conn *uc)
 	if (rs->live)
 		rs->live->prev = r;
 	rs->live = r;
-	if (over)
-		refuse(c, srv->cfg.max_connections);
+	if (admit == LOOP_REFUSE)
+		loop_refuse(c);
 }
 
 /* The peer left or the device went: a connection still held by the loop

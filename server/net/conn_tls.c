@@ -176,7 +176,7 @@ void *conn_tls_new(struct server *srv, int fd)
 	if (!t)
 		return NULL;
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ||
-	    gnutls_init(&t->s, GNUTLS_SERVER) ||
+	    gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NO_SIGNAL) ||
 	    gnutls_priority_set(t->s, srv->tls->prio) ||
 	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
 				   srv->tls->cred)) {

@@ -148,8 +148,8 @@ static int epoll_add(struct server *srv, int fd, void *tag, uint32_t events)
 	return epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-/* Over the limit the peer still gets a reason: one small frame, which an
- * empty socket buffer always takes. */
+/* Over the limit a TCP peer still gets a reason: one small frame, which an
+ * empty socket buffer always takes, so it costs us nothing to hold. */
 static void refuse(int fd, unsigned limit)
 {
 	uint8_t f[sizeof(struct wire_hdr) + 64];
@@ -216,21 +216,44 @@ static void resume_accept(struct server *srv)
 		log_err("resuming accept: %s", strerror(errno));
 }
 
-static void add_tls(struct server *srv, int fd)
+enum loop_admit loop_admit(const struct server *srv)
+{
+	unsigned n = srv->nconns, max = srv->cfg.max_connections;
+
+	if (n < max)
+		return LOOP_ROOM;
+	/* Refused connections count in nconns until they close: bounding
+	 * them bounds what a flood of connections can make us hold (each a
+	 * TLS session or a queue pair with its buffers). */
+	return n - max < LOOP_REFUSING_MAX ? LOOP_REFUSE : LOOP_DROP;
+}
+
+void loop_refuse(struct conn *c)
+{
+	c->refused = true;
+}
+
+/* Over the limit a TLS client still gets its reason, inside TLS: a
+ * plaintext frame would read as a broken handshake (-EPROTO) to it. */
+static void add_tls(struct server *srv, int fd, enum loop_admit admit)
 {
 	void *tp = conn_tls_new(srv, fd);
+	struct conn *c;
 
 	if (!tp) {
 		log_err("accept: out of memory for a TLS session");
 		close(fd);
 		return;
 	}
-	loop_add_conn(srv, &conn_tls, fd, tp);
+	c = loop_add_conn(srv, &conn_tls, fd, tp);
+	if (c && admit == LOOP_REFUSE)
+		loop_refuse(c);
 }
 
 static void on_accept(struct server *srv)
 {
 	for (;;) {
+		enum loop_admit admit;
 		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
@@ -246,10 +269,13 @@ static void on_accept(struct server *srv)
 			continue;
 		}
 		tcp_tune(fd);
-		if (srv->nconns >= srv->cfg.max_connections)
-			refuse(fd, srv->cfg.max_connections);
+		admit = loop_admit(srv);
+		if (srv->tls && admit == LOOP_DROP)
+			close(fd);
 		else if (srv->tls)
-			add_tls(srv, fd);
+			add_tls(srv, fd, admit);
+		else if (admit != LOOP_ROOM)
+			refuse(fd, srv->cfg.max_connections);
 		else
 			loop_add_conn(srv, &conn_tcp, fd, NULL);
 	}

@@ -224,7 +224,11 @@ static void on_frame(struct conn *c)
 
 	c->payload = NULL;
 	c->hdr_got = c->payload_got = 0;
-	if (!authenticated(c)) {
+	if (c->refused) { /* a HELLO (check_hdr): answered, nothing unread */
+		conn_error(c, &c->hdr, WIRE_EBUSY, "over %u connections",
+			   c->srv->cfg.max_connections);
+		conn_close_soon(c);
+	} else if (!authenticated(c)) {
 		on_handshake(c, payload);
 	} else if (wire_check_csum(&c->hdr, payload)) {
 		conn_error(c, &c->hdr, WIRE_ECSUM, "payload checksum mismatch");

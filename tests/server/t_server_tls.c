@@ -4,7 +4,7 @@
  * cost the server no thread (the old bridge ran two per connection), and
  * clients that stall the TLS handshake (silent, half a record, garbage, or
  * TLS up but no HELLO) are closed by the auth deadline without holding up
- * anyone else.  Skips without GnuTLS, openssl, or the file descriptors.
+ * anyone else; over --max-connections the refusal comes inside TLS.  Skips without GnuTLS, openssl, or the file descriptors.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -258,6 +258,100 @@ static void test_pipelined_in_one_record(void **state)
 	t_srv_fini(&s);
 }
 
+/* Over --max-connections a TLS client is told EBUSY inside TLS, as a TCP
+ * client is in plaintext; a freed slot takes the next one.  Before, the
+ * refusal went out as a plaintext frame, which the client's TLS handshake
+ * read as garbage (-EPROTO, or a reset). */
+static void test_over_limit_told_in_tls(void **state)
+{
+	char *extra[] = { "--tls-cert", certs.cert, "--tls-key", certs.key,
+			  "--max-connections", "2", NULL };
+	struct ufo_conn *a, *b, *c = NULL;
+	struct t_srv s;
+	int rc = 0;
+
+	(void)state;
+	t_srv_init(&s);
+	t_srv_start_args(&s, extra);
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &a), 0);
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &b), 0);
+	for (int i = 0; i < 5; i++) /* every refusal is the same */
+		assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET,
+						&c), -EBUSY);
+	t_ping_ok(a);
+	conn_close(b);
+	/* The server notices b's close asynchronously: retry, bounded. */
+	for (int i = 0; i < 200; i++) {
+		rc = t_tls_login_to("127.0.0.1", s.port, T_SECRET, &c);
+		if (rc != -EBUSY)
+			break;
+		t_sleep_ms(50);
+	}
+	assert_int_equal(rc, 0);
+	t_ping_ok(c);
+	conn_close(c);
+	conn_close(a);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
+/* Refused TLS connections cost a handshake each, so the server holds at
+ * most REFUSING_MAX of them (server.h's LOOP_REFUSING_MAX) past its
+ * limit, and closes any more at accept without a word.  The held ones
+ * stay until the auth deadline (long here); the rest are closed at once. */
+#define REFUSING_MAX 64
+#define FLOOD_EXTRA 16
+
+static int count_closed(const int *fd, int n)
+{
+	int closed = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = fd[i], .events = POLLIN };
+		char b;
+
+		if (poll(&p, 1, 0) == 1 &&
+		    recv(fd[i], &b, 1, MSG_DONTWAIT | MSG_PEEK) <= 0)
+			closed++;
+	}
+	return closed;
+}
+
+static void test_over_limit_flood_bounded(void **state)
+{
+	char *extra[] = { "--tls-cert", certs.cert, "--tls-key", certs.key,
+			  "--max-connections", "1", "--auth-timeout-ms",
+			  "120000", NULL };
+	int fd[REFUSING_MAX + FLOOD_EXTRA], n = REFUSING_MAX + FLOOD_EXTRA;
+	struct ufo_conn *a;
+	int64_t end;
+	struct t_srv s;
+	int closed = 0;
+
+	(void)state;
+	t_srv_init(&s);
+	t_srv_start_args(&s, extra);
+	assert_int_equal(t_tls_login_to("127.0.0.1", s.port, T_SECRET, &a), 0);
+	for (int i = 0; i < n; i++)
+		fd[i] = raw_connect(s.port);
+	/* The extra ones close as soon as the loop accepts them. */
+	end = t_now_ms() + T_SRV_WAIT_MS;
+	while (t_now_ms() < end &&
+	       (closed = count_closed(fd, n)) < FLOOD_EXTRA)
+		t_sleep_ms(50);
+	t_sleep_ms(300); /* and no more than them */
+	closed = count_closed(fd, n);
+	fprintf(stderr, "%d connections over the limit: %d held, %d closed\n",
+		n, n - closed, closed);
+	assert_int_equal(closed, FLOOD_EXTRA);
+	t_ping_ok(a); /* served throughout */
+	for (int i = 0; i < n; i++)
+		close(fd[i]);
+	conn_close(a);
+	assert_int_equal(t_srv_stop(&s, SIGTERM), 0);
+	t_srv_fini(&s);
+}
+
 static int setup(void **state)
 {
 	static struct t_srv cert_dir;
@@ -283,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_many_connections),
 		cmocka_unit_test(test_stalled_handshakes),
 		cmocka_unit_test(test_pipelined_in_one_record),
+		cmocka_unit_test(test_over_limit_told_in_tls),
+		cmocka_unit_test(test_over_limit_flood_bounded),
 	};
 
 	t_server_bin();
