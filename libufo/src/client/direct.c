@@ -2,10 +2,9 @@
 /*
  * One-sided reads and writes over RDMA: the server MAPs an object range
  * (cached per connection generation, bounded, LRU: see the MAP cache
- * below) and the client READs or WRITEs it
- * directly; a write is made durable by COMMIT.  -EOPNOTSUPP sends the
- * caller to the two-sided READ/WRITE (TCP, or a range the server will not
- * map).
+ * below) and the client READs or WRITEs it directly; a write is made
+ * durable by COMMIT.  -EOPNOTSUPP sends the caller to the two-sided
+ * READ/WRITE (TCP, or a range the server will not map).
  */
 #include <errno.h>
 #include <stdlib.h>
