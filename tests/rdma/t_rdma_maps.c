@@ -11,6 +11,8 @@
  * slow), a budget of a few chunks so every pass fetches every chunk once.
  * Runs in the RDMA guest (tests/rdma): UFO_RDMA_ADDR is the rxe address.
  */
+#include <pthread.h>
+
 #include "../remote/t_remote.h"
 
 #define CHUNK (4 * T_KIB)
@@ -127,10 +129,112 @@ static void test_more_chunks_than_maps(void **state)
 	check_server_copy("maps", 42);
 }
 
+/* Several threads fault and dirty chunks in random order over the
+ * default two connections, so MAPs, LRU UNMAPs, one-sided reads, writes
+ * and COMMITs overlap (a pinned entry must never be evicted: an RDMA
+ * operation on a dropped key would break the queue pair and fail the
+ * request).  Thread t owns the chunks i with i % NTHREADS == t and writes
+ * round r's pattern into each. */
+#define NTHREADS 4
+#define ROUNDS 3
+
+struct worker {
+	struct ufo_obj *obj;
+	unsigned t;
+};
+
+static uint64_t round_seed(unsigned round, uint64_t chunk)
+{
+	return 1000 * (uint64_t)(round + 1) + chunk;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char *body = ufo_body(w->obj);
+	uint64_t x = 0x9e3779b97f4a7c15ull * (w->t + 1);
+
+	for (unsigned r = 0; r < ROUNDS; r++)
+		for (unsigned k = 0; k < NCHUNKS / NTHREADS; k++) {
+			uint64_t i;
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			i = (x % (NCHUNKS / NTHREADS)) * NTHREADS + w->t;
+			for (size_t j = 0; j < CHUNK / sizeof(uint64_t); j++)
+				((uint64_t *)(body + i * CHUNK))[j] =
+					t_value(round_seed(r, i), j);
+		}
+	return NULL;
+}
+
+/* Which round's pattern chunk i holds: -1 for none (chunks a thread's
+ * random walk never reached in a round keep an older one). */
+static int chunk_round(const char *body, uint64_t i)
+{
+	for (int r = ROUNDS - 1; r >= 0; r--)
+		if (t_check_words(body + i * CHUNK, CHUNK,
+				  round_seed((unsigned)r, i), 0) == -1)
+			return r;
+	return -1;
+}
+
+static void test_concurrent_eviction(void **state)
+{
+	struct worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+	struct ufo_config cfg;
+	struct ufo_client_stats cs, before;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj;
+	const char *body;
+	int rounds[NCHUNKS];
+
+	(void)state;
+	t_remote_begin();
+	t_config(&cfg, CHUNK, 8, 4);
+	ctx = t_ctx(&cfg);
+	obj = open_obj(ctx, "maps-mt", OBJ_SIZE);
+	/* The whole file exists after this: every MAP from here on is
+	 * answered (before, MAP of the unwritten tail answers ERANGE). */
+	write_pass(obj, 43);
+	before = client_stats(obj);
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		w[t] = (struct worker){ .obj = obj, .t = t };
+		assert_int_equal(pthread_create(&th[t], NULL, worker_main,
+						&w[t]), 0);
+	}
+	for (unsigned t = 0; t < NTHREADS; t++)
+		pthread_join(th[t], NULL);
+	assert_int_equal(ufo_sync(obj), 0);
+	body = ufo_body(obj);
+	for (uint64_t i = 0; i < NCHUNKS; i++)
+		rounds[i] = chunk_round(body, i);
+	assert_int_equal(ufo_reset(obj), 0);
+	for (uint64_t i = 0; i < NCHUNKS; i++) /* from the server again */
+		if (rounds[i] >= 0)
+			assert_int_equal(chunk_round(body, i), rounds[i]);
+		else
+			assert_int_equal(t_check_words(body + i * CHUNK, CHUNK,
+						       43, i * CHUNK), -1);
+	cs = client_stats(obj);
+	fprintf(stderr, "concurrent: %llu one-sided reads, %llu writebacks, "
+		"%llu failed requests\n",
+		(unsigned long long)(cs.direct_reads - before.direct_reads),
+		(unsigned long long)(cs.direct_writes - before.direct_writes),
+		(unsigned long long)(cs.errors - before.errors));
+	assert_true(cs.direct_reads - before.direct_reads > SERVER_MAPS);
+	/* No MAP answered EBUSY, no UNMAP ENOENT, no request failed. */
+	assert_int_equal(cs.errors, before.errors);
+	assert_int_equal(t_obj_stats(obj).writeback_errors, 0);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_more_chunks_than_maps),
+		cmocka_unit_test(test_concurrent_eviction),
 	};
 	const char *addr = getenv("UFO_RDMA_ADDR");
 
