@@ -148,7 +148,7 @@ static void memlock_check(void)
 		 memlock_how);
 }
 
-/* ---- MAP and COMMIT (workers) */
+/* ---- MAP, COMMIT and UNMAP (workers) */
 
 /* The LIVE registration of exactly [off, off + len) of id, or NULL.
  * maps_lock held. */
@@ -264,7 +264,8 @@ static int commit_copy(struct store_obj *o, const char *src, uint64_t off,
 /* The pwrite runs outside maps_lock, the entry held by its use count:
  * an UNMAP of it meanwhile (a client that does not wait for its COMMIT's
  * answer, or a hostile one) only marks it DROPPING, and the last user
- * frees it here, so the copy never reads an unmapped range.  The kernel
+ * frees it here, so the copy never reads an unmapped range.  close cannot
+ * run meanwhile: this request holds its reference to c.  The kernel
  * copies each page onto itself and marks it dirty, so the committer's
  * fdatasync sees the RDMA writes. */
 static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
