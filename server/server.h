@@ -59,7 +59,7 @@ struct store_obj;
  *
  * Threads: recv and event run on the loop thread (event under c->lock);
  * sendv, watch, unwatch and send_idle run under c->lock on any thread;
- * map and commit on workers; close once, from the last conn_put.
+ * map, commit and unmap on workers; close once, from the last conn_put.
  */
 struct conn_type {
 	const char *name;
@@ -97,6 +97,11 @@ struct conn_type {
 		   uint32_t len, struct wire_map *out);
 	int (*commit)(struct conn *c, struct store_obj *o, uint64_t off,
 		      uint32_t len);
+	/* UNMAP: drops the registration MAP made of [off, off + len) of
+	 * object id with rkey.  0, or -ENOENT when c holds none.  NULL:
+	 * -EINVAL to the client. */
+	int (*unmap)(struct conn *c, uint64_t id, uint64_t off, uint32_t len,
+		     uint32_t rkey);
 };
 
 extern const struct conn_type conn_tcp;

@@ -30,7 +30,7 @@ struct codec {
 	}
 CODEC(hdr) CODEC(hello) CODEC(mac) CODEC(create) CODEC(name) CODEC(objinfo)
 CODEC(list) CODEC(list_reply) CODEC(list_entry) CODEC(io) CODEC(read_reply)
-CODEC(id) CODEC(map) CODEC(vio) CODEC(vq) CODEC(vq_reply) CODEC(node)
+CODEC(id) CODEC(map) CODEC(unmap) CODEC(vio) CODEC(vq) CODEC(vq_reply) CODEC(node)
 CODEC(placement) CODEC(hint_q) CODEC(hint_reply) CODEC(hint) CODEC(hint_drop)
 #undef CODEC
 
@@ -38,7 +38,7 @@ CODEC(placement) CODEC(hint_q) CODEC(hint_reply) CODEC(hint) CODEC(hint_drop)
 static const struct codec codecs[] = {
 	ROW(hdr), ROW(hello), ROW(mac), ROW(create), ROW(name), ROW(objinfo),
 	ROW(list), ROW(list_reply), ROW(list_entry), ROW(io), ROW(read_reply),
-	ROW(id), ROW(map), ROW(vio), ROW(vq), ROW(vq_reply), ROW(node),
+	ROW(id), ROW(map), ROW(unmap), ROW(vio), ROW(vq), ROW(vq_reply), ROW(node),
 	ROW(placement), ROW(hint_q), ROW(hint_reply), ROW(hint), ROW(hint_drop),
 };
 #undef ROW

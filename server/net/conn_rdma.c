@@ -16,7 +16,8 @@
  * recv only, and both run on the loop thread alone.
  *
  * MAP registrations are the one piece workers touch; they have their own
- * lock (map and commit run on workers while the loop serves the stream).
+ * lock (map, commit and unmap run on workers while the loop serves the
+ * stream).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,16 +36,25 @@
 #include "server.h"
 
 /* Registrations (MAP) per connection: pinned object memory is bounded by
- * RDMA_MAPS x the largest MAP (WIRE_MAX_IO); past it MAP answers EBUSY
- * and the client reads two-sided. */
-#define RDMA_MAPS 64
+ * WIRE_MAX_MAPS x the largest MAP (WIRE_MAX_IO); past it MAP answers EBUSY.
+ * A version 3 client UNMAPs one and asks again, an older one reads
+ * two-sided. */
+#define RDMA_MAPS WIRE_MAX_MAPS
 /* Memory each connection pins for its receive and send buffers. */
 #define RDMA_CONN_PINNED ((uint64_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
 /* RLIMIT_MEMLOCK should let at least this many connections register. */
 #define RDMA_MEMLOCK_CONNS 16
 
+/* A slot's life: FREE → LIVE (MAP) → FREE (UNMAP, no COMMIT using it) or
+ * LIVE → DROPPING (UNMAP while COMMITs copy from it) → FREE (the last of
+ * them).  A DROPPING slot is invisible to MAP, COMMIT and UNMAP but still
+ * counts against RDMA_MAPS: its memory is still pinned. */
+enum rdma_map_state { MAP_FREE, MAP_LIVE, MAP_DROPPING };
+
 /* A registration made for MAP: the object range mapped and registered. */
 struct rdma_map {
+	enum rdma_map_state state;
+	unsigned users; /* COMMITs copying from map (maps_lock) */
 	uint64_t obj_id, off;
 	uint32_t len;
 	void *map; /* mmap of the page-aligned range */
@@ -60,8 +70,8 @@ struct rdma_conn {
 	 * reaped), to find one by its urdma_conn: loop thread only. */
 	struct rdma_conn *prev, *next;
 	struct conn *conn;
-	/* Workers map and commit while the loop runs: maps_lock.  Entries
-	 * are only appended, and freed in close (no request left). */
+	/* Workers map, commit and unmap while the loop runs: maps_lock.
+	 * nmaps counts the slots not FREE. */
 	pthread_mutex_t maps_lock;
 	struct rdma_map maps[RDMA_MAPS];
 	unsigned nmaps;
@@ -138,16 +148,36 @@ static void memlock_check(void)
 		 memlock_how);
 }
 
-/* ---- MAP and COMMIT (workers) */
+/* ---- MAP, COMMIT and UNMAP (workers) */
 
+/* The LIVE registration of exactly [off, off + len) of id, or NULL.
+ * maps_lock held. */
 static struct rdma_map *map_find(struct rdma_conn *r, uint64_t id,
 				 uint64_t off, uint32_t len)
 {
-	for (unsigned i = 0; i < r->nmaps; i++)
-		if (r->maps[i].obj_id == id && r->maps[i].off == off &&
-		    r->maps[i].len == len)
+	for (unsigned i = 0; i < RDMA_MAPS; i++)
+		if (r->maps[i].state == MAP_LIVE && r->maps[i].obj_id == id &&
+		    r->maps[i].off == off && r->maps[i].len == len)
 			return &r->maps[i];
 	return NULL;
+}
+
+static struct rdma_map *map_free_slot(struct rdma_conn *r)
+{
+	for (unsigned i = 0; i < RDMA_MAPS; i++)
+		if (r->maps[i].state == MAP_FREE)
+			return &r->maps[i];
+	return NULL;
+}
+
+/* Deregisters and unmaps m, whose slot becomes FREE.  maps_lock held (or
+ * close, with no request left). */
+static void map_release(struct rdma_conn *r, struct rdma_map *m)
+{
+	urdma_srv_deregister(m->mr);
+	munmap(m->map, m->map_len);
+	*m = (struct rdma_map){ .state = MAP_FREE };
+	r->nmaps--;
 }
 
 /* Maps and registers a new range of o for r's peer.  maps_lock held. */
@@ -156,11 +186,11 @@ static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
 {
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t start = off & ~(uint64_t)(page - 1);
-	struct rdma_map *m = &r->maps[r->nmaps];
+	struct rdma_map *m = map_free_slot(r);
 	struct stat st;
 	int rc;
 
-	if (r->nmaps == RDMA_MAPS)
+	if (!m)
 		return -EBUSY;
 	/* Never-written tails are not in the file: mapping them would fault.
 	 * READ serves them (as zeros); extending the file here could race a
@@ -186,6 +216,8 @@ static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
 	m->obj_id = o->id;
 	m->off = off;
 	m->len = len;
+	m->users = 0;
+	m->state = MAP_LIVE;
 	r->nmaps++;
 	*out = m;
 	return 0;
@@ -211,24 +243,10 @@ static int rdma_map(struct conn *c, struct store_obj *o, uint64_t off,
 	return rc;
 }
 
-/* The pwrite runs outside maps_lock: an entry never changes once listed
- * and is unmapped only in close, which cannot run while this request
- * holds its reference to c.  The kernel copies each page onto itself and
- * marks it dirty, so the committer's fdatasync sees the RDMA writes. */
-static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
+/* Copies len bytes from src to o at off through the page cache. */
+static int commit_copy(struct store_obj *o, const char *src, uint64_t off,
 		       uint32_t len)
 {
-	struct rdma_conn *r = rdma_of(c);
-	long page = sysconf(_SC_PAGESIZE);
-	struct rdma_map *m;
-	const char *src;
-
-	pthread_mutex_lock(&r->maps_lock);
-	m = map_find(r, o->id, off, len);
-	pthread_mutex_unlock(&r->maps_lock);
-	if (!m)
-		return -EINVAL;
-	src = (const char *)m->map + (off & (uint64_t)(page - 1));
 	while (len) {
 		ssize_t n = pwrite(o->fd, src, len, (off_t)off);
 
@@ -241,6 +259,57 @@ static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
 		}
 	}
 	return 0;
+}
+
+/* The pwrite runs outside maps_lock, the entry held by its use count:
+ * an UNMAP of it meanwhile (a client that does not wait for its COMMIT's
+ * answer, or a hostile one) only marks it DROPPING, and the last user
+ * frees it here, so the copy never reads an unmapped range.  close cannot
+ * run meanwhile: this request holds its reference to c.  The kernel
+ * copies each page onto itself and marks it dirty, so the committer's
+ * fdatasync sees the RDMA writes. */
+static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
+		       uint32_t len)
+{
+	struct rdma_conn *r = rdma_of(c);
+	long page = sysconf(_SC_PAGESIZE);
+	struct rdma_map *m;
+	int rc;
+
+	pthread_mutex_lock(&r->maps_lock);
+	if ((m = map_find(r, o->id, off, len)))
+		m->users++;
+	pthread_mutex_unlock(&r->maps_lock);
+	if (!m)
+		return -EINVAL;
+	rc = commit_copy(o, (const char *)m->map + (off & (uint64_t)(page - 1)),
+			 off, len);
+	pthread_mutex_lock(&r->maps_lock);
+	if (!--m->users && m->state == MAP_DROPPING)
+		map_release(r, m);
+	pthread_mutex_unlock(&r->maps_lock);
+	return rc;
+}
+
+/* The rkey must match too: a stale UNMAP (one sent for a registration
+ * already dropped and made again for the same range) must not drop the
+ * new one, whose key the client may be using. */
+static int rdma_unmap(struct conn *c, uint64_t id, uint64_t off, uint32_t len,
+		      uint32_t rkey)
+{
+	struct rdma_conn *r = rdma_of(c);
+	struct rdma_map *m;
+
+	pthread_mutex_lock(&r->maps_lock);
+	m = map_find(r, id, off, len);
+	if (m && m->rkey != rkey)
+		m = NULL;
+	if (m && m->users)
+		m->state = MAP_DROPPING; /* the last COMMIT frees it */
+	else if (m)
+		map_release(r, m);
+	pthread_mutex_unlock(&r->maps_lock);
+	return m ? 0 : -ENOENT;
 }
 
 /* ---- the connection type */
@@ -325,10 +394,9 @@ static void rdma_close(struct conn *c)
 {
 	struct rdma_conn *r = rdma_of(c);
 
-	for (unsigned i = 0; i < r->nmaps; i++) {
-		urdma_srv_deregister(r->maps[i].mr);
-		munmap(r->maps[i].map, r->maps[i].map_len);
-	}
+	for (unsigned i = 0; i < RDMA_MAPS; i++)
+		if (r->maps[i].state != MAP_FREE)
+			map_release(r, &r->maps[i]);
 	urdma_srv_conn_close(r->rc);
 	pthread_mutex_destroy(&r->maps_lock);
 	free(r);
@@ -347,6 +415,7 @@ const struct conn_type conn_rdma = {
 	.close = rdma_close,
 	.map = rdma_map,
 	.commit = rdma_commit,
+	.unmap = rdma_unmap,
 };
 
 /* ---- the listener (loop thread) */

@@ -466,6 +466,38 @@ static void handle_commit(struct server *srv, struct request *r)
 	handler_submit_durable(srv, r, o, io.len);
 }
 
+/* UNMAP: the connection's registration goes (conn_rdma.c frees it once no
+ * COMMIT in flight copies from it).  No object lookup: a registration of
+ * an object deleted since is still the connection's to drop. */
+static void handle_unmap(struct server *srv, struct request *r)
+{
+	struct wire_unmap u;
+	int rc;
+
+	(void)srv;
+	if (r->hdr.len != sizeof(u)) {
+		handler_fail(r, WIRE_EPROTO, "UNMAP payload is %zu bytes",
+			     sizeof(u));
+		return;
+	}
+	if (r->hdr.version < 3) {
+		handler_fail(r, WIRE_EINVAL, "UNMAP needs protocol version 3");
+		return;
+	}
+	wire_get_unmap(r->payload, r->hdr.len, &u);
+	rc = r->conn->type->unmap
+		     ? r->conn->type->unmap(r->conn, u.id, u.offset, u.len,
+					    u.rkey)
+		     : -EINVAL;
+	if (rc) {
+		handler_fail(r, wire_errno_to_status(rc), "unmap: %s",
+			     rc == -EINVAL ? "not an RDMA connection"
+					   : strerror(-rc));
+		return;
+	}
+	request_done(r, WIRE_OK, NULL);
+}
+
 typedef void handler_fn(struct server *srv, struct request *r);
 
 /* The ops the loop hands to workers (HELLO, AUTH and PING it answers). */
@@ -479,6 +511,7 @@ static handler_fn *const handlers[WIRE_OP_MAX + 1] = {
 	[WIRE_DISCARD] = handle_discard, [WIRE_NODE] = handle_node,
 	[WIRE_PLACE] = handle_place,   [WIRE_PLACEMENT] = handle_placement,
 	[WIRE_HINTS] = handle_hints,   [WIRE_HINTS_DROP] = handle_hints_drop,
+	[WIRE_UNMAP] = handle_unmap,
 };
 
 void handle_request(struct server *srv, struct request *r)

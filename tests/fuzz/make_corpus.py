@@ -14,7 +14,7 @@ import sys
 MAGIC = 0x314F4655
 HELLO, AUTH, CREATE, OPEN, STAT, LIST, DELETE, READ, WRITE, SYNC, PING, MAP, \
     COMMIT, VWRITE, VERSIONS, DISCARD, NODE, PLACE, PLACEMENT, HINTS, \
-    HINTS_DROP = range(1, 22)
+    HINTS_DROP, UNMAP = range(1, 23)
 RESPONSE = 0x8000
 SEED_ID = 1  # the harness's seed object: the first id a fresh store hands out
 FLAG_KEEP_CSUM, FLAG_FIX_AUTH = 1, 2
@@ -23,7 +23,7 @@ req_ids = iter(range(1, 1 << 30))
 
 
 # The version a login agrees on (HELLO 1..VERSION): every frame after it.
-VERSION = 2
+VERSION = 3
 
 
 def frame(op, payload=b"", version=VERSION, status=0, req_id=None, csum=0):
@@ -46,6 +46,10 @@ def create(n, size=1 << 20, chunk=65536, flags=0):
 
 def io(obj, off, length, flags=0):
     return struct.pack("<QQII", obj, off, length, flags)
+
+
+def unmap(obj, off, length, rkey):
+    return struct.pack("<QQII", obj, off, length, rkey)
 
 
 def lst(cursor=0, mx=16):
@@ -75,7 +79,8 @@ handshake = {
     "wrong_mac": bytes([0]) + HANDSHAKE + frame(PING),
     "hello_only": bytes([0]) + frame(HELLO, hello(), version=0),
     "hello_new_client": bytes([0]) + frame(HELLO, hello(1, 9), version=0),
-    "hello_no_overlap": bytes([0]) + frame(HELLO, hello(3, 4), version=0),
+    "hello_no_overlap": bytes([0]) + frame(HELLO, hello(VERSION + 1, VERSION + 2),
+                                           version=0),
     "hello_v1_client": bytes([FLAG_FIX_AUTH]) +
     frame(HELLO, hello(1, 1), version=0) + frame(AUTH, b"\0" * 32, version=1) +
     frame(READ, io(SEED_ID, 0, 64, flags=1), version=1),
@@ -109,6 +114,10 @@ request = {
     "sync_zero": frame(SYNC, struct.pack("<Q", 0)),
     "list_cursor": frame(LIST, lst(SEED_ID + 1, 256)),
     "map_commit": frame(MAP, io(SEED_ID, 0, 4096)) +
+    frame(COMMIT, io(SEED_ID, 0, 4096)),
+    "map_unmap": frame(MAP, io(SEED_ID, 0, 4096)) +
+    frame(UNMAP, unmap(SEED_ID, 0, 4096, 0x1234)) +
+    frame(UNMAP, unmap(SEED_ID, 0, 4096, 0x1234)[:20]) +
     frame(COMMIT, io(SEED_ID, 0, 4096)),
     "create_bad": frame(CREATE, create(b"../x")) +
     frame(CREATE, create(b"big", size=1 << 60)) +
@@ -196,6 +205,7 @@ codec = {
     "hello": hello(),
     "create": create(b"seed"),
     "io": io(SEED_ID, 4096, 65536, 1),
+    "unmap": unmap(SEED_ID, 4096, 65536, 0xabcd),
     "vio": vio(SEED_ID, 0, 65536, 7, 1, 1, b"\x22" * 16),
     "placement": placement(SEED_ID, 1, 1 << 20, 2, 1, [b"\x01" * 16,
                                                         b"\x02" * 16]),
@@ -217,14 +227,18 @@ def hs_record(flags, op, payload, version=0, status=0, req_id=1):
 FIX = HS_FIX_LEN | HS_FIX_CSUM
 hs = {
     "server_login": b"\0" + hs_record(FIX | HS_EARLY, HELLO, hello())
-    + hs_record(FIX | HS_FIX_MAC | HS_EARLY, AUTH, b"\0" * 32, version=2,
-                req_id=2),
+    + hs_record(FIX | HS_FIX_MAC | HS_EARLY, AUTH, b"\0" * 32,
+                version=VERSION, req_id=2),
     "server_wrong_mac": b"\0" + hs_record(FIX, HELLO, hello())
-    + hs_record(FIX, AUTH, b"\0" * 32, version=2, req_id=2),
+    + hs_record(FIX, AUTH, b"\0" * 32, version=VERSION, req_id=2),
     "server_auth_first": b"\0" + hs_record(FIX, AUTH, b"\0" * 32),
     "server_v1": b"\0" + hs_record(FIX, HELLO, hello(1, 1)),
     "client_login": b"\1" + hs_record(FIX, HELLO | RESPONSE, hello(2, 2), 2)
     + hs_record(FIX | HS_FIX_MAC, AUTH | RESPONSE, b"\0" * 32, 2, req_id=2),
+    "client_login_v3": b"\1" + hs_record(FIX, HELLO | RESPONSE,
+                                          hello(VERSION, VERSION), VERSION)
+    + hs_record(FIX | HS_FIX_MAC, AUTH | RESPONSE, b"\0" * 32, VERSION,
+                req_id=2),
     "client_busy": b"\1" + hs_record(FIX, HELLO | RESPONSE, b"busy",
                                       status=11),
 }

@@ -98,7 +98,9 @@ static void test_version_negotiation(void **state)
 	/* client newer: the server's highest */
 	hello_versions(1, 7, WIRE_OK, WIRE_VERSION_MAX);
 	hello_versions(1, 1, WIRE_OK, 1);      /* a version-1 client */
-	hello_versions(3, 4, WIRE_EVERSION, 0); /* no overlap */
+	hello_versions(1, 2, WIRE_OK, 2);      /* a version-2 client: no UNMAP */
+	hello_versions(WIRE_VERSION_MAX + 1, WIRE_VERSION_MAX + 2,
+		       WIRE_EVERSION, 0);      /* no overlap */
 	hello_versions(0, 0, WIRE_EVERSION, 0);
 	hello_versions(3, 2, WIRE_EVERSION, 0); /* empty range */
 }

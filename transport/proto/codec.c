@@ -406,6 +406,28 @@ int wire_get_map(const void *buf, size_t len, struct wire_map *m)
 	return r_end(&r);
 }
 
+int wire_put_unmap(void *buf, size_t cap, const struct wire_unmap *m)
+{
+	struct wcur w = WCUR(buf, cap);
+
+	w_u64(&w, m->id);
+	w_u64(&w, m->offset);
+	w_u32(&w, m->len);
+	w_u32(&w, m->rkey);
+	return w_end(&w);
+}
+
+int wire_get_unmap(const void *buf, size_t len, struct wire_unmap *m)
+{
+	struct rcur r = RCUR(buf, len);
+
+	m->id = r_u64(&r);
+	m->offset = r_u64(&r);
+	m->len = r_u32(&r);
+	m->rkey = r_u32(&r);
+	return r_end(&r);
+}
+
 /* ---- replicated objects */
 
 int wire_put_vio(void *buf, size_t cap, const struct wire_vio *m)

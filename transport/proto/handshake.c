@@ -138,13 +138,13 @@ static int server_hello(struct wire_hs *hs, const struct wire_hdr *h,
 		return fail(hs, h, out, -EPROTO, WIRE_EPROTO,
 			    "HELLO is 40 bytes");
 	memcpy(hs->peer_nonce, in.nonce, WIRE_NONCE);
-	_Static_assert(WIRE_VERSION_MIN == 1 && WIRE_VERSION_MAX == 2,
+	_Static_assert(WIRE_VERSION_MIN == 1 && WIRE_VERSION_MAX == 3,
 		       "the EVERSION message below names the versions");
 	hi = in.max_version > WIRE_VERSION_MAX ? WIRE_VERSION_MAX
 					       : in.max_version;
 	if (in.min_version > hi || hi < WIRE_VERSION_MIN)
 		return fail(hs, h, out, -EPROTONOSUPPORT, WIRE_EVERSION,
-			    "this server speaks versions 1..2");
+			    "this server speaks versions 1..3");
 	hs->version = hi;
 	hs->state = WIRE_HS_AUTH;
 	out_frame(hs, out, WIRE_HELLO | WIRE_RESPONSE, h->req_id, WIRE_OK);

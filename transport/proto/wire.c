@@ -111,7 +111,7 @@ const char *wire_op_name(uint16_t op)
 		[WIRE_VERSIONS] = "VERSIONS", [WIRE_DISCARD] = "DISCARD",
 		[WIRE_NODE] = "NODE", [WIRE_PLACE] = "PLACE",
 		[WIRE_PLACEMENT] = "PLACEMENT", [WIRE_HINTS] = "HINTS",
-		[WIRE_HINTS_DROP] = "HINTS_DROP",
+		[WIRE_HINTS_DROP] = "HINTS_DROP", [WIRE_UNMAP] = "UNMAP",
 	};
 
 	op &= (uint16_t)~WIRE_RESPONSE;

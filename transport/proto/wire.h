@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The libufo wire protocol, versions 1 and 2 (docs/protocol.md is the
+ * The libufo wire protocol, versions 1 to 3 (docs/protocol.md is the
  * prose), and its codec.
  *
  * Every message is a 32-byte header followed by `len` payload bytes.  All
@@ -29,7 +29,8 @@
 
 #define WIRE_MAGIC 0x314f4655u /* "UFO1" */
 #define WIRE_VERSION_MIN 1
-#define WIRE_VERSION_MAX 2 /* 2: READ may ask for holes (WIRE_IO_HOLES) */
+#define WIRE_VERSION_MAX 3 /* 2: READ may ask for holes (WIRE_IO_HOLES)
+			    * 3: UNMAP */
 
 /* ---- limits */
 #define WIRE_MAX_IO ((uint32_t)16 << 20)           /* bytes per READ/WRITE */
@@ -49,6 +50,8 @@
 #define WIRE_MAX_MEMBERS 64                        /* servers in a placement */
 #define WIRE_MAX_HINTS 4096u                       /* per HINTS reply */
 #define WIRE_NODE_ID 16                            /* bytes of a server id */
+#define WIRE_MAX_MAPS 64                           /* MAP registrations per
+						    * RDMA connection */
 
 enum wire_op {
 	WIRE_HELLO = 1,  /* wire_hello → wire_hello (server's choice) */
@@ -77,7 +80,8 @@ enum wire_op {
 	WIRE_PLACEMENT = 19,/* wire_id → wire_placement + members */
 	WIRE_HINTS = 20,    /* wire_hint_q → wire_hint_reply + records */
 	WIRE_HINTS_DROP = 21, /* wire_hint_drop → empty */
-	WIRE_OP_MAX = 21,
+	WIRE_UNMAP = 22,    /* wire_unmap → empty (version 3 on), see MAP */
+	WIRE_OP_MAX = 22,
 	WIRE_RESPONSE = 0x8000,
 };
 /* A reply that cannot name the request's opcode (unknown op, or the refusal
@@ -215,9 +219,10 @@ struct wire_id {
 /* MAP: the server registers [offset, offset + len) of object id for remote
  * reads on this connection's RDMA device and answers where: the client then
  * fetches with a one-sided RDMA READ.  The registration lives as long as the
- * connection.  EINVAL: not an RDMA connection; ERANGE: outside the data the
- * server holds (a never-written tail, read as zeros by READ instead);
- * EBUSY: the connection's registrations are at their bound.  A client
+ * connection, or until UNMAP.  EINVAL: not an RDMA connection; ERANGE:
+ * outside the data the server holds (a never-written tail, read as zeros by
+ * READ instead); EBUSY: the connection holds WIRE_MAX_MAPS registrations
+ * (a version 3 client UNMAPs one it no longer uses and asks again).  A client
  * falls back to READ (WRITE) on any of these.  The range is registered for
  * remote reads and writes: a writeback is an RDMA WRITE into it followed
  * by COMMIT of the same range, answered once durable, as WRITE is. */
@@ -227,6 +232,20 @@ struct wire_map {
 	uint32_t len;
 };
 _Static_assert(sizeof(struct wire_map) == 16, "map is 16 bytes");
+
+/* UNMAP (version 3 on): drops the registration this connection's MAP of
+ * [offset, offset + len) of object id made and answered with rkey.  Only
+ * the client knows when no RDMA READ or WRITE of its own uses the key any
+ * more, so only the client drops one; the server frees it once no COMMIT
+ * in flight still copies from it.  ENOENT: no such registration on this
+ * connection; EINVAL: not an RDMA connection (as MAP). */
+struct wire_unmap {
+	uint64_t id;
+	uint64_t offset;
+	uint32_t len;
+	uint32_t rkey;
+};
+_Static_assert(sizeof(struct wire_unmap) == 24, "unmap is 24 bytes");
 
 /* ---- replicated objects (docs/cluster.md)
  *
@@ -365,6 +384,8 @@ int wire_put_id(void *buf, size_t cap, const struct wire_id *m);
 int wire_get_id(const void *buf, size_t len, struct wire_id *m);
 int wire_put_map(void *buf, size_t cap, const struct wire_map *m);
 int wire_get_map(const void *buf, size_t len, struct wire_map *m);
+int wire_put_unmap(void *buf, size_t cap, const struct wire_unmap *m);
+int wire_get_unmap(const void *buf, size_t len, struct wire_unmap *m);
 int wire_put_vio(void *buf, size_t cap, const struct wire_vio *m);
 int wire_get_vio(const void *buf, size_t len, struct wire_vio *m);
 int wire_put_vq(void *buf, size_t cap, const struct wire_vq *m);

@@ -17,7 +17,9 @@
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define CLIENT_DEFAULT_CONNECTIONS 2
 #define CLIENT_MAX_CONNECTIONS 16
-#define CLIENT_MAP_SLOTS 256 /* direct-mapped cache of MAP answers */
+/* The MAP cache of a connection mirrors the server's registrations on it,
+ * so it has as many slots as the server allows registrations. */
+#define CLIENT_MAP_SLOTS WIRE_MAX_MAPS
 
 /*
  * One connection slot of a client.  Its reader thread waits in the
@@ -25,6 +27,15 @@
  * to.  A broken connection fails its pending requests and is reconnected
  * by the next submitter.
  */
+/* A MAP cache slot: FREE → MAPPING (its MAP in flight) → LIVE, and
+ * LIVE → UNMAPPING (its UNMAP in flight) → FREE or MAPPING (reused for the
+ * range that evicted it).  A key is in one slot at most: while MAPPING or
+ * UNMAPPING, others asking for that range go two-sided rather than race a
+ * second MAP against the UNMAP (the server could answer the MAP with the
+ * registration the UNMAP then drops).  A LIVE slot of an older generation
+ * is free. */
+enum map_state { MAP_FREE, MAP_MAPPING, MAP_LIVE, MAP_UNMAPPING };
+
 struct rconn {
 	struct ufo_client *cl;
 	pthread_mutex_t lock;   /* conn, gen, pending, the fields below */
@@ -44,12 +55,19 @@ struct rconn {
 	bool stopping;          /* ufo_client_close: the reader ends */
 	pthread_t reader;
 	bool reader_started;
-	/* Where MAP put object ranges for this connection (one-sided reads);
-	 * valid for the connection generation it was made in. */
+	/* Where MAP put object ranges for this connection (one-sided reads
+	 * and writes), under lock; see direct.c.  An entry is valid for the
+	 * connection generation it was made in only: a reconnect empties the
+	 * cache by bumping gen. */
 	struct map_entry {
 		uint64_t id, off, gen, raddr;
 		uint32_t len, rkey;
+		enum map_state state;
+		unsigned pins;     /* one-sided operations using the key */
+		uint64_t last_use; /* map_clock when last pinned (LRU) */
+		unsigned slot;     /* its index in maps (for copies) */
 	} maps[CLIENT_MAP_SLOTS];
+	uint64_t map_clock;
 };
 
 struct ufo_client {
