@@ -30,7 +30,7 @@ static const struct slowloris_params slowloris_params[] = {
 	/* Each RDMA connection registers RDMA_BUF_BYTES (3 MiB) at each end,
 	 * in a 1 GiB guest where everything runs under TCG (connection setup
 	 * takes tens of ms there): few, and generous limits. */
-	[T_RDMA] = { 16, 10000, 10000 },
+	[T_RDMA] = { 16, 6000, 10000 },
 };
 
 #define IDLE_MAX 2000
