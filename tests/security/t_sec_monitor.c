@@ -7,6 +7,10 @@
  * what is checked, not what the program says.  Whoever reaches the monitor
  * cannot keep it from answering others by leaving requests unfinished
  * (issue 17).
+ *
+ * The monitor speaks plain HTTP on a TCP port of its own whatever the
+ * server's transport: it has no run over tls:// or rdma://, and skips
+ * when $UFO_TEST_SCHEME asks for one.
  */
 #include "../monitor/t_mon.h"
 #include "monitor.h"
@@ -207,5 +211,10 @@ int main(void)
 	};
 
 	t_server_bin();
+	if (t_srv_scheme() != T_TCP) {
+		fprintf(stderr, "the monitor is HTTP over TCP only: nothing to "
+			"test over %s://: skipping\n", t_srv_transport()->name);
+		return T_EXIT_SKIP;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,10 @@
  * temp secret file (mode 0600), and talk to it with the transport library.
  * Every wait is bounded by T_SRV_WAIT_MS; a program without $UFO_SERVER
  * skips (exit 77).  One translation unit per program: everything static.
+ *
+ * $UFO_TEST_SCHEME picks the transport t_connect speaks (see t_srv_scheme
+ * below): tcp by default, tls or rdma, so a program that sends its frames,
+ * raw or not, through t_connect's connection runs unchanged over all three.
  */
 #ifndef T_SRV_H
 #define T_SRV_H
@@ -33,7 +37,9 @@
 
 #include <cmocka.h>
 
+#include "rdma.h"
 #include "transport.h"
+#include "../t_certs.h"
 
 #define T_EXIT_SKIP 77
 #define T_SRV_WAIT_MS 20000 /* bound on every wait: start, answer, exit */
@@ -79,6 +85,111 @@ static inline const char *t_server_bin(void)
 	return b;
 }
 
+/* ---- the transport under test */
+
+enum t_scheme { T_TCP, T_TLS, T_RDMA };
+
+/* $UFO_TEST_SCHEME: unset, "tcp" or "ufo" is TCP; "tls" and "rdma" as
+ * named.  Anything else is a mistake in the test's registration: exit 1. */
+static inline enum t_scheme t_srv_scheme(void)
+{
+	const char *s = getenv("UFO_TEST_SCHEME");
+
+	if (!s || !*s || !strcmp(s, "tcp") || !strcmp(s, "ufo"))
+		return T_TCP;
+	if (!strcmp(s, "tls"))
+		return T_TLS;
+	if (!strcmp(s, "rdma"))
+		return T_RDMA;
+	fprintf(stderr, "UFO_TEST_SCHEME=%s: not tcp, tls or rdma\n", s);
+	exit(1);
+}
+
+static inline const struct ufo_transport_ops *t_srv_transport(void)
+{
+	static const struct ufo_transport_ops *const ops[] = {
+		[T_TCP] = &ufo_tcp_transport,
+		[T_TLS] = &ufo_tls_transport,
+		[T_RDMA] = &ufo_rdma_transport,
+	};
+
+	return ops[t_srv_scheme()];
+}
+
+/* Where the server listens and t_connect connects: $UFO_TEST_HOST, else
+ * 127.0.0.1.  The RDMA guest sets the rxe device's address (rdmacm does
+ * not route over lo); the server then listens there for TCP as well. */
+static inline const char *t_srv_host(void)
+{
+	const char *h = getenv("UFO_TEST_HOST");
+
+	return h && *h ? h : "127.0.0.1";
+}
+
+/* Exits 77 with the reason when the scheme asks for what this build or
+ * machine lacks.  Over tls:// that is GnuTLS or the openssl tool (for the
+ * certificates); rdma:// is asked for only where a device must exist (the
+ * RDMA guest), so a missing one fails instead. */
+static inline void t_srv_scheme_require(void)
+{
+	struct net_addr a = { .host = "127.0.0.1", .port = 1 };
+	struct ufo_conn *c = NULL;
+
+	if (t_srv_scheme() == T_TLS &&
+	    ufo_tls_transport.connect(&a, 1000, &c) == -EOPNOTSUPP) {
+		fprintf(stderr, "UFO_TEST_SCHEME=tls: built without GnuTLS: skipping\n");
+		exit(T_EXIT_SKIP);
+	}
+	conn_close(c);
+	if (t_srv_scheme() == T_TLS && !t_certs_tool()) {
+		fprintf(stderr, "UFO_TEST_SCHEME=tls: no openssl tool to make "
+			"certificates: skipping\n");
+		exit(T_EXIT_SKIP);
+	}
+	if (t_srv_scheme() == T_RDMA && !urdma_available()) {
+		fprintf(stderr, "UFO_TEST_SCHEME=rdma: no RDMA device, or built "
+			"without rdma-core\n");
+		exit(1);
+	}
+}
+
+/* Over tls://: one certificate for IP 127.0.0.1 per program, made on the
+ * first call in a directory of its own (removed at exit); the client
+ * trusts its CA through $UFO_TLS_CA_FILE.  NULL over tcp:// and rdma://. */
+static char t_srv_certs_dir[PATH_MAX / 2];
+static struct t_certs t_srv_certs;
+
+static inline int t_rm_one(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void t_srv_certs_remove(void)
+{
+	if (!getenv("T_SRV_KEEP"))
+		nftw(t_srv_certs_dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static inline const struct t_certs *t_srv_tls_certs(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+	if (t_srv_scheme() != T_TLS)
+		return NULL;
+	if (t_srv_certs_dir[0])
+		return &t_srv_certs;
+	snprintf(t_srv_certs_dir, sizeof(t_srv_certs_dir),
+		 "%s/ufo-srv-certs-XXXXXX", tmp);
+	assert_non_null(mkdtemp(t_srv_certs_dir));
+	atexit(t_srv_certs_remove);
+	if (t_certs_make(t_srv_certs_dir, &t_srv_certs))
+		fail_msg("openssl failed making certificates: see %s/openssl.log",
+			 t_srv_certs_dir);
+	setenv("UFO_TLS_CA_FILE", t_srv_certs.ca, 1);
+	return &t_srv_certs;
+}
+
 static inline void t_write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -94,6 +205,8 @@ static inline void t_srv_init(struct t_srv *s)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
+	t_srv_scheme_require();
+	t_srv_tls_certs();
 	memset(s, 0, sizeof(*s));
 	snprintf(s->dir, sizeof(s->dir), "%s/ufo-srv-XXXXXX", tmp);
 	assert_non_null(mkdtemp(s->dir));
@@ -103,13 +216,23 @@ static inline void t_srv_init(struct t_srv *s)
 	t_write_file(s->secret_file, T_SECRET "\n", 0600);
 }
 
+/* The server's command line: ours, then the scheme's, then extra. */
 static inline void t_exec_server(struct t_srv *s, int out_fd, char **extra)
 {
-	char *argv[32] = { (char *)t_server_bin(), "--listen", "127.0.0.1:0",
+	const struct t_certs *tc = t_srv_tls_certs();
+	char listen[NET_MAX_HOST + 8];
+	char *argv[32] = { (char *)t_server_bin(), "--listen", listen,
 			   "--data", s->data, "--secret-file", s->secret_file,
 			   "--log-level", "debug" };
 	int n = 9, log = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
+	snprintf(listen, sizeof(listen), "%s:0", t_srv_host());
+	if (tc) {
+		argv[n++] = "--tls-cert";
+		argv[n++] = (char *)tc->cert;
+		argv[n++] = "--tls-key";
+		argv[n++] = (char *)tc->key;
+	}
 	for (; extra && *extra && n < 31; extra++)
 		argv[n++] = *extra;
 	argv[n] = NULL;
@@ -120,18 +243,36 @@ static inline void t_exec_server(struct t_srv *s, int out_fd, char **extra)
 	_exit(127);
 }
 
-/* Reads the "listening on 127.0.0.1:PORT" line, waiting at most
- * T_SRV_WAIT_MS.  0 or -1. */
+/* True when buf (NUL-terminated) holds the server's complete "listening
+ * on HOST:PORT" line, and over rdma:// also its "rdma listening on" line
+ * (the RDMA listener starts just after TCP's); *port from the first. */
+static inline bool t_listening(const char *buf, uint16_t *port)
+{
+	const char *nl = strchr(buf, '\n'), *rdma, *colon;
+
+	if (!nl || strncmp(buf, "listening on ", 13))
+		return false;
+	rdma = strstr(buf, "rdma listening on ");
+	if (t_srv_scheme() == T_RDMA && (!rdma || !strchr(rdma, '\n')))
+		return false;
+	colon = memrchr(buf, ':', (size_t)(nl - buf));
+	if (!colon)
+		return false;
+	*port = (uint16_t)atoi(colon + 1);
+	return true;
+}
+
+/* Reads the lines t_listening wants, waiting at most T_SRV_WAIT_MS.  0 or
+ * -1. */
 static inline int t_read_port(int fd, uint16_t *port)
 {
-	char buf[256];
+	char buf[512];
 	size_t got = 0;
 	int64_t end = t_now_ms() + T_SRV_WAIT_MS;
 
 	while (got < sizeof(buf) - 1 && t_now_ms() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
-		char *nl, *colon;
 
 		if (poll(&p, 1, 100) <= 0)
 			continue;
@@ -140,12 +281,8 @@ static inline int t_read_port(int fd, uint16_t *port)
 			return -1;
 		got += (size_t)n;
 		buf[got] = '\0';
-		nl = strchr(buf, '\n');
-		colon = strrchr(buf, ':');
-		if (nl && colon && !strncmp(buf, "listening on ", 13)) {
-			*port = (uint16_t)atoi(colon + 1);
+		if (t_listening(buf, port))
 			return 0;
-		}
 	}
 	return -1;
 }
@@ -201,12 +338,6 @@ static inline int t_srv_stop(struct t_srv *s, int sig)
 	return status;
 }
 
-static inline int t_rm_one(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* Stops the server if it still runs and removes the temp directory. */
 static inline void t_srv_fini(struct t_srv *s)
 {
@@ -233,12 +364,19 @@ static inline int t_log_count(const struct t_srv *s, const char *needle)
 
 /* ---- connections */
 
+/* A connection to s over the scheme's transport (TLS: handshake done;
+ * RDMA: queue pair established), not authenticated. */
 static inline struct ufo_conn *t_connect(const struct t_srv *s)
 {
-	struct net_addr a = { .host = "127.0.0.1", .port = s->port };
+	struct net_addr a = { .port = s->port };
 	struct ufo_conn *c = NULL;
+	int rc;
 
-	assert_int_equal(ufo_tcp_transport.connect(&a, T_SRV_WAIT_MS, &c), 0);
+	snprintf(a.host, sizeof(a.host), "%s", t_srv_host());
+	rc = t_srv_transport()->connect(&a, T_SRV_WAIT_MS, &c);
+	if (rc)
+		fail_msg("%s connect to %s:%u: %s", t_srv_transport()->name,
+			 a.host, (unsigned)a.port, strerror(-rc));
 	return c;
 }
 
@@ -389,8 +527,6 @@ static inline void t_ping_ok(struct ufo_conn *c)
 	assert_int_equal(t_call(c, WIRE_PING, NULL, 0, NULL, 0, NULL), WIRE_OK);
 }
 
-#endif /* T_SRV_H */
-
 /* ---- raw frames, for the tests that break the rules */
 
 /* Sends a header exactly as given (host order; converted here) followed
@@ -425,3 +561,5 @@ static inline bool t_closed(struct ufo_conn *c)
 	t_reply_free(&r);
 	return rc == -ECONNRESET || rc == -EPIPE;
 }
+
+#endif /* T_SRV_H */
