@@ -319,8 +319,10 @@ static ssize_t rdma_recv(struct conn *c, void *buf, size_t len)
 	return urdma_srv_recv(rdma_of(c)->rc, buf, len);
 }
 
-/* -EAGAIN when every send buffer is in flight: the send channel's
- * completion wakes the loop (event), which flushes the rest. */
+/* -EAGAIN when every send buffer is in flight or the peer's credits are
+ * spent (transport/rdma.h): a send completion frees a buffer and a receive
+ * completion brings credits back, either channel wakes the loop (event),
+ * which flushes the rest. */
 static ssize_t rdma_sendv(struct conn *c, const struct iovec *iov, int iovcnt)
 {
 	return urdma_srv_sendv(rdma_of(c)->rc, iov, iovcnt);
@@ -329,7 +331,8 @@ static ssize_t rdma_sendv(struct conn *c, const struct iovec *iov, int iovcnt)
 /* Level-triggered EPOLLIN on both channels whatever conn.c wants: they
  * must always be drained (a send completion frees a buffer, a receive
  * completion must be collected even while reading is paused, and the
- * bytes wait in the ring), so later mask changes are no-ops. */
+ * bytes wait in the ring; it may also carry credits to send with), so
+ * later mask changes are no-ops. */
 static int rdma_watch(struct conn *c, uint32_t want, bool add)
 {
 	struct rdma_conn *r = rdma_of(c);
@@ -358,7 +361,8 @@ static void rdma_unwatch(struct conn *c)
 	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[1], NULL);
 }
 
-/* Completions may have freed send buffers: always "room to send". */
+/* Completions may have freed send buffers or brought credits back: always
+ * "room to send". */
 static int rdma_event(struct conn *c, uint32_t events)
 {
 	int rc = urdma_srv_conn_poll(rdma_of(c)->rc);
