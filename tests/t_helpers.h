@@ -105,6 +105,17 @@ static inline void t_fill(void *dst, size_t elem_size, uint64_t seed,
 	}
 }
 
+/* Index of the first of n u64 words at p (read through volatile: a UFO
+ * body is filled by faults) that differs from t_value(seed, i), or -1. */
+static inline int64_t t_first_bad_word(const volatile uint64_t *p, uint64_t n,
+				       uint64_t seed)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i] != t_value(seed, i))
+			return (int64_t)i;
+	return -1;
+}
+
 /* Per-thread xorshift64* generator for random workloads. */
 static inline uint64_t t_rand(uint64_t *state)
 {

@@ -60,16 +60,6 @@ static void write_pass(struct ufo_obj *obj, uint64_t seed)
 	assert_int_equal(ufo_reset(obj), 0);
 }
 
-static int64_t first_bad_word(struct ufo_obj *obj, uint64_t seed)
-{
-	const volatile uint64_t *w = ufo_body(obj);
-
-	for (uint64_t i = 0; i < WORDS; i++)
-		if (w[i] != t_value(seed, i))
-			return (int64_t)i;
-	return -1;
-}
-
 /* The server's bytes, read two-sided by a client of its own. */
 static void check_server_copy(const char *name, uint64_t seed)
 {
@@ -105,7 +95,7 @@ static void test_more_chunks_than_maps(void **state)
 	write_pass(obj, 41);
 	for (int pass = 0; pass < 2; pass++) {
 		before = client_stats(obj);
-		assert_int_equal(first_bad_word(obj, 41), -1);
+		assert_int_equal(t_first_bad_word(ufo_body(obj), WORDS, 41), -1);
 		assert_int_equal(ufo_reset(obj), 0);
 		after = client_stats(obj);
 		fprintf(stderr, "read pass %d: %llu one-sided reads of %d chunks\n",
@@ -122,7 +112,7 @@ static void test_more_chunks_than_maps(void **state)
 		(unsigned long long)(after.direct_writes - before.direct_writes),
 		NCHUNKS);
 	assert_true(after.direct_writes - before.direct_writes > SERVER_MAPS);
-	assert_int_equal(first_bad_word(obj, 42), -1);
+	assert_int_equal(t_first_bad_word(ufo_body(obj), WORDS, 42), -1);
 	assert_int_equal(t_obj_stats(obj).writeback_errors, 0);
 	assert_int_equal(ufo_free(obj), 0);
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);

@@ -31,17 +31,6 @@ static void write_all(struct ufo_obj *obj, uint64_t seed)
 		w[i] = t_value(seed, i);
 }
 
-/* Index of the first word that differs from the pattern, or -1. */
-static int64_t first_bad_word(struct ufo_obj *obj, uint64_t seed)
-{
-	const volatile uint64_t *w = ufo_body(obj);
-
-	for (uint64_t i = 0; i < WORDS; i++)
-		if (w[i] != t_value(seed, i))
-			return (int64_t)i;
-	return -1;
-}
-
 /* The raw bytes on the server, read in pieces of a few chunks. */
 static void check_server_copy(const char *name, uint64_t seed)
 {
@@ -82,7 +71,7 @@ static void roundtrip(const char *name, enum ufo_dirty_mode mode,
 	assert_true(s.evictions > 0);
 	assert_true(s.writebacks > 0);
 	assert_int_equal(s.writeback_errors, 0);
-	assert_int_equal(first_bad_word(obj, seed), -1);
+	assert_int_equal(t_first_bad_word(ufo_body(obj), WORDS, seed), -1);
 	/* Every chunk was loaded at least once more after the reset. */
 	assert_true(t_obj_stats(obj).bytes_loaded >= 2 * (uint64_t)OBJ_SIZE);
 	assert_int_equal(t_obj_stats(obj).sigbus, 0);
@@ -96,7 +85,7 @@ static void roundtrip(const char *name, enum ufo_dirty_mode mode,
 	obj = t_remote_obj(ctx, name, 0, 0, 0);
 	assert_int_equal(ufo_elem_count(obj), OBJ_SIZE);
 	assert_int_equal(ufo_chunk_size(obj), CHUNK); /* the server's */
-	assert_int_equal(first_bad_word(obj, seed), -1);
+	assert_int_equal(t_first_bad_word(ufo_body(obj), WORDS, seed), -1);
 	s = t_obj_stats(obj);
 	assert_true(s.bytes_loaded >= OBJ_SIZE);
 	assert_true(s.evictions > 0);
