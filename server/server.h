@@ -53,43 +53,22 @@ struct rdma_server;
 struct store_obj;
 
 /*
- * A connection type: how the loop moves one connection's bytes (TCP in
- * conn_tcp.c; TLS and RDMA implement the same table).  The loop and
- * conn.c call only these; nothing above them knows the transport.
+ * What the server adds to a connection's transport type (transport.h):
+ * the loop moves bytes through the non-blocking half of c->t's ops
+ * (conn_io.c), the same type the client connects with; a conn_type here
+ * says how a connection of the server ends and what MAP, COMMIT and UNMAP
+ * do on it.
  *
- * Threads: recv and event run on the loop thread (event under c->lock);
- * sendv, watch, unwatch and send_idle run under c->lock on any thread;
- * map, commit and unmap on workers; close once, from the last conn_put.
+ * Threads: c->t's read and event run on the loop thread (event under
+ * c->lock); its writev and send_idle, and conn_watch/conn_unwatch, under
+ * c->lock on any thread; map, commit and unmap on workers; close once,
+ * from the last conn_put.
  */
 struct conn_type {
 	const char *name;
-	/* Up to len bytes into buf without blocking: > 0, -EAGAIN when
-	 * nothing is ready, -ECONNRESET when the peer left (EOF), -errno. */
-	ssize_t (*recv)(struct conn *c, void *buf, size_t len);
-	/* Sends a prefix of iov without blocking: bytes taken (> 0), -EAGAIN,
-	 * or -errno (the connection is dead).  After -EAGAIN the next call
-	 * repeats the same first iovec (TLS needs the same record again). */
-	ssize_t (*sendv)(struct conn *c, const struct iovec *iov, int iovcnt);
-	/* Makes the loop report c when it may read (EPOLLIN in want) or
-	 * write (EPOLLOUT) and on errors; add is the first call. 0/-errno. */
-	int (*watch)(struct conn *c, uint32_t want, bool add);
-	/* Out of the loop's epoll set for good. */
-	void (*unwatch)(struct conn *c);
-	/* The loop saw events on one of c's descriptors: collects completions
-	 * or advances a handshake.  1: room to send may have appeared (SEND
-	 * completions), queued answers are flushed; 0: nothing to do; -errno:
-	 * c is dead.  NULL: none. */
-	int (*event)(struct conn *c, uint32_t events);
-	/* True for types that hold received bytes epoll cannot see (a TLS
-	 * record, an RDMA receive buffer): the loop then reads c again when
-	 * reading resumes instead of waiting for a descriptor. */
-	bool buffers;
-	/* Everything sendv took has left (RDMA: its SENDs completed); a
-	 * closing connection waits for it.  NULL: always. */
-	bool (*send_idle)(struct conn *c);
-	/* Begins tearing down: the peer sees the connection end. */
+	/* Begins tearing down as the loop reaps c: the peer sees the end. */
 	void (*shutdown)(struct conn *c);
-	/* Frees the transport's state and descriptors. */
+	/* Frees the server's state (tp) before c->t closes.  NULL: none. */
 	void (*close)(struct conn *c);
 	/* MAP and COMMIT (handlers.c): one-sided access to a range of o for
 	 * this connection's peer.  NULL (TCP, TLS): -EINVAL to the client. */
@@ -104,23 +83,30 @@ struct conn_type {
 		     uint32_t rkey);
 };
 
-extern const struct conn_type conn_tcp;
-/* conn_tls.c: TLS over an accepted socket (conn_tls_stub.c without it). */
-extern const struct conn_type conn_tls;
+/* conn_io.c: byte streams (TCP, TLS), nothing one-sided. */
+extern const struct conn_type conn_stream;
 extern const struct conn_type conn_rdma; /* conn_rdma.c */
-/* conn_tcp.c: the TCP type's ops on c->fd, for other socket types. */
-ssize_t conn_sock_recv(struct conn *c, void *buf, size_t len);
-ssize_t conn_sock_sendv(struct conn *c, const struct iovec *iov, int iovcnt);
-void conn_sock_close(struct conn *c);
-int conn_sock_watch(struct conn *c, uint32_t want, bool add);
-void conn_sock_unwatch(struct conn *c);
-void conn_sock_shutdown(struct conn *c);
+/* conn_io.c: c->t's non-blocking half as the loop uses it. */
+ssize_t conn_read(struct conn *c, void *buf, size_t len);
+ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt);
+/* Makes the loop report c when it may read (EPOLLIN in want) or write
+ * (EPOLLOUT) and on errors, through every descriptor c->t waits on (a
+ * handshake or RDMA may ask for other bits); add is the first call.
+ * Unchanged descriptors are left alone.  0/-errno. */
+int conn_watch(struct conn *c, uint32_t want, bool add);
+/* Out of the loop's epoll set for good. */
+void conn_unwatch(struct conn *c);
 
 struct conn {
 	struct server *srv;
 	const struct conn_type *type;
-	int fd;   /* the socket (TCP, TLS); a name for logs (RDMA) */
-	void *tp; /* the type's state */
+	struct ufo_conn *t; /* the transport's connection */
+	int fd;   /* a name for logs: the socket, or RDMA's receive channel */
+	void *tp; /* the server type's state (RDMA: its MAP registrations) */
+	/* What conn_watch registered (under lock). */
+	int wfd[UFO_CONN_MAX_FDS];
+	uint32_t wev[UFO_CONN_MAX_FDS];
+	int nwfd;
 	atomic_uint refs; /* the loop's, one per request in flight */
 	/* Loop thread only. */
 	struct conn *prev, *next;
@@ -219,8 +205,8 @@ struct server {
 	bool accept_paused; /* out of fds: listening socket left the epoll set */
 	struct rdma_server *rdma; /* the RDMA listener (conn_rdma.c) or NULL */
 	/* With --tls-cert: the certificate and priorities (conn_tls.c);
-	 * accepted sockets are then conn_tls connections. */
-	struct server_tls *tls;
+	 * accepted sockets are then TLS connections. */
+	struct tls_server *tls;
 	pthread_mutex_t reap_lock;
 	struct conn **reap; /* connections to close, from any thread */
 	size_t nreap, reap_cap;
@@ -239,17 +225,14 @@ int rdma_listener_start(struct server *srv, const struct net_addr *addr);
 void rdma_listener_events(struct server *srv);
 void rdma_listener_stop(struct server *srv);
 /* conn_tls.c: with --tls-cert, loads the certificate and key into
- * srv->tls (0, or -errno after logging why); cleanup frees them.
- * conn_tls_new: the type's state for an accepted socket fd (made
- * non-blocking; not owned), its handshake to be run by the loop; NULL when
- * out of memory. */
+ * srv->tls (0, or -errno after logging why); cleanup frees them. */
 int conn_tls_setup(struct server *srv);
 void conn_tls_cleanup(struct server *srv);
-void *conn_tls_new(struct server *srv, int fd);
-/* loop.c: a new connection of type t joins the loop (loop thread): the
- * conn, or NULL when it could not (fd and tp closed by t->close). */
-struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
-			   int fd, void *tp);
+/* loop.c: a new connection (the transport's tc, named fd in logs, with
+ * the server type's state tp) joins the loop (loop thread): the conn, or
+ * NULL when it could not (tp freed by type->close, tc closed). */
+struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
+			   struct ufo_conn *tc, int fd, void *tp);
 /* --max-connections for a new connection (loop thread): LOOP_ROOM,
  * LOOP_REFUSE (over the limit: answer EBUSY in the connection's own
  * protocol, loop_refuse), or LOOP_DROP (so far over that even a refusal
@@ -272,10 +255,11 @@ int server_monitor_start(struct server *srv);
 void server_monitor_stop(struct server *srv);
 
 /* conn.c */
-/* A connection of type t over fd (owned from here on; -1 when the type
- * has none) with state tp.  NULL when out of memory (nothing closed). */
-struct conn *conn_new(struct server *srv, const struct conn_type *t, int fd,
-		      void *tp);
+/* A connection of the server's type over the transport's tc (owned from
+ * here on), named fd in logs, with state tp.  NULL when out of memory
+ * (nothing closed). */
+struct conn *conn_new(struct server *srv, const struct conn_type *type,
+		      struct ufo_conn *tc, int fd, void *tp);
 void conn_get(struct conn *c);
 void conn_put(struct conn *c);
 struct outbuf *outbuf_new(size_t payload_len);
@@ -297,8 +281,10 @@ void conn_close_soon(struct conn *c);
 bool conn_may_read(struct conn *c);
 /* Sends what the socket takes; called by the loop on EPOLLOUT. */
 void conn_flush(struct conn *c);
-/* Runs c's type->event under c->lock and, when it returns non-zero,
- * flushes in the same critical section (conn_type event contract). */
+/* Runs c->t's event under c->lock: its UFO_EV_* bits, or -errno (c is
+ * then dead).  Watches what the transport now waits for; on
+ * UFO_EV_WRITABLE flushes in the same critical section, on
+ * UFO_EV_READABLE has the loop read c again. */
 int conn_event(struct conn *c, uint32_t events);
 
 /* Requests in flight: request_start counts one on its connection;

@@ -83,19 +83,26 @@ int net_parse_url(const char *url, char *scheme, size_t scheme_cap,
 	return 0;
 }
 
-int net_wait_fd(int fd, short events, int timeout_ms)
+int net_wait_fds(struct pollfd *fds, int nfds, int timeout_ms)
 {
-	struct pollfd p = { .fd = fd, .events = events };
 	int n;
 
 	do
-		n = poll(&p, 1, timeout_ms);
+		n = poll(fds, (nfds_t)nfds, timeout_ms);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	if (n == 0)
 		return -ETIMEDOUT;
-	if (p.revents & POLLNVAL)
-		return -EBADF;
+	for (int i = 0; i < nfds; i++)
+		if (fds[i].revents & POLLNVAL)
+			return -EBADF;
 	return 0;
+}
+
+int net_wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return net_wait_fds(&p, 1, timeout_ms);
 }

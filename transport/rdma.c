@@ -88,12 +88,6 @@ struct urdma_ep {
 	_Atomic bool broken; /* set by whichever thread sees the failure */
 };
 
-struct urdma_client { /* client */
-	struct ufo_conn base; /* first: the transport ops cast back */
-	struct rdma_event_channel *ec;
-	struct urdma_ep ep;
-};
-
 static void ep_wake(struct urdma_ep *e)
 {
 	uint64_t one = 1;
@@ -110,8 +104,12 @@ static void ep_break(struct urdma_ep *e)
 	ep_wake(e);
 }
 
+/* A connection, either side: the client's owns its event channel (ec);
+ * the server's belongs to the listener's until established. */
 struct urdma_conn {
+	struct ufo_conn base; /* first: the transport ops cast back */
 	struct urdma_ep ep;
+	struct rdma_event_channel *ec; /* client */
 	struct urdma_conn *next; /* on the listener's list until established */
 	bool established;
 	bool reported_closed;
@@ -604,9 +602,9 @@ static int send_one(struct urdma_ep *e, size_t len)
 
 /* ---- client transport ops (blocking with timeouts) */
 
-static struct urdma_client *rc_of(struct ufo_conn *c)
+static struct urdma_conn *rc_of(struct ufo_conn *c)
 {
-	return (struct urdma_client *)c;
+	return (struct urdma_conn *)c;
 }
 
 /* Reaps the send queue and checks ok: 1 when it holds, 0 when not (and
@@ -863,7 +861,7 @@ static int rdma_posted(struct urdma_ep *e, enum ibv_wr_opcode op,
 	return rc ? rc : sq_wait(e, rdma_completed, timeout_ms);
 }
 
-static void client_shutdown(struct ufo_conn *c)
+static void rdma_shutdown(struct ufo_conn *c)
 {
 	/* Flushes every posted work request: blocked waits see errors.  A
 	 * sender waiting for credits may have none posted: woken apart. */
@@ -871,9 +869,11 @@ static void client_shutdown(struct ufo_conn *c)
 	ep_break(&rc_of(c)->ep);
 }
 
-static void client_close(struct ufo_conn *c)
+/* Either side: the peer sees the end, then everything goes (the
+ * server's id with its QP; the client's event channel after its id). */
+static void rdma_close(struct ufo_conn *c)
 {
-	struct urdma_client *r = rc_of(c);
+	struct urdma_conn *r = rc_of(c);
 
 	if (r->ep.id)
 		rdma_disconnect(r->ep.id);
@@ -926,7 +926,7 @@ static int resolve_sockaddr(const struct net_addr *a, struct sockaddr_storage *s
 	return 0;
 }
 
-static int client_connect_ep(struct urdma_client *r, const struct net_addr *a,
+static int client_connect_ep(struct urdma_conn *r, const struct net_addr *a,
 			     int timeout_ms)
 {
 	struct sockaddr_storage ss;
@@ -961,7 +961,7 @@ static int client_connect_ep(struct urdma_client *r, const struct net_addr *a,
 static int client_connect(const struct net_addr *a, int timeout_ms,
 			  struct ufo_conn **out)
 {
-	struct urdma_client *r;
+	struct urdma_conn *r;
 	int rc;
 
 	if (!urdma_available())
@@ -979,23 +979,12 @@ static int client_connect(const struct net_addr *a, int timeout_ms,
 	if (!rc)
 		rc = client_connect_ep(r, a, timeout_ms);
 	if (rc) {
-		client_close(&r->base);
+		rdma_close(&r->base);
 		return rc;
 	}
 	*out = &r->base;
 	return 0;
 }
-
-const struct ufo_transport_ops ufo_rdma_transport = {
-	.name = "rdma",
-	.connect = client_connect,
-	.send = client_send,
-	.recv = client_recv,
-	.read_remote = client_read_remote,
-	.write_remote = client_write_remote,
-	.shutdown = client_shutdown,
-	.close = client_close,
-};
 
 /* ---- server side */
 
@@ -1089,6 +1078,7 @@ static int accept_request(struct urdma_listener *l, struct rdma_cm_id *id,
 		rdma_destroy_id(id);
 		return -ENOMEM;
 	}
+	c->base.ops = &ufo_rdma_transport;
 	id->context = c;
 	rc = ep_setup(&c->ep, id); /* sets c->ep.id first: destroy owns it */
 	credits_start(&c->ep, offer);
@@ -1117,7 +1107,7 @@ static bool kills_pending(enum rdma_cm_event_type t)
 }
 
 int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			 struct urdma_conn **conn)
+			 struct ufo_conn **conn)
 {
 	struct rdma_cm_event *ev;
 	struct urdma_conn *c, *doomed = NULL;
@@ -1135,7 +1125,7 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
 		pending_unlink(l, c);
 		c->established = true;
 		*kind = URDMA_EV_CONNECTED;
-		*conn = c;
+		*conn = &c->base;
 	} else if (c && !c->established && kills_pending(t)) {
 		pending_unlink(l, c);
 		doomed = c;
@@ -1144,7 +1134,7 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
 		c->reported_closed = true;
 		atomic_store(&c->ep.broken, true);
 		*kind = URDMA_EV_CLOSED; /* the owner closes it */
-		*conn = c;
+		*conn = &c->base;
 	}
 	rdma_ack_cm_event(ev);
 	if (doomed)
@@ -1152,13 +1142,16 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
 	return rc ? rc : 1;
 }
 
-ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len)
+/* ---- the non-blocking half (the server's loop; rdma.h) */
+
+static ssize_t rdma_read(struct ufo_conn *c, void *buf, size_t len)
 {
-	ssize_t n = recv_copy(&c->ep, buf, len);
+	struct urdma_ep *e = &rc_of(c)->ep;
+	ssize_t n = recv_copy(e, buf, len);
 
 	if (n > 0)
 		return n;
-	return c->ep.broken ? -ECONNRESET : -EAGAIN;
+	return e->broken ? -ECONNRESET : -EAGAIN;
 }
 
 /* Copies up to one message from iov into the next send slot, starting at
@@ -1186,10 +1179,10 @@ static size_t gather_msg(struct urdma_ep *e, const struct iovec *iov,
 
 /* Messages are filled across iovec boundaries: a frame's header and its
  * payload, and several small answers, share one SEND. */
-ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
-			int iovcnt)
+static ssize_t rdma_writev(struct ufo_conn *c, const struct iovec *iov,
+			   int iovcnt)
 {
-	struct urdma_ep *e = &c->ep;
+	struct urdma_ep *e = &rc_of(c)->ep;
 	size_t sent = 0, off = 0;
 	int i = 0;
 
@@ -1214,17 +1207,10 @@ ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
 	return sent || i == iovcnt ? (ssize_t)sent : -EAGAIN;
 }
 
-ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
+static int rdma_register(struct ufo_conn *c, void *addr, size_t len,
+			 uint32_t *rkey, void **handle)
 {
-	struct iovec v = { (void *)buf, len };
-
-	return urdma_srv_sendv(c, &v, 1);
-}
-
-int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
-		       uint32_t *rkey, void **handle)
-{
-	struct ibv_mr *mr = ibv_reg_mr(c->ep.pd, addr, len,
+	struct ibv_mr *mr = ibv_reg_mr(rc_of(c)->ep.pd, addr, len,
 				       IBV_ACCESS_LOCAL_WRITE |
 				       IBV_ACCESS_REMOTE_READ |
 				       IBV_ACCESS_REMOTE_WRITE);
@@ -1237,27 +1223,37 @@ int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
 	return 0;
 }
 
-void urdma_srv_deregister(void *handle)
+static void rdma_deregister(struct ufo_conn *c, void *handle)
 {
+	(void)c;
 	if (handle)
 		ibv_dereg_mr(handle);
 }
 
-bool urdma_srv_send_idle(const struct urdma_conn *c)
+static bool rdma_send_idle(struct ufo_conn *c)
 {
-	return c->ep.send_inflight == 0;
+	return rc_of(c)->ep.send_inflight == 0;
 }
 
-int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2])
+/* Both channels, readable, whatever the caller wants: they must always be
+ * drained (a send completion frees a buffer; a receive completion must
+ * be collected even while reading is paused, and may bring credits). */
+static int rdma_wait_fds(struct ufo_conn *c, uint32_t want,
+			 struct pollfd fds[UFO_CONN_MAX_FDS])
 {
-	fds[0] = c->ep.rcc->fd;
-	fds[1] = c->ep.scc->fd;
-	return 0;
+	struct urdma_ep *e = &rc_of(c)->ep;
+
+	(void)want;
+	fds[0] = (struct pollfd){ .fd = e->rcc->fd, .events = POLLIN };
+	fds[1] = (struct pollfd){ .fd = e->scc->fd, .events = POLLIN };
+	return 2;
 }
 
-int urdma_srv_conn_poll(struct urdma_conn *c)
+/* Collects completions.  Freed send buffers or credits brought back:
+ * always "room to send" (the reader's POLLIN reads the bytes). */
+static int rdma_event(struct ufo_conn *c)
 {
-	struct urdma_ep *e = &c->ep;
+	struct urdma_ep *e = &rc_of(c)->ep;
 	struct ibv_wc wc;
 	int rc;
 
@@ -1270,13 +1266,26 @@ int urdma_srv_conn_poll(struct urdma_conn *c)
 	pthread_mutex_lock(&e->sq_lock);
 	rc = sq_reap(e);
 	pthread_mutex_unlock(&e->sq_lock);
-	return rc;
+	return rc < 0 ? rc : (int)UFO_EV_WRITABLE;
 }
 
-void urdma_srv_conn_close(struct urdma_conn *c)
-{
-	if (!c)
-		return;
-	rdma_disconnect(c->ep.id);
-	srv_conn_destroy(c);
-}
+const struct ufo_transport_ops ufo_rdma_transport = {
+	.name = "rdma",
+	.connect = client_connect,
+	.read = rdma_read,
+	.writev = rdma_writev,
+	.wait_fds = rdma_wait_fds,
+	.event = rdma_event,
+	.buffers = true, /* receive buffers poll cannot see */
+	.send_idle = rdma_send_idle,
+	/* The client's own blocking half: its reader collects the credits
+	 * its sender waits for (rdma.h). */
+	.send = client_send,
+	.recv = client_recv,
+	.read_remote = client_read_remote,
+	.write_remote = client_write_remote,
+	.register_mem = rdma_register,
+	.deregister_mem = rdma_deregister,
+	.shutdown = rdma_shutdown,
+	.close = rdma_close,
+};

@@ -76,10 +76,14 @@ extern const struct ufo_transport_ops ufo_rdma_transport;
 /* True when rdma-core is built in and at least one RDMA device exists. */
 bool urdma_available(void);
 
-/* ---- the server side (ufo-server's RDMA connection type, conn_rdma.c) */
+/* ---- the server side: the listener (its connections are of this same
+ * type, driven through the non-blocking half of the ops table: read,
+ * writev, wait_fds, event, send_idle, register_mem; see transport.h).
+ * Threads: read and event on the loop thread; writev and send_idle
+ * serialised by the caller on any thread (the send side's shared state
+ * has its own lock inside); register_mem on any thread. */
 
 struct urdma_listener;
-struct urdma_conn;
 
 /* Listens on addr (same host and port numbers as TCP, in rdmacm's own port
  * space).  -ENODEV without a device, -EOPNOTSUPP without rdma-core. */
@@ -96,38 +100,6 @@ enum urdma_event { URDMA_EV_NONE, URDMA_EV_CONNECTED, URDMA_EV_CLOSED };
  * as URDMA_EV_CONNECTED with *conn, and URDMA_EV_CLOSED when it goes away
  * (the caller then closes it); other events give URDMA_EV_NONE. */
 int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			struct urdma_conn **conn);
-
-/* Non-blocking stream operations of an accepted connection.
- * recv: up to len bytes, or -EAGAIN (wait for rdma_srv_conn_fd), 0 never;
- * -ECONNRESET once the connection failed or the peer left.
- * send: up to len bytes (cut into messages), or -EAGAIN when no send buffer
- * or no credit is free.  Call urdma_srv_conn_poll() when a descriptor is
- * readable: a send completion frees a buffer, a receive completion may
- * bring credits; either is room to send again.
- * recv (loop thread) and send, poll, send_idle (serialised by the caller)
- * may run on different threads: the send side's shared state has its own
- * lock inside. */
-ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len);
-ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len);
-/* send over an iovec array: as many messages as free send buffers and
- * credits allow, each filled across iovecs.  Bytes taken, -EAGAIN (none
- * free), or -ECONNRESET. */
-ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
-			int iovcnt);
-/* Registers [addr, addr + len) of the server's memory for remote reads on
- * c's device: *rkey for the peer, *handle for urdma_srv_deregister (before
- * c is closed).  0 or -errno. */
-int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
-		       uint32_t *rkey, void **handle);
-void urdma_srv_deregister(void *handle);
-/* No SEND is still in flight (everything given to rdma_srv_send left). */
-bool urdma_srv_send_idle(const struct urdma_conn *c);
-/* The two descriptors (receive and send completion channels) to wait on. */
-int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2]);
-/* Collects completions after the descriptor turned readable.  0 or
- * -ECONNRESET. */
-int urdma_srv_conn_poll(struct urdma_conn *c);
-void urdma_srv_conn_close(struct urdma_conn *c);
+			 struct ufo_conn **conn);
 
 #endif /* UFO_RDMA_H */

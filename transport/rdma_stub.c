@@ -56,53 +56,8 @@ int urdma_listener_fd(const struct urdma_listener *l)
 }
 
 int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			struct urdma_conn **conn)
+			struct ufo_conn **conn)
 {
 	*kind = URDMA_EV_NONE;
 	return -EOPNOTSUPP;
-}
-
-ssize_t urdma_srv_recv(struct urdma_conn *c, void *buf, size_t len)
-{
-	return -EOPNOTSUPP;
-}
-
-ssize_t urdma_srv_send(struct urdma_conn *c, const void *buf, size_t len)
-{
-	return -EOPNOTSUPP;
-}
-
-ssize_t urdma_srv_sendv(struct urdma_conn *c, const struct iovec *iov,
-			int iovcnt)
-{
-	return -EOPNOTSUPP;
-}
-
-int urdma_srv_register(struct urdma_conn *c, void *addr, size_t len,
-		       uint32_t *rkey, void **handle)
-{
-	return -EOPNOTSUPP;
-}
-
-void urdma_srv_deregister(void *handle)
-{
-}
-
-bool urdma_srv_send_idle(const struct urdma_conn *c)
-{
-	return true;
-}
-
-int urdma_srv_conn_fds(const struct urdma_conn *c, int fds[2])
-{
-	return -EOPNOTSUPP;
-}
-
-int urdma_srv_conn_poll(struct urdma_conn *c)
-{
-	return -EOPNOTSUPP;
-}
-
-void urdma_srv_conn_close(struct urdma_conn *c)
-{
 }

@@ -107,61 +107,46 @@ static int tcp_connect(const struct net_addr *a, int timeout_ms,
 	return rc;
 }
 
-static int tcp_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
-		    int timeout_ms)
+/* ---- the non-blocking half: the socket as it is */
+
+static ssize_t tcp_read(struct ufo_conn *c, void *buf, size_t len)
 {
-	int fd = tcp_of(c)->fd;
+	for (;;) {
+		ssize_t n = recv(tcp_of(c)->fd, buf, len, MSG_DONTWAIT);
 
-	while (iovcnt > 0) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			int rc;
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			if ((rc = net_wait_fd(fd, POLLOUT, timeout_ms)))
-				return rc;
-			continue;
-		}
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-static int tcp_recv(struct ufo_conn *c, void *buf, size_t len, int timeout_ms)
-{
-	int fd = tcp_of(c)->fd;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
-		int rc;
-
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
+		if (n > 0)
+			return n;
 		if (n == 0)
 			return -ECONNRESET;
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		if ((rc = net_wait_fd(fd, POLLIN, timeout_ms)))
-			return rc;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	}
-	return 0;
+}
+
+static ssize_t tcp_writev(struct ufo_conn *c, const struct iovec *iov,
+			  int iovcnt)
+{
+	struct msghdr m = { .msg_iov = (struct iovec *)iov,
+			    .msg_iovlen = (size_t)iovcnt };
+
+	for (;;) {
+		ssize_t n = sendmsg(tcp_of(c)->fd, &m,
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+static int tcp_wait_fds(struct ufo_conn *c, uint32_t want,
+			struct pollfd fds[UFO_CONN_MAX_FDS])
+{
+	fds[0] = (struct pollfd){ .fd = tcp_of(c)->fd, .events = (short)want };
+	return 1;
 }
 
 static void tcp_shutdown(struct ufo_conn *c)
@@ -178,10 +163,12 @@ static void tcp_close(struct ufo_conn *c)
 const struct ufo_transport_ops ufo_tcp_transport = {
 	.name = "tcp",
 	.connect = tcp_connect,
-	.send = tcp_send,
-	.recv = tcp_recv,
-	.read_remote = NULL, /* no one-sided operations over TCP */
-	.write_remote = NULL,
+	.read = tcp_read,
+	.writev = tcp_writev,
+	.wait_fds = tcp_wait_fds,
+	.send = conn_stream_send,
+	.recv = conn_stream_recv,
+	/* no one-sided operations over TCP */
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
 };

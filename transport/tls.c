@@ -1,19 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The TLS transport (tls:// URLs): a TCP connection (tcp.c) inside a
- * GnuTLS session.  The server's certificate must chain to the CA file in
- * $UFO_TLS_CA_FILE, or to the system's trust store when that is unset, and
- * must name the host of the URL (a DNS name or an IP address).  The
- * shared-secret handshake (frame.c) still runs inside, so a client needs
- * both the CA and the secret.
+ * The TLS connection type (tls:// URLs, ufo-server --tls-cert): a TCP
+ * socket inside a GnuTLS session, non-blocking, one type for both sides.
+ * The client connects here; ufo-server accepts with tls_accept and drives
+ * the handshake one step per readiness (event) from its event loop, with
+ * no thread of its own.  The client's server certificate must chain to
+ * the CA file in $UFO_TLS_CA_FILE, or to the system's trust store when
+ * that is unset, and must name the host of the URL (a DNS name or an IP
+ * address).  The shared-secret handshake still runs inside, so a client
+ * needs both the CA and the secret.
  *
- * GnuTLS allows one thread to send while another receives on a session
- * (TLS 1.2 renegotiation aside, which is not enabled here): the client's
- * sender and reader rely on that, as they do on a plain socket.
+ * Threads.  GnuTLS allows a session to be shared by two threads, one
+ * receiving and one sending, once the handshake is over (GnuTLS manual,
+ * "Thread safety"; renegotiation is the exception, and is refused): the
+ * client's reader and sender, the server's loop and whichever thread
+ * answers, rely on that.  While handshaking, only event touches the
+ * session: read and writev answer -EAGAIN without calling GnuTLS, so
+ * nothing is sent or received beside the handshake.  The server runs
+ * event under the connection's lock, which its senders take too; the
+ * client finishes the handshake in connect, before anyone else has c.
+ * TLS 1.3 KeyUpdate is safe on two threads: receiving one updates only
+ * the receive keys, and the reply goes with the next record sent
+ * (GnuTLS lib/tls13/key_update.c).
  */
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,11 +34,24 @@
 
 #include "transport.h"
 
+/* One TLS record's worth of plaintext per writev: a record is the unit
+ * GnuTLS sends or, after GNUTLS_E_AGAIN, must be given again. */
+#define TLS_SEND_MAX 16384
+
 struct tls_conn {
 	struct ufo_conn base; /* first: container_of by cast */
 	int fd;
 	gnutls_session_t s;
+	gnutls_certificate_credentials_t cred; /* the client's own */
+	bool handshaking;
+	uint32_t hs_events; /* what the handshake waits for (POLLIN/OUT) */
+	char err[160];      /* the last failure, for last_error */
+};
+
+/* The server's certificate and priorities, shared by its sessions. */
+struct tls_server {
 	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
 };
 
 static struct tls_conn *tls_of(struct ufo_conn *c)
@@ -49,17 +75,127 @@ static int tls_errno(int rc)
 	case GNUTLS_E_MEMORY_ERROR:
 		return -ENOMEM;
 	default:
-		return -EPROTO; /* not TLS, or TLS we do not speak */
+		/* Not TLS, TLS we do not speak, or GNUTLS_E_REHANDSHAKE:
+		 * renegotiation would need both directions on one thread. */
+		return -EPROTO;
 	}
 }
 
-/* Waits for the direction GnuTLS last blocked on. */
-static int wait_session(struct tls_conn *t, int timeout_ms)
+/* Records what failed for last_error; returns the errno. */
+static int tls_failed(struct tls_conn *t, const char *what, int rc)
 {
-	return net_wait_fd(t->fd,
-			   gnutls_record_get_direction(t->s) ? POLLOUT : POLLIN,
-			   timeout_ms);
+	snprintf(t->err, sizeof(t->err), "%s: %s", what, gnutls_strerror(rc));
+	return tls_errno(rc);
 }
+
+static const char *tls_last_error(struct ufo_conn *c)
+{
+	return tls_of(c)->err[0] ? tls_of(c)->err : NULL;
+}
+
+/* ---- the non-blocking half */
+
+static ssize_t tls_read(struct ufo_conn *c, void *buf, size_t len)
+{
+	struct tls_conn *t = tls_of(c);
+	ssize_t n;
+
+	if (t->handshaking)
+		return -EAGAIN;
+	n = gnutls_record_recv(t->s, buf, len);
+	if (n > 0)
+		return n;
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+		return -EAGAIN;
+	if (n == 0)
+		return -ECONNRESET;
+	return tls_failed(t, "TLS receive", (int)n);
+}
+
+/* Only the first iovec, at most one record: after GNUTLS_E_AGAIN GnuTLS
+ * must be called again with the same data, which writev's contract
+ * guarantees. */
+static ssize_t tls_writev(struct ufo_conn *c, const struct iovec *iov,
+			  int iovcnt)
+{
+	struct tls_conn *t = tls_of(c);
+	size_t len = iov[0].iov_len < TLS_SEND_MAX ? iov[0].iov_len
+						   : TLS_SEND_MAX;
+	ssize_t n;
+
+	(void)iovcnt;
+	if (t->handshaking)
+		return -EAGAIN;
+	n = gnutls_record_send(t->s, iov[0].iov_base, len);
+	if (n >= 0)
+		return n;
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+		return -EAGAIN;
+	return tls_failed(t, "TLS send", (int)n);
+}
+
+/* While handshaking the socket is waited on for what GnuTLS waits for,
+ * not for what the caller wants. */
+static int tls_wait_fds(struct ufo_conn *c, uint32_t want,
+			struct pollfd fds[UFO_CONN_MAX_FDS])
+{
+	struct tls_conn *t = tls_of(c);
+	uint32_t ev = t->handshaking ? t->hs_events : want;
+
+	fds[0] = (struct pollfd){ .fd = t->fd, .events = (short)ev };
+	return 1;
+}
+
+/* One step of the handshake.  Done: the reader must look at the session
+ * at once, since the peer's first records may have come with its
+ * Finished and wait decrypted in GnuTLS. */
+static int tls_event(struct ufo_conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+	int rc;
+
+	if (!t->handshaking)
+		return 0;
+	rc = gnutls_handshake(t->s);
+	/* GNUTLS_E_AGAIN, or a warning alert: the handshake goes on. */
+	if (rc < 0 && !gnutls_error_is_fatal(rc)) {
+		t->hs_events = gnutls_record_get_direction(t->s) ? POLLOUT
+								 : POLLIN;
+		return 0;
+	}
+	if (rc < 0)
+		return tls_failed(t, "TLS handshake failed", rc);
+	t->handshaking = false;
+	return UFO_EV_READABLE | UFO_EV_WRITABLE;
+}
+
+static void tls_bye(struct ufo_conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (!t->handshaking)
+		gnutls_bye(t->s, GNUTLS_SHUT_WR);
+}
+
+static void tls_shutdown(struct ufo_conn *c)
+{
+	shutdown(tls_of(c)->fd, SHUT_RDWR);
+}
+
+static void tls_close(struct ufo_conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (t->s)
+		gnutls_deinit(t->s);
+	if (t->cred)
+		gnutls_certificate_free_credentials(t->cred);
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+}
+
+/* ---- the client */
 
 static int load_trust(gnutls_certificate_credentials_t cred)
 {
@@ -102,32 +238,6 @@ static int session_setup(struct tls_conn *t, const struct net_addr *a)
 	return 0;
 }
 
-static int handshake(struct tls_conn *t, int timeout_ms)
-{
-	int rc, w;
-
-	do {
-		rc = gnutls_handshake(t->s);
-		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
-			if ((w = wait_session(t, timeout_ms)))
-				return w;
-	} while (rc < 0 && !gnutls_error_is_fatal(rc));
-	return rc < 0 ? tls_errno(rc) : 0;
-}
-
-static void tls_close(struct ufo_conn *c)
-{
-	struct tls_conn *t = tls_of(c);
-
-	if (t->s)
-		gnutls_deinit(t->s);
-	if (t->cred)
-		gnutls_certificate_free_credentials(t->cred);
-	if (t->fd >= 0)
-		close(t->fd);
-	free(t);
-}
-
 static int tls_connect(const struct net_addr *a, int timeout_ms,
 		       struct ufo_conn **out)
 {
@@ -138,8 +248,11 @@ static int tls_connect(const struct net_addr *a, int timeout_ms,
 		return -ENOMEM;
 	t->fd = tcp_connect_fd(a, timeout_ms);
 	rc = t->fd < 0 ? t->fd : session_setup(t, a);
-	if (!rc)
-		rc = handshake(t, timeout_ms);
+	/* The handshake, one step per readiness, as the server runs its. */
+	t->handshaking = true;
+	t->hs_events = POLLOUT; /* the ClientHello */
+	while (!rc && t->handshaking)
+		rc = conn_wait(&t->base, 0, timeout_ms);
 	if (rc) {
 		tls_close(&t->base);
 		return rc;
@@ -148,69 +261,84 @@ static int tls_connect(const struct net_addr *a, int timeout_ms,
 	return 0;
 }
 
-static int tls_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
-		    int timeout_ms)
-{
-	struct tls_conn *t = tls_of(c);
-
-	for (int i = 0; i < iovcnt; i++) {
-		const char *p = iov[i].iov_base;
-		size_t left = iov[i].iov_len;
-
-		while (left) {
-			ssize_t n = gnutls_record_send(t->s, p, left);
-			int w;
-
-			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-				/* again with the same data, as GnuTLS asks */
-				if ((w = net_wait_fd(t->fd, POLLOUT, timeout_ms)))
-					return w;
-				continue;
-			}
-			if (n < 0)
-				return tls_errno((int)n);
-			p += n;
-			left -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-static int tls_recv(struct ufo_conn *c, void *buf, size_t len, int timeout_ms)
-{
-	struct tls_conn *t = tls_of(c);
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = gnutls_record_recv(t->s, (char *)buf + got, len - got);
-		int w;
-
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
-			return tls_errno((int)n);
-		if ((w = net_wait_fd(t->fd, POLLIN, timeout_ms)))
-			return w;
-	}
-	return 0;
-}
-
-static void tls_shutdown(struct ufo_conn *c)
-{
-	shutdown(tls_of(c)->fd, SHUT_RDWR);
-}
-
 const struct ufo_transport_ops ufo_tls_transport = {
 	.name = "tls",
 	.connect = tls_connect,
-	.send = tls_send,
-	.recv = tls_recv,
-	.read_remote = NULL,
-	.write_remote = NULL,
+	.read = tls_read,
+	.writev = tls_writev,
+	.wait_fds = tls_wait_fds,
+	.event = tls_event,
+	.buffers = true, /* decrypted records poll cannot see */
+	.send = conn_stream_send,
+	.recv = conn_stream_recv,
+	.last_error = tls_last_error,
+	.bye = tls_bye,
 	.shutdown = tls_shutdown,
 	.close = tls_close,
 };
+
+/* ---- the server */
+
+static void server_free(struct tls_server *ts)
+{
+	if (ts->cred)
+		gnutls_certificate_free_credentials(ts->cred);
+	if (ts->prio)
+		gnutls_priority_deinit(ts->prio);
+	free(ts);
+}
+
+int tls_server_new(const char *cert, const char *key, struct tls_server **out,
+		   char *err, size_t err_cap)
+{
+	struct tls_server *ts = calloc(1, sizeof(*ts));
+	int rc;
+
+	if (!ts || gnutls_certificate_allocate_credentials(&ts->cred) ||
+	    gnutls_priority_init(&ts->prio, NULL, NULL)) {
+		if (ts)
+			server_free(ts);
+		snprintf(err, err_cap, "out of memory");
+		return -ENOMEM;
+	}
+	rc = gnutls_certificate_set_x509_key_file(ts->cred, cert, key,
+						  GNUTLS_X509_FMT_PEM);
+	if (rc < 0) {
+		snprintf(err, err_cap, "%s", gnutls_strerror(rc));
+		server_free(ts);
+		return -EINVAL;
+	}
+	*out = ts;
+	return 0;
+}
+
+void tls_server_free(struct tls_server *ts)
+{
+	if (ts)
+		server_free(ts);
+}
+
+int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = -1; /* fd stays the caller's unless we succeed */
+	t->base.ops = &ufo_tls_transport;
+	if (gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NO_SIGNAL) ||
+	    gnutls_priority_set(t->s, ts->prio) ||
+	    gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, ts->cred)) {
+		tls_close(&t->base);
+		return -ENOMEM;
+	}
+	gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_IGNORE);
+	gnutls_transport_set_int(t->s, fd);
+	/* The server's own deadline bounds it (--auth-timeout-ms). */
+	gnutls_handshake_set_timeout(t->s, GNUTLS_INDEFINITE_TIMEOUT);
+	t->fd = fd;
+	t->handshaking = true;
+	t->hs_events = POLLIN; /* the ClientHello */
+	*out = &t->base;
+	return 0;
+}

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The TLS transport when GnuTLS is not built: tls:// answers -EOPNOTSUPP. */
+/* The TLS transport when GnuTLS is not built: tls:// answers -EOPNOTSUPP,
+ * and so does the server's side (ufo-server refuses --tls-cert). */
 #include <errno.h>
+#include <stdio.h>
 
 #include "transport.h"
 
@@ -14,3 +16,20 @@ const struct ufo_transport_ops ufo_tls_transport = {
 	.name = "tls",
 	.connect = stub_connect,
 };
+
+int tls_server_new(const char *cert, const char *key, struct tls_server **out,
+		   char *err, size_t err_cap)
+{
+	snprintf(err, err_cap, "this build has no GnuTLS");
+	return -EOPNOTSUPP;
+}
+
+void tls_server_free(struct tls_server *ts)
+{
+	(void)ts;
+}
+
+int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
+{
+	return -EOPNOTSUPP;
+}

@@ -8,8 +8,11 @@
 #ifndef UFO_TRANSPORT_H
 #define UFO_TRANSPORT_H
 
+#include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "handshake.h"
@@ -36,33 +39,99 @@ int net_parse_url(const char *url, char *scheme, size_t scheme_cap,
  * signals: 0 when ready (or the peer hung up: the next call says how),
  * -ETIMEDOUT, -EBADF, or -errno.  Shared by the transports. */
 int net_wait_fd(int fd, short events, int timeout_ms);
+/* The same for n descriptors: 0 when any is ready. */
+int net_wait_fds(struct pollfd *fds, int n, int timeout_ms);
+
+/* The most descriptors a connection waits on (RDMA: two channels). */
+#define UFO_CONN_MAX_FDS 2
+
+/* What a connection type's event says (bits). */
+#define UFO_EV_WRITABLE 1u /* room to send may have appeared */
+#define UFO_EV_READABLE 2u /* bytes may wait inside the type: read now */
 
 struct ufo_conn {
 	const struct ufo_transport_ops *ops;
 };
 
+/*
+ * A connection type, one for both sides: the client connects and uses the
+ * blocking half; ufo-server accepts (tcp_conn_from_fd, tls_accept, the
+ * RDMA listener) and drives the non-blocking half from its event loop.
+ * TCP, TLS and RDMA implement it; nothing above it knows the transport.
+ * Poll and epoll share the bits used here (POLLIN == EPOLLIN, POLLOUT ==
+ * EPOLLOUT).
+ */
 struct ufo_transport_ops {
 	const char *name;
 	/* Connects within timeout_ms.  0 and *out, or -errno
 	 * (-ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EOPNOTSUPP...). */
 	int (*connect)(const struct net_addr *addr, int timeout_ms,
 		       struct ufo_conn **out);
+
+	/* ---- the non-blocking half (the server's loop; conn_stream_send
+	 * and conn_stream_recv for the client's TCP and TLS).  read and event
+	 * run on one thread (the reader), writev and send_idle on one other
+	 * at a time (the caller serialises its senders). */
+	/* Up to len bytes: > 0, -EAGAIN when none is ready, -ECONNRESET once
+	 * the peer left (EOF), -errno. */
+	ssize_t (*read)(struct ufo_conn *c, void *buf, size_t len);
+	/* Takes a prefix of iov: bytes taken (> 0), -EAGAIN, or -errno (the
+	 * connection is dead).  After -EAGAIN the next call must start with
+	 * the same first iovec (TLS needs the same record again). */
+	ssize_t (*writev)(struct ufo_conn *c, const struct iovec *iov,
+			  int iovcnt);
+	/* The descriptors to wait on, and for what, while the caller wants
+	 * want (POLLIN, POLLOUT or both): fills fds, returns how many.  A
+	 * handshake in progress may ask for another direction; RDMA always
+	 * asks POLLIN of both its completion channels. */
+	int (*wait_fds)(struct ufo_conn *c, uint32_t want,
+			struct pollfd fds[UFO_CONN_MAX_FDS]);
+	/* A descriptor was ready: advances a handshake, collects completions.
+	 * UFO_EV_* bits, or -errno (dead).  NULL: nothing to do. */
+	int (*event)(struct ufo_conn *c);
+	/* True for types that hold received bytes poll cannot see (a TLS
+	 * record, an RDMA receive buffer): a reader that paused must read
+	 * again before it waits. */
+	bool buffers;
+	/* Everything writev took has left (RDMA: its SENDs completed).
+	 * NULL: always. */
+	bool (*send_idle)(struct ufo_conn *c);
+
+	/* ---- the blocking half (the client) */
 	/* Sends all of iov or fails; -ETIMEDOUT after timeout_ms without
-	 * progress.  Not thread-safe: callers serialise senders. */
+	 * progress.  Not thread-safe: callers serialise senders.  May modify
+	 * iov. */
 	int (*send)(struct ufo_conn *c, struct iovec *iov, int iovcnt,
 		    int timeout_ms);
 	/* Receives exactly len bytes; -ECONNRESET on EOF, -ETIMEDOUT after
 	 * timeout_ms without progress (-1: no timeout). */
 	int (*recv)(struct ufo_conn *c, void *buf, size_t len, int timeout_ms);
-	/* One-sided read of len bytes at (raddr, rkey) of the peer into dst
-	 * (MAP gave them); NULL where the transport has none (TCP).  Called
-	 * under the same exclusion as send. */
+
+	/* ---- one-sided access; NULL where the transport has none (TCP, TLS) */
+	/* Read of len bytes at (raddr, rkey) of the peer into dst (MAP gave
+	 * them).  Called under the same exclusion as send. */
 	int (*read_remote)(struct ufo_conn *c, void *dst, size_t len,
 			   uint64_t raddr, uint32_t rkey, int timeout_ms);
-	/* One-sided write of len bytes from src to (raddr, rkey); complete
-	 * (placed in the peer's memory, not yet durable) on return. */
+	/* Write of len bytes from src to (raddr, rkey); complete (placed in
+	 * the peer's memory, not yet durable) on return. */
 	int (*write_remote)(struct ufo_conn *c, const void *src, size_t len,
 			    uint64_t raddr, uint32_t rkey, int timeout_ms);
+	/* Registers [addr, addr + len) for the peer's reads and writes (the
+	 * server's MAP): *rkey for the peer, *handle for deregister_mem,
+	 * which must come before c is closed.  0 or -errno. */
+	int (*register_mem)(struct ufo_conn *c, void *addr, size_t len,
+			    uint32_t *rkey, void **handle);
+	void (*deregister_mem)(struct ufo_conn *c, void *handle);
+
+	/* What the last failure was, in the transport's words ("TLS
+	 * handshake failed: ..."), or NULL when it has nothing to add to
+	 * the errno.  NULL: never anything. */
+	const char *(*last_error)(struct ufo_conn *c);
+
+	/* ---- ending */
+	/* Tells the peer we are done (TLS close_notify) if that can go at
+	 * once; never waits.  No other thread may be sending.  NULL: none. */
+	void (*bye)(struct ufo_conn *c);
 	/* Makes blocked send/recv on c return (another thread may be in
 	 * them); c stays valid until close. */
 	void (*shutdown)(struct ufo_conn *c);
@@ -74,6 +143,27 @@ extern const struct ufo_transport_ops ufo_tcp_transport;
  * the CA file in $UFO_TLS_CA_FILE, else the system store; a certificate
  * that does not verify for the host is -EKEYREJECTED. */
 extern const struct ufo_transport_ops ufo_tls_transport;
+
+/* TLS, the server's side: the certificate and key, loaded once (tls.c;
+ * tls_stub.c answers -EOPNOTSUPP).  On failure err says why. */
+struct tls_server;
+int tls_server_new(const char *cert, const char *key, struct tls_server **out,
+		   char *err, size_t err_cap);
+void tls_server_free(struct tls_server *ts);
+/* Wraps an accepted, tuned socket as a TLS connection whose handshake
+ * the owner advances with event (owns fd on success only). */
+int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out);
+
+/* ---- the blocking half built on the non-blocking one (stream.c), for
+ * types whose reader and sender need nothing from each other (TCP, TLS) */
+
+/* Waits until c may move bytes in direction want (POLLIN or POLLOUT),
+ * then runs its event: 0, -ETIMEDOUT, -errno. */
+int conn_wait(struct ufo_conn *c, uint32_t want, int timeout_ms);
+int conn_stream_send(struct ufo_conn *c, struct iovec *iov, int iovcnt,
+		     int timeout_ms);
+int conn_stream_recv(struct ufo_conn *c, void *buf, size_t len,
+		     int timeout_ms);
 
 /* The transport registered under name ("tcp"), or NULL. */
 const struct ufo_transport_ops *transport_find(const char *name);

@@ -18,15 +18,16 @@
 
 #define FLUSH_IOV 16
 
-struct conn *conn_new(struct server *srv, const struct conn_type *t, int fd,
-		      void *tp)
+struct conn *conn_new(struct server *srv, const struct conn_type *type,
+		      struct ufo_conn *tc, int fd, void *tp)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
 	c->srv = srv;
-	c->type = t;
+	c->type = type;
+	c->t = tc;
 	c->fd = fd;
 	c->tp = tp;
 	atomic_init(&c->refs, 1);
@@ -57,7 +58,9 @@ void conn_put(struct conn *c)
 		return;
 	drop_output(c);
 	free(c->payload);
-	c->type->close(c);
+	if (c->type->close)
+		c->type->close(c); /* RDMA: registrations before the QP */
+	c->t->ops->close(c->t);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -71,7 +74,8 @@ static bool may_read_locked(struct conn *c)
 
 static bool send_idle_locked(struct conn *c)
 {
-	return !c->out_head && (!c->type->send_idle || c->type->send_idle(c));
+	return !c->out_head &&
+	       (!c->t->ops->send_idle || c->t->ops->send_idle(c->t));
 }
 
 bool conn_may_read(struct conn *c)
@@ -99,7 +103,7 @@ static void conn_update_locked(struct conn *c)
 		c->reaping = true;
 	if (c->dead || c->reaping) {
 		if (c->registered)
-			c->type->unwatch(c);
+			conn_unwatch(c);
 		c->registered = false;
 		/* Queued for reaping only after the DEL: the loop may drop its
 		 * reference (at the top of its next iteration) as soon as c is
@@ -119,11 +123,11 @@ static void conn_update_locked(struct conn *c)
 	/* Bytes a buffering type already holds raise no epoll event: when
 	 * reading resumes (a worker answered the request that held it back),
 	 * the loop must look at c by itself. */
-	if (rd && !c->read_on && c->type->buffers)
+	if (rd && !c->read_on && c->t->ops->buffers)
 		loop_read_later(c);
 	c->read_on = rd;
 	if (want != c->events && c->registered &&
-	    !c->type->watch(c, want, false))
+	    !conn_watch(c, want, false))
 		c->events = want;
 }
 
@@ -157,7 +161,7 @@ static void flush_locked(struct conn *c)
 		for (; ob && niov < FLUSH_IOV; ob = ob->next)
 			iov[niov++] = (struct iovec){ ob->data + ob->off,
 						      ob->len - ob->off };
-		n = c->type->sendv(c, iov, niov);
+		n = conn_writev(c, iov, niov);
 		if (n == -EAGAIN)
 			break;
 		if (n < 0) {
@@ -179,17 +183,40 @@ void conn_flush(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Why c's transport failed: at info level when the transport has words
+ * for it (a TLS handshake that failed), else at debug (peers leave). */
+static void conn_log_failure(struct conn *c, int rc)
+{
+	const char *why = c->t->ops->last_error ?
+			  c->t->ops->last_error(c->t) : NULL;
+
+	if (why)
+		log_info("fd %d: %s", c->fd, why);
+	else
+		log_debug("fd %d: %s: %s", c->fd, c->t->ops->name,
+			  strerror(-rc));
+}
+
 int conn_event(struct conn *c, uint32_t events)
 {
-	int rc;
+	int rc, rc2;
 
+	(void)events;
 	pthread_mutex_lock(&c->lock);
-	rc = c->type->event(c, events);
+	rc = c->t->ops->event(c->t);
 	if (rc < 0) {
-		log_debug("fd %d: %s: %s", c->fd, c->type->name,
-			  strerror(-rc));
+		conn_log_failure(c, rc);
 		c->dead = true;
+	} else if (c->registered) {
+		/* A handshake step may wait for the other direction, and
+		 * one that finished for what c wants again. */
+		if ((rc2 = conn_watch(c, c->events, false))) {
+			c->dead = true;
+			rc = rc2;
+		}
 	}
+	if (rc > 0 && (rc & UFO_EV_READABLE))
+		loop_read_later(c); /* records that came with the handshake */
 	if (rc) {
 		flush_locked(c);
 		conn_update_locked(c);

@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * RDMA as a connection type of the event loop, and its listener.  The
+ * What the server adds to RDMA connections, and their listener.  The
  * connection manager's descriptor is in the loop's epoll set (data.ptr is
- * srv->rdma), and so are both completion channels of every connection
- * (data.ptr is the conn): the loop moves each connection's byte stream
- * straight between its queue pair's buffers and its frames, with no
- * thread and no socket in between.  RDMA listens on the same address and
- * port number as TCP, in rdmacm's own port space.
+ * srv->rdma); each accepted connection is transport/rdma.c's connection
+ * type, the one clients connect with, and the loop drives its
+ * non-blocking half like any other (conn_io.c: both completion channels
+ * in the epoll set, data.ptr the conn), moving the byte stream straight
+ * between the queue pair's buffers and its frames, with no thread and no
+ * socket in between.  RDMA listens on the same address and port number as
+ * TCP, in rdmacm's own port space.
  *
- * Locking.  event (urdma_srv_conn_poll) runs under c->lock, recv does not.
- * conn_poll touches both sides of the endpoint: its send side (the SENDs
- * in flight, the next send slot) is shared with sendv and send_idle, which
+ * Locking.  The transport's event runs under c->lock, read does not.
+ * event touches both sides of the endpoint: its send side (the SENDs in
+ * flight, the next send slot) is shared with writev and send_idle, which
  * run under c->lock on whichever thread answers, so the lock orders them;
  * its receive side (the ring of completed receive buffers) is shared with
- * recv only, and both run on the loop thread alone.
+ * read only, and both run on the loop thread alone.
  *
  * MAP registrations are the one piece workers touch; they have their own
  * lock (map, commit and unmap run on workers while the loop serves the
@@ -64,8 +66,7 @@ struct rdma_map {
 };
 
 struct rdma_conn {
-	struct urdma_conn *rc;
-	int fds[2]; /* receive and send completion channels */
+	struct ufo_conn *t; /* the transport's connection (c->t) */
 	/* The listener's list of connections the loop holds (added, not yet
 	 * reaped), to find one by its urdma_conn: loop thread only. */
 	struct rdma_conn *prev, *next;
@@ -174,7 +175,7 @@ static struct rdma_map *map_free_slot(struct rdma_conn *r)
  * close, with no request left). */
 static void map_release(struct rdma_conn *r, struct rdma_map *m)
 {
-	urdma_srv_deregister(m->mr);
+	r->t->ops->deregister_mem(r->t, m->mr);
 	munmap(m->map, m->map_len);
 	*m = (struct rdma_map){ .state = MAP_FREE };
 	r->nmaps--;
@@ -207,7 +208,8 @@ static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
 		      o->fd, (off_t)start);
 	if (m->map == MAP_FAILED)
 		return -errno;
-	rc = urdma_srv_register(r->rc, m->map, m->map_len, &m->rkey, &m->mr);
+	rc = r->t->ops->register_mem(r->t, m->map, m->map_len, &m->rkey,
+				     &m->mr);
 	if (rc) {
 		memlock_hint(rc);
 		munmap(m->map, m->map_len);
@@ -314,68 +316,6 @@ static int rdma_unmap(struct conn *c, uint64_t id, uint64_t off, uint32_t len,
 
 /* ---- the connection type */
 
-static ssize_t rdma_recv(struct conn *c, void *buf, size_t len)
-{
-	return urdma_srv_recv(rdma_of(c)->rc, buf, len);
-}
-
-/* -EAGAIN when every send buffer is in flight or the peer's credits are
- * spent (transport/rdma.h): a send completion frees a buffer and a receive
- * completion brings credits back, either channel wakes the loop (event),
- * which flushes the rest. */
-static ssize_t rdma_sendv(struct conn *c, const struct iovec *iov, int iovcnt)
-{
-	return urdma_srv_sendv(rdma_of(c)->rc, iov, iovcnt);
-}
-
-/* Level-triggered EPOLLIN on both channels whatever conn.c wants: they
- * must always be drained (a send completion frees a buffer, a receive
- * completion must be collected even while reading is paused, and the
- * bytes wait in the ring; it may also carry credits to send with), so
- * later mask changes are no-ops. */
-static int rdma_watch(struct conn *c, uint32_t want, bool add)
-{
-	struct rdma_conn *r = rdma_of(c);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-	int epfd = c->srv->epoll_fd;
-
-	(void)want;
-	if (!add)
-		return 0;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, r->fds[0], &ev))
-		return -errno;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, r->fds[1], &ev)) {
-		int rc = -errno;
-
-		epoll_ctl(epfd, EPOLL_CTL_DEL, r->fds[0], NULL);
-		return rc;
-	}
-	return 0;
-}
-
-static void rdma_unwatch(struct conn *c)
-{
-	struct rdma_conn *r = rdma_of(c);
-
-	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[0], NULL);
-	epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, r->fds[1], NULL);
-}
-
-/* Completions may have freed send buffers or brought credits back: always
- * "room to send". */
-static int rdma_event(struct conn *c, uint32_t events)
-{
-	int rc = urdma_srv_conn_poll(rdma_of(c)->rc);
-
-	(void)events;
-	return rc < 0 ? rc : 1;
-}
-
-static bool rdma_send_idle(struct conn *c)
-{
-	return urdma_srv_send_idle(rdma_of(c)->rc);
-}
-
 /* Called by the loop as it drops its reference (reap): the connection
  * leaves the listener's list, so a late CLOSED finds nothing.  The peer
  * sees the end when close disconnects, once the last request is freed. */
@@ -393,7 +333,8 @@ static void rdma_shutdown(struct conn *c)
 	r->prev = r->next = NULL;
 }
 
-/* Registrations go before the connection's protection domain. */
+/* Registrations go before the connection's protection domain: conn.c
+ * closes the transport's connection after this. */
 static void rdma_close(struct conn *c)
 {
 	struct rdma_conn *r = rdma_of(c);
@@ -401,20 +342,12 @@ static void rdma_close(struct conn *c)
 	for (unsigned i = 0; i < RDMA_MAPS; i++)
 		if (r->maps[i].state != MAP_FREE)
 			map_release(r, &r->maps[i]);
-	urdma_srv_conn_close(r->rc);
 	pthread_mutex_destroy(&r->maps_lock);
 	free(r);
 }
 
 const struct conn_type conn_rdma = {
 	.name = "rdma",
-	.recv = rdma_recv,
-	.sendv = rdma_sendv,
-	.watch = rdma_watch,
-	.unwatch = rdma_unwatch,
-	.event = rdma_event,
-	.buffers = true,
-	.send_idle = rdma_send_idle,
 	.shutdown = rdma_shutdown,
 	.close = rdma_close,
 	.map = rdma_map,
@@ -424,10 +357,11 @@ const struct conn_type conn_rdma = {
 
 /* ---- the listener (loop thread) */
 
-static void conn_added(struct server *srv, struct urdma_conn *uc)
+static void conn_added(struct server *srv, struct ufo_conn *uc)
 {
 	struct rdma_server *rs = srv->rdma;
 	enum loop_admit admit = loop_admit(srv);
+	struct pollfd p[UFO_CONN_MAX_FDS];
 	struct rdma_conn *r;
 	struct conn *c;
 
@@ -435,16 +369,16 @@ static void conn_added(struct server *srv, struct urdma_conn *uc)
 	    !(r = calloc(1, sizeof(*r)))) {
 		if (!srv->stopping && admit != LOOP_DROP)
 			log_err("rdma: out of memory for a connection");
-		urdma_srv_conn_close(uc);
+		uc->ops->close(uc);
 		return;
 	}
-	r->rc = uc;
-	urdma_srv_conn_fds(uc, r->fds);
+	r->t = uc;
 	pthread_mutex_init(&r->maps_lock, NULL);
 	/* The receive channel's number names the connection in logs.  Data
 	 * that came with the connection is not missed: its channel is
 	 * readable already, and epoll reports it once added. */
-	c = loop_add_conn(srv, &conn_rdma, r->fds[0], r);
+	uc->ops->wait_fds(uc, EPOLLIN, p);
+	c = loop_add_conn(srv, &conn_rdma, uc, p[0].fd, r);
 	if (!c)
 		return; /* closed by rdma_close */
 	r->conn = c;
@@ -459,11 +393,11 @@ static void conn_added(struct server *srv, struct urdma_conn *uc)
 /* The peer left or the device went: a connection still held by the loop
  * is dead (its answers are dropped); conn_flush takes it out of the epoll
  * set and reaps it once its requests are done. */
-static void conn_closed(struct server *srv, struct urdma_conn *uc)
+static void conn_closed(struct server *srv, struct ufo_conn *uc)
 {
 	struct rdma_conn *r = srv->rdma->live;
 
-	while (r && r->rc != uc)
+	while (r && r->t != uc)
 		r = r->next;
 	if (!r)
 		return;
@@ -475,7 +409,7 @@ static void conn_closed(struct server *srv, struct urdma_conn *uc)
 
 void rdma_listener_events(struct server *srv)
 {
-	struct urdma_conn *uc = NULL;
+	struct ufo_conn *uc = NULL;
 	enum urdma_event kind;
 	int err;
 

@@ -165,21 +165,24 @@ static void refuse(int fd, unsigned limit)
 	close(fd);
 }
 
-/* Takes fd (and tp): tracked, or closed by the type's close. */
-struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
-			   int fd, void *tp)
+/* Takes tc (and tp): tracked, or closed. */
+struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
+			   struct ufo_conn *tc, int fd, void *tp)
 {
-	struct conn *c = conn_new(srv, t, fd, tp);
+	struct conn *c = conn_new(srv, type, tc, fd, tp);
 	int rc;
 
 	if (!c) {
-		struct conn tmp = { .srv = srv, .type = t, .fd = fd, .tp = tp };
+		struct conn tmp = { .srv = srv, .type = type, .t = tc,
+				    .fd = fd, .tp = tp };
 
 		log_err("accept: out of memory for a connection");
-		t->close(&tmp);
+		if (type->close)
+			type->close(&tmp);
+		tc->ops->close(tc);
 		return NULL;
 	}
-	if ((rc = t->watch(c, EPOLLIN, true))) {
+	if ((rc = conn_watch(c, EPOLLIN, true))) {
 		log_err("accept: cannot watch a connection: %s", strerror(-rc));
 		conn_put(c);
 		return NULL;
@@ -192,7 +195,8 @@ struct conn *loop_add_conn(struct server *srv, const struct conn_type *t,
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	log_debug("fd %d: %s connection (%u open)", fd, t->name, srv->nconns);
+	log_debug("fd %d: %s connection (%u open)", fd, tc->ops->name,
+		  srv->nconns);
 	return c;
 }
 
@@ -237,17 +241,30 @@ void loop_refuse(struct conn *c)
  * plaintext frame would read as a broken handshake (-EPROTO) to it. */
 static void add_tls(struct server *srv, int fd, enum loop_admit admit)
 {
-	void *tp = conn_tls_new(srv, fd);
+	struct ufo_conn *tc;
 	struct conn *c;
+	int rc = tls_accept(srv->tls, fd, &tc);
 
-	if (!tp) {
-		log_err("accept: out of memory for a TLS session");
+	if (rc) {
+		log_err("accept: TLS session: %s", strerror(-rc));
 		close(fd);
 		return;
 	}
-	c = loop_add_conn(srv, &conn_tls, fd, tp);
+	c = loop_add_conn(srv, &conn_stream, tc, fd, NULL);
 	if (c && admit == LOOP_REFUSE)
 		loop_refuse(c);
+}
+
+static void add_tcp(struct server *srv, int fd)
+{
+	struct ufo_conn *tc;
+
+	if (tcp_conn_from_fd(fd, &tc)) {
+		log_err("accept: out of memory for a connection");
+		close(fd);
+		return;
+	}
+	loop_add_conn(srv, &conn_stream, tc, fd, NULL);
 }
 
 static void on_accept(struct server *srv)
@@ -277,7 +294,7 @@ static void on_accept(struct server *srv)
 		else if (admit != LOOP_ROOM)
 			refuse(fd, srv->cfg.max_connections);
 		else
-			loop_add_conn(srv, &conn_tcp, fd, NULL);
+			add_tcp(srv, fd);
 	}
 }
 
@@ -342,7 +359,7 @@ static void expire_lingering(struct server *srv)
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		bool drop;
 
-		if (!c->type->send_idle)
+		if (!c->t->ops->send_idle)
 			continue;
 		pthread_mutex_lock(&c->lock);
 		if (!c->closing || c->dead || c->reaping || c->inflight)
@@ -356,7 +373,7 @@ static void expire_lingering(struct server *srv)
 		if (drop) {
 			log_warn("fd %d: %s: a closing connection's last answers "
 				 "were not taken in %d ms: dropping it",
-				 c->fd, c->type->name, CONN_LINGER_MS);
+				 c->fd, c->t->ops->name, CONN_LINGER_MS);
 			conn_flush(c); /* out of the epoll set, reaped */
 		}
 	}
@@ -367,7 +384,7 @@ static void expire_lingering(struct server *srv)
  * answers queued meanwhile go in the same critical section (conn_event). */
 static void on_conn_event(struct conn *c, uint32_t events)
 {
-	if (c->type->event) {
+	if (c->t->ops->event) {
 		int rc = conn_event(c, events);
 
 		if (rc < 0)

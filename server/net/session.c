@@ -44,7 +44,7 @@ static void fail_close(struct conn *c, const struct wire_hdr *h,
 static int recv_part(struct conn *c, void *buf, size_t len, size_t *got)
 {
 	while (*got < len) {
-		ssize_t n = c->type->recv(c, (char *)buf + *got, len - *got);
+		ssize_t n = conn_read(c, (char *)buf + *got, len - *got);
 
 		if (n > 0) {
 			*got += (size_t)n;
@@ -248,7 +248,7 @@ void session_readable(struct conn *c)
 		 * stays readable for epoll; bytes a buffering type holds do
 		 * not, so such a connection is queued to be read again. */
 		if (i == CONN_FRAMES_PER_WAKE) {
-			if (c->type->buffers) {
+			if (c->t->ops->buffers) {
 				pthread_mutex_lock(&c->lock);
 				loop_read_later(c);
 				pthread_mutex_unlock(&c->lock);

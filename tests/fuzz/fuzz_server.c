@@ -247,6 +247,7 @@ static void store_reset(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct peer p = { 0 };
+	struct ufo_conn *tc;
 	struct conn *c;
 	uint8_t flags;
 	int sv[2];
@@ -258,7 +259,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		abort();
-	c = conn_new(&srv, &conn_tcp, sv[0], NULL);
+	if (tcp_conn_from_fd(sv[0], &tc))
+		abort();
+	c = conn_new(&srv, &conn_stream, tc, sv[0], NULL);
 	if (!c)
 		abort();
 	session_start(c);

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One connection type for both sides (transport.h): a client connection
+ * made by connect and a server one made from an accepted socket
+ * (tcp_conn_from_fd, tls_accept) are the same type, and each side can use
+ * either half.  Here the accepted side runs the non-blocking half the way
+ * ufo-server's loop does (read, writev, wait_fds, event), and the client
+ * the blocking half, over TCP and TLS on loopback.  RDMA's connection
+ * type is exercised by the rdma suite in the QEMU guest.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "t_certs.h"
+#include "transport.h"
+
+#define WAIT_MS 5000
+/* More than both socket buffers hold (each up to 2 x 4 MiB here). */
+#define BIG (32u << 20)
+#define CHUNK (1u << 20)
+
+static struct t_certs certs;
+static char dir[] = "/tmp/t_conn_type.XXXXXX";
+static bool have_certs;
+
+/* ---- a listener, and the accepted socket */
+
+struct pair {
+	struct ufo_conn *client, *server;
+	struct tls_server *ts; /* TLS: outlives its sessions */
+};
+
+static int listen_any(uint16_t *port)
+{
+	struct net_addr a = { .host = "127.0.0.1", .port = 0 };
+	int fd = tcp_listen(&a, 8);
+
+	assert_true(fd >= 0);
+	*port = (uint16_t)tcp_local_port(fd);
+	return fd;
+}
+
+static int accept_one(int lfd)
+{
+	int fd;
+
+	assert_int_equal(net_wait_fd(lfd, POLLIN, WAIT_MS), 0);
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(tcp_tune(fd), 0);
+	return fd;
+}
+
+static void pair_tcp(struct pair *p)
+{
+	uint16_t port;
+	int lfd = listen_any(&port);
+	struct net_addr a = { .host = "127.0.0.1", .port = port };
+
+	assert_int_equal(ufo_tcp_transport.connect(&a, WAIT_MS, &p->client), 0);
+	assert_int_equal(tcp_conn_from_fd(accept_one(lfd), &p->server), 0);
+	close(lfd);
+}
+
+/* The client's connect runs the whole TLS handshake, blocking, while the
+ * accepted side advances it with event as the server's loop does. */
+struct tls_connector {
+	uint16_t port;
+	struct ufo_conn *c;
+	int rc;
+};
+
+static void *tls_connect_thread(void *arg)
+{
+	struct tls_connector *t = arg;
+	struct net_addr a = { .host = "127.0.0.1", .port = t->port };
+
+	t->rc = ufo_tls_transport.connect(&a, WAIT_MS, &t->c);
+	return NULL;
+}
+
+/* Drives the accepted side's handshake to its end: the last event's
+ * bits, or the first error. */
+static int drive_handshake(struct ufo_conn *s)
+{
+	int rc;
+
+	for (;;) {
+		struct pollfd p[UFO_CONN_MAX_FDS];
+		int n = s->ops->wait_fds(s, POLLIN, p);
+
+		if ((rc = net_wait_fds(p, n, WAIT_MS)))
+			return rc;
+		if ((rc = s->ops->event(s)))
+			return rc;
+	}
+}
+
+static int pair_tls(struct pair *p, const char *ca)
+{
+	struct tls_connector t = { 0 };
+	char why[256];
+	pthread_t th;
+	int lfd = listen_any(&t.port), rc;
+
+	setenv("UFO_TLS_CA_FILE", ca, 1);
+	assert_int_equal(tls_server_new(certs.cert, certs.key, &p->ts, why,
+					sizeof(why)), 0);
+	assert_int_equal(pthread_create(&th, NULL, tls_connect_thread, &t), 0);
+	assert_int_equal(tls_accept(p->ts, accept_one(lfd), &p->server), 0);
+	/* Nothing moves beside the handshake while it runs. */
+	{
+		char b;
+		struct iovec v = { &b, 1 };
+
+		assert_int_equal(p->server->ops->read(p->server, &b, 1),
+				 -EAGAIN);
+		assert_int_equal(p->server->ops->writev(p->server, &v, 1),
+				 -EAGAIN);
+	}
+	rc = drive_handshake(p->server);
+	pthread_join(th, NULL);
+	close(lfd);
+	p->client = t.c;
+	if (rc > 0) {
+		assert_int_equal(t.rc, 0);
+		/* Done: the reader must look at the session now. */
+		assert_true(rc & UFO_EV_READABLE);
+		return 0;
+	}
+	assert_true(t.rc < 0);
+	return rc;
+}
+
+static void pair_close(struct pair *p)
+{
+	conn_close(p->client);
+	conn_close(p->server);
+	tls_server_free(p->ts);
+}
+
+/* ---- the checks, for any stream type */
+
+static void fill(uint8_t *b, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+
+/* Reads exactly n bytes through the non-blocking half, as the loop does:
+ * read until -EAGAIN, then wait on what wait_fds names and run event. */
+static void nb_read_all(struct ufo_conn *s, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = s->ops->read(s, buf + got, n - got);
+
+		if (k > 0) {
+			got += (size_t)k;
+			continue;
+		}
+		assert_int_equal(k, -EAGAIN);
+		assert_int_equal(conn_wait(s, POLLIN, WAIT_MS), 0);
+	}
+}
+
+/* Same for writing: a prefix at a time, the same first iovec after
+ * -EAGAIN. */
+static void nb_write_all(struct ufo_conn *s, const uint8_t *buf, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		struct iovec v = { (void *)(buf + off), n - off };
+		ssize_t k = s->ops->writev(s, &v, 1);
+
+		if (k > 0) {
+			off += (size_t)k;
+			continue;
+		}
+		assert_int_equal(k, -EAGAIN);
+		assert_int_equal(conn_wait(s, POLLOUT, WAIT_MS), 0);
+	}
+}
+
+struct peer {
+	struct ufo_conn *c;
+	uint8_t *buf;
+	size_t n;
+	int rc;
+};
+
+static void *send_thread(void *arg)
+{
+	struct peer *s = arg;
+	/* An empty iovec in the middle: skipped, not sent as a record. */
+	struct iovec v[3] = { { s->buf, 1 }, { s->buf + 1, 0 },
+			      { s->buf + 1, s->n - 1 } };
+
+	s->rc = conn_send(s->c, v, 3, WAIT_MS);
+	return NULL;
+}
+
+static void *recv_thread(void *arg)
+{
+	struct peer *r = arg;
+
+	r->rc = conn_recv(r->c, r->buf, r->n, WAIT_MS);
+	return NULL;
+}
+
+/* Both directions at once, more than the socket buffers hold: the
+ * client's blocking sender and reader on two threads (the session shared
+ * as the client's connection shares it), and the server's non-blocking
+ * half in between, on one. */
+static void check_both_ways(struct pair *p)
+{
+	uint8_t *up = malloc(BIG), *down = malloc(BIG), *got = malloc(BIG),
+		*got_down = calloc(1, BIG);
+	struct peer s = { p->client, up, BIG, -1 };
+	struct peer r = { p->client, got_down, BIG, -1 };
+	pthread_t ts, tr;
+
+	assert_non_null(up);
+	assert_non_null(down);
+	assert_non_null(got);
+	assert_non_null(got_down);
+	fill(up, BIG, 1);
+	fill(down, BIG, 2);
+	assert_int_equal(pthread_create(&ts, NULL, send_thread, &s), 0);
+	assert_int_equal(pthread_create(&tr, NULL, recv_thread, &r), 0);
+	/* The server reads half, answers everything, reads the rest. */
+	nb_read_all(p->server, got, BIG / 2);
+	nb_write_all(p->server, down, BIG);
+	nb_read_all(p->server, got + BIG / 2, BIG / 2);
+	pthread_join(ts, NULL);
+	pthread_join(tr, NULL);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(r.rc, 0);
+	assert_memory_equal(got, up, BIG);
+	assert_memory_equal(got_down, down, BIG);
+	free(up);
+	free(down);
+	free(got);
+	free(got_down);
+}
+
+static void check_idle_and_eof(struct pair *p)
+{
+	uint8_t b;
+
+	/* Nothing sent: -EAGAIN, and a blocking read times out. */
+	assert_int_equal(p->server->ops->read(p->server, &b, 1), -EAGAIN);
+	assert_int_equal(conn_recv(p->client, &b, 1, 50), -ETIMEDOUT);
+	assert_true(!p->server->ops->send_idle ||
+		    p->server->ops->send_idle(p->server));
+	/* The client leaves: the server's reader sees -ECONNRESET. */
+	conn_close(p->client);
+	p->client = NULL;
+	for (;;) {
+		ssize_t k = p->server->ops->read(p->server, &b, 1);
+
+		if (k != -EAGAIN) {
+			assert_int_equal(k, -ECONNRESET);
+			break;
+		}
+		assert_int_equal(conn_wait(p->server, POLLIN, WAIT_MS), 0);
+	}
+}
+
+static void test_tcp_one_type(void **state)
+{
+	struct pair p = { 0 };
+
+	(void)state;
+	pair_tcp(&p);
+	assert_ptr_equal(p.client->ops, p.server->ops);
+	check_both_ways(&p);
+	check_idle_and_eof(&p);
+	pair_close(&p);
+}
+
+static void test_tcp_writev_prefix(void **state)
+{
+	struct pair p = { 0 };
+	uint8_t *buf = calloc(1, CHUNK), *sink = malloc(CHUNK);
+	struct iovec v[2] = { { buf, CHUNK / 2 }, { buf + CHUNK / 2, CHUNK / 2 } };
+	size_t taken = 0;
+	ssize_t k;
+
+	(void)state;
+	assert_non_null(buf);
+	assert_non_null(sink);
+	pair_tcp(&p);
+	/* With nobody reading, the socket takes prefixes, then -EAGAIN; a
+	 * bounded wait for room times out. */
+	while ((k = p.server->ops->writev(p.server, v, 2)) > 0) {
+		assert_true((size_t)k <= CHUNK);
+		taken += (size_t)k;
+		assert_true(taken < (1u << 30)); /* a socket holds less */
+	}
+	assert_int_equal(k, -EAGAIN);
+	assert_true(taken > 0);
+	assert_int_equal(conn_wait(p.server, POLLOUT, 50), -ETIMEDOUT);
+	/* The reader drains: there is room again. */
+	while (taken) {
+		size_t n = taken < CHUNK ? taken : CHUNK;
+
+		assert_int_equal(conn_recv(p.client, sink, n, WAIT_MS), 0);
+		taken -= n;
+	}
+	nb_write_all(p.server, buf, CHUNK);
+	assert_int_equal(conn_recv(p.client, sink, CHUNK, WAIT_MS), 0);
+	free(buf);
+	free(sink);
+	pair_close(&p);
+}
+
+static void test_tls_one_type(void **state)
+{
+	struct pair p = { 0 };
+
+	(void)state;
+	if (!have_certs)
+		skip();
+	assert_int_equal(pair_tls(&p, certs.ca), 0);
+	assert_ptr_equal(p.client->ops, p.server->ops);
+	assert_ptr_equal(p.client->ops, &ufo_tls_transport);
+	check_both_ways(&p);
+	check_idle_and_eof(&p);
+	pair_close(&p);
+}
+
+static void test_tls_untrusted(void **state)
+{
+	struct pair p = { 0 };
+	const char *why;
+	int rc;
+
+	(void)state;
+	if (!have_certs)
+		skip();
+	/* The client trusts another CA: it fails, and the accepted side's
+	 * handshake fails with the transport's reason. */
+	rc = pair_tls(&p, certs.other_ca);
+	assert_true(rc < 0);
+	assert_null(p.client);
+	why = p.server->ops->last_error(p.server);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "TLS handshake failed"));
+	pair_close(&p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	if (!t_certs_tool()) {
+		fprintf(stderr, "no openssl tool: the TLS tests skip\n");
+		return 0;
+	}
+	have_certs = t_certs_make(dir, &certs) == 0;
+	if (have_certs) {
+		struct tls_server *ts;
+		char why[256];
+		int rc = tls_server_new(certs.cert, certs.key, &ts, why,
+					sizeof(why));
+
+		if (rc == -EOPNOTSUPP) {
+			fprintf(stderr, "built without GnuTLS: the TLS tests "
+				"skip\n");
+			have_certs = false;
+			return 0;
+		}
+		tls_server_free(ts);
+		return rc ? -1 : 0;
+	}
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) ? -1 : 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tcp_one_type),
+		cmocka_unit_test(test_tcp_writev_prefix),
+		cmocka_unit_test(test_tls_one_type),
+		cmocka_unit_test(test_tls_untrusted),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
