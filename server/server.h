@@ -65,7 +65,6 @@ struct store_obj;
  * from the last conn_put.
  */
 struct conn_type {
-	const char *name;
 	/* Begins tearing down as the loop reaps c: the peer sees the end. */
 	void (*shutdown)(struct conn *c);
 	/* Frees the server's state (tp) before c->t closes.  NULL: none. */
@@ -282,8 +281,9 @@ bool conn_may_read(struct conn *c);
 /* Sends what the socket takes; called by the loop on EPOLLOUT. */
 void conn_flush(struct conn *c);
 /* Runs c->t's event under c->lock: its UFO_EV_* bits, or -errno (c is
- * then dead).  Watches what the transport now waits for; on
- * UFO_EV_WRITABLE flushes in the same critical section, on
+ * then dead).  Watches what the transport now waits for; when the result
+ * is not 0, flushes in the same critical section (UFO_EV_WRITABLE: room
+ * may have appeared; an error: the output is dropped), and on
  * UFO_EV_READABLE has the loop read c again. */
 int conn_event(struct conn *c, uint32_t events);
 

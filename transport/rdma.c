@@ -1279,7 +1279,9 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.buffers = true, /* receive buffers poll cannot see */
 	.send_idle = rdma_send_idle,
 	/* The client's own blocking half: its reader collects the credits
-	 * its sender waits for (rdma.h). */
+	 * its sender waits for (rdma.h).  It needs the client's event
+	 * channel and wake_fd, which an accepted connection has not: the
+	 * server uses the non-blocking half only. */
 	.send = client_send,
 	.recv = client_recv,
 	.read_remote = client_read_remote,

@@ -9,9 +9,6 @@
 
 #include "transport.h"
 
-_Static_assert(POLLIN == 0x001 && POLLOUT == 0x004,
-	       "poll bits are epoll's (EPOLLIN, EPOLLOUT)");
-
 int conn_wait(struct ufo_conn *c, uint32_t want, int timeout_ms)
 {
 	struct pollfd p[UFO_CONN_MAX_FDS];

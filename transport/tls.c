@@ -19,11 +19,13 @@
  * nothing is sent or received beside the handshake.  The server runs
  * event under the connection's lock, which its senders take too; the
  * client finishes the handshake in connect, before anyone else has c.
- * TLS 1.3 KeyUpdate is safe on two threads: receiving one updates only
- * the receive keys, and the reply goes with the next record sent
- * (GnuTLS lib/tls13/key_update.c).
+ * TLS 1.3 KeyUpdate: receiving one that asks for an update makes the
+ * reading thread switch the send keys too (GnuTLS lib/tls13/key_update.c);
+ * GnuTLS orders that against a concurrent sender with its own epoch
+ * lock, and limits a peer to about one KeyUpdate a second.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <stdio.h>
@@ -45,7 +47,9 @@ struct tls_conn {
 	gnutls_certificate_credentials_t cred; /* the client's own */
 	bool handshaking;
 	uint32_t hs_events; /* what the handshake waits for (POLLIN/OUT) */
-	char err[160];      /* the last failure, for last_error */
+	/* Why the handshake failed (last_error).  Written by event only,
+	 * which nothing runs beside (the threads note above). */
+	char err[160];
 };
 
 /* The server's certificate and priorities, shared by its sessions. */
@@ -81,10 +85,11 @@ static int tls_errno(int rc)
 	}
 }
 
-/* Records what failed for last_error; returns the errno. */
-static int tls_failed(struct tls_conn *t, const char *what, int rc)
+/* Records why the handshake failed, for last_error; returns the errno. */
+static int handshake_failed(struct tls_conn *t, int rc)
 {
-	snprintf(t->err, sizeof(t->err), "%s: %s", what, gnutls_strerror(rc));
+	snprintf(t->err, sizeof(t->err), "TLS handshake failed: %s",
+		 gnutls_strerror(rc));
 	return tls_errno(rc);
 }
 
@@ -107,9 +112,7 @@ static ssize_t tls_read(struct ufo_conn *c, void *buf, size_t len)
 		return n;
 	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 		return -EAGAIN;
-	if (n == 0)
-		return -ECONNRESET;
-	return tls_failed(t, "TLS receive", (int)n);
+	return n == 0 ? -ECONNRESET : tls_errno((int)n);
 }
 
 /* Only the first iovec, at most one record: after GNUTLS_E_AGAIN GnuTLS
@@ -131,7 +134,7 @@ static ssize_t tls_writev(struct ufo_conn *c, const struct iovec *iov,
 		return n;
 	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 		return -EAGAIN;
-	return tls_failed(t, "TLS send", (int)n);
+	return tls_errno((int)n);
 }
 
 /* While handshaking the socket is waited on for what GnuTLS waits for,
@@ -156,15 +159,20 @@ static int tls_event(struct ufo_conn *c)
 
 	if (!t->handshaking)
 		return 0;
-	rc = gnutls_handshake(t->s);
-	/* GNUTLS_E_AGAIN, or a warning alert: the handshake goes on. */
+	/* A warning alert: the handshake goes on at once (what follows it
+	 * may already wait inside GnuTLS).  GNUTLS_E_AGAIN: wait for the
+	 * socket in the direction GnuTLS needs. */
+	do
+		rc = gnutls_handshake(t->s);
+	while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN &&
+	       rc != GNUTLS_E_INTERRUPTED);
 	if (rc < 0 && !gnutls_error_is_fatal(rc)) {
 		t->hs_events = gnutls_record_get_direction(t->s) ? POLLOUT
 								 : POLLIN;
 		return 0;
 	}
 	if (rc < 0)
-		return tls_failed(t, "TLS handshake failed", rc);
+		return handshake_failed(t, rc);
 	t->handshaking = false;
 	return UFO_EV_READABLE | UFO_EV_WRITABLE;
 }
@@ -320,9 +328,13 @@ void tls_server_free(struct tls_server *ts)
 
 int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
 {
-	struct tls_conn *t = calloc(1, sizeof(*t));
+	struct tls_conn *t;
+	int fl = fcntl(fd, F_GETFL);
 
-	if (!t)
+	/* A blocking socket would stall the server's loop in GnuTLS. */
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	if (!(t = calloc(1, sizeof(*t))))
 		return -ENOMEM;
 	t->fd = -1; /* fd stays the caller's unless we succeed */
 	t->base.ops = &ufo_tls_transport;

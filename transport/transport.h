@@ -69,9 +69,13 @@ struct ufo_transport_ops {
 		       struct ufo_conn **out);
 
 	/* ---- the non-blocking half (the server's loop; conn_stream_send
-	 * and conn_stream_recv for the client's TCP and TLS).  read and event
-	 * run on one thread (the reader), writev and send_idle on one other
-	 * at a time (the caller serialises its senders). */
+	 * and conn_stream_recv for the client's TCP and TLS).  read runs on
+	 * one thread (the reader), writev and send_idle on one other at a
+	 * time (the caller serialises its senders).  event runs on the
+	 * reader's thread, under the senders' exclusion (the server's loop
+	 * holds c->lock); conn_wait may run it from the sender's thread too,
+	 * which only types whose event touches nothing once their handshake
+	 * is over (TCP, TLS) allow. */
 	/* Up to len bytes: > 0, -EAGAIN when none is ready, -ECONNRESET once
 	 * the peer left (EOF), -errno. */
 	ssize_t (*read)(struct ufo_conn *c, void *buf, size_t len);
@@ -81,9 +85,11 @@ struct ufo_transport_ops {
 	ssize_t (*writev)(struct ufo_conn *c, const struct iovec *iov,
 			  int iovcnt);
 	/* The descriptors to wait on, and for what, while the caller wants
-	 * want (POLLIN, POLLOUT or both): fills fds, returns how many.  A
-	 * handshake in progress may ask for another direction; RDMA always
-	 * asks POLLIN of both its completion channels. */
+	 * want (POLLIN, POLLOUT or both): fills fds, returns how many.  The
+	 * descriptors and their number never change over c's life (the
+	 * server adds them to its epoll set once); the events are POLLIN
+	 * and POLLOUT only.  A handshake in progress may ask for another
+	 * direction; RDMA always asks POLLIN of both completion channels. */
 	int (*wait_fds)(struct ufo_conn *c, uint32_t want,
 			struct pollfd fds[UFO_CONN_MAX_FDS]);
 	/* A descriptor was ready: advances a handshake, collects completions.
@@ -123,9 +129,9 @@ struct ufo_transport_ops {
 			    uint32_t *rkey, void **handle);
 	void (*deregister_mem)(struct ufo_conn *c, void *handle);
 
-	/* What the last failure was, in the transport's words ("TLS
-	 * handshake failed: ..."), or NULL when it has nothing to add to
-	 * the errno.  NULL: never anything. */
+	/* Why the handshake failed, in the transport's words ("TLS handshake
+	 * failed: ..."), once event returned an error; NULL when it has
+	 * nothing to add to the errno.  NULL: never anything. */
 	const char *(*last_error)(struct ufo_conn *c);
 
 	/* ---- ending */

@@ -211,6 +211,7 @@ int conn_event(struct conn *c, uint32_t events)
 		/* A handshake step may wait for the other direction, and
 		 * one that finished for what c wants again. */
 		if ((rc2 = conn_watch(c, c->events, false))) {
+			conn_log_failure(c, rc2);
 			c->dead = true;
 			rc = rc2;
 		}

@@ -10,6 +10,10 @@
 
 #include "server.h"
 
+/* wait_fds speaks poll's bits; epoll's are the same numbers. */
+_Static_assert(POLLIN == EPOLLIN && POLLOUT == EPOLLOUT,
+	       "poll and epoll bits agree");
+
 ssize_t conn_read(struct conn *c, void *buf, size_t len)
 {
 	return c->t->ops->read(c->t, buf, len);
@@ -36,10 +40,14 @@ int conn_watch(struct conn *c, uint32_t want, bool add)
 		struct epoll_event ev = { .events = (uint16_t)p[i].events,
 					  .data.ptr = c };
 
+		/* A connection's descriptors never change (wait_fds's
+		 * contract): what was added is what is modified, and what
+		 * conn_unwatch deletes. */
+		if (!add && (n != c->nwfd || c->wfd[i] != p[i].fd))
+			return -EINVAL;
 		/* RDMA asks the same of its channels whatever want is: no
 		 * system call each time conn.c's mask changes. */
-		if (!add && i < c->nwfd && c->wfd[i] == p[i].fd &&
-		    c->wev[i] == ev.events)
+		if (!add && c->wev[i] == ev.events)
 			continue;
 		if (epoll_ctl(c->srv->epoll_fd, add ? EPOLL_CTL_ADD
 						    : EPOLL_CTL_MOD,
@@ -76,6 +84,5 @@ static void stream_shutdown(struct conn *c)
 }
 
 const struct conn_type conn_stream = {
-	.name = "stream",
 	.shutdown = stream_shutdown,
 };

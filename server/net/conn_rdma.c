@@ -68,7 +68,7 @@ struct rdma_map {
 struct rdma_conn {
 	struct ufo_conn *t; /* the transport's connection (c->t) */
 	/* The listener's list of connections the loop holds (added, not yet
-	 * reaped), to find one by its urdma_conn: loop thread only. */
+	 * reaped), to find one by its transport connection: loop thread only. */
 	struct rdma_conn *prev, *next;
 	struct conn *conn;
 	/* Workers map, commit and unmap while the loop runs: maps_lock.
@@ -319,7 +319,7 @@ static int rdma_unmap(struct conn *c, uint64_t id, uint64_t off, uint32_t len,
 /* Called by the loop as it drops its reference (reap): the connection
  * leaves the listener's list, so a late CLOSED finds nothing.  The peer
  * sees the end when close disconnects, once the last request is freed. */
-static void rdma_shutdown(struct conn *c)
+static void live_unlink(struct conn *c)
 {
 	struct rdma_conn *r = rdma_of(c);
 	struct rdma_server *rs = c->srv->rdma;
@@ -335,7 +335,7 @@ static void rdma_shutdown(struct conn *c)
 
 /* Registrations go before the connection's protection domain: conn.c
  * closes the transport's connection after this. */
-static void rdma_close(struct conn *c)
+static void maps_close(struct conn *c)
 {
 	struct rdma_conn *r = rdma_of(c);
 
@@ -347,9 +347,8 @@ static void rdma_close(struct conn *c)
 }
 
 const struct conn_type conn_rdma = {
-	.name = "rdma",
-	.shutdown = rdma_shutdown,
-	.close = rdma_close,
+	.shutdown = live_unlink,
+	.close = maps_close,
 	.map = rdma_map,
 	.commit = rdma_commit,
 	.unmap = rdma_unmap,
@@ -380,7 +379,7 @@ static void conn_added(struct server *srv, struct ufo_conn *uc)
 	uc->ops->wait_fds(uc, EPOLLIN, p);
 	c = loop_add_conn(srv, &conn_rdma, uc, p[0].fd, r);
 	if (!c)
-		return; /* closed by rdma_close */
+		return; /* r freed (maps_close), uc closed */
 	r->conn = c;
 	r->next = rs->live;
 	if (rs->live)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * TLS served by the event loop (server/conn_tls.c): many TLS connections
+ * TLS served by the event loop (transport/tls.c's connection type, driven
+ * by server/net/conn_io.c): many TLS connections
  * cost the server no thread (the old bridge ran two per connection), and
  * clients that stall the TLS handshake (silent, half a record, garbage, or
  * TLS up but no HELLO) are closed by the auth deadline without holding up
