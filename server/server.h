@@ -261,6 +261,9 @@ struct conn *conn_new(struct server *srv, const struct conn_type *type,
 		      struct ufo_conn *tc, int fd, void *tp);
 void conn_get(struct conn *c);
 void conn_put(struct conn *c);
+/* Frees the server type's state (tp), then closes c->t: what the last
+ * conn_put does, and what a conn that never was made needs. */
+void conn_close_transport(struct conn *c);
 struct outbuf *outbuf_new(size_t payload_len);
 static inline uint8_t *outbuf_payload(struct outbuf *ob)
 {
@@ -285,7 +288,7 @@ void conn_flush(struct conn *c);
  * is not 0, flushes in the same critical section (UFO_EV_WRITABLE: room
  * may have appeared; an error: the output is dropped), and on
  * UFO_EV_READABLE has the loop read c again. */
-int conn_event(struct conn *c, uint32_t events);
+int conn_event(struct conn *c);
 
 /* Requests in flight: request_start counts one on its connection;
  * request_done / request_fail answer it and free it. */

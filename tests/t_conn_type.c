@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "t_certs.h"
+#include "t_helpers.h" /* t_fill only: nothing of libufo is linked */
 #include "transport.h"
 
 #define WAIT_MS 5000
@@ -153,12 +154,6 @@ static void pair_close(struct pair *p)
 
 /* ---- the checks, for any stream type */
 
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
-}
-
 /* Same for writing: a prefix at a time, the same first iovec after
  * -EAGAIN. */
 static void nb_write_all(struct ufo_conn *s, const uint8_t *buf, size_t n)
@@ -260,8 +255,8 @@ static void check_both_ways(struct pair *p)
 	assert_non_null(down);
 	assert_non_null(got);
 	assert_non_null(got_down);
-	fill(up, BIG, 1);
-	fill(down, BIG, 2);
+	t_fill(up, sizeof(uint64_t), 1, 0, BIG / sizeof(uint64_t));
+	t_fill(down, sizeof(uint64_t), 2, 0, BIG / sizeof(uint64_t));
 	assert_int_equal(pthread_create(&ts, NULL, send_thread, &s), 0);
 	assert_int_equal(pthread_create(&tr, NULL, recv_thread, &r), 0);
 	nb_both(p->server, got, BIG, down, BIG);

@@ -25,7 +25,6 @@
  * lock, and limits a peer to about one KeyUpdate a second.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <stdio.h>
@@ -287,8 +286,10 @@ const struct ufo_transport_ops ufo_tls_transport = {
 
 /* ---- the server */
 
-static void server_free(struct tls_server *ts)
+void tls_server_free(struct tls_server *ts)
 {
+	if (!ts)
+		return;
 	if (ts->cred)
 		gnutls_certificate_free_credentials(ts->cred);
 	if (ts->prio)
@@ -304,8 +305,7 @@ int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 
 	if (!ts || gnutls_certificate_allocate_credentials(&ts->cred) ||
 	    gnutls_priority_init(&ts->prio, NULL, NULL)) {
-		if (ts)
-			server_free(ts);
+		tls_server_free(ts);
 		snprintf(err, err_cap, "out of memory");
 		return -ENOMEM;
 	}
@@ -313,28 +313,18 @@ int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 						  GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
 		snprintf(err, err_cap, "%s", gnutls_strerror(rc));
-		server_free(ts);
+		tls_server_free(ts);
 		return -EINVAL;
 	}
 	*out = ts;
 	return 0;
 }
 
-void tls_server_free(struct tls_server *ts)
-{
-	if (ts)
-		server_free(ts);
-}
-
 int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
 {
-	struct tls_conn *t;
-	int fl = fcntl(fd, F_GETFL);
+	struct tls_conn *t = calloc(1, sizeof(*t));
 
-	/* A blocking socket would stall the server's loop in GnuTLS. */
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK))
-		return -errno;
-	if (!(t = calloc(1, sizeof(*t))))
+	if (!t)
 		return -ENOMEM;
 	t->fd = -1; /* fd stays the caller's unless we succeed */
 	t->base.ops = &ufo_tls_transport;

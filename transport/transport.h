@@ -156,8 +156,9 @@ struct tls_server;
 int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 		   char *err, size_t err_cap);
 void tls_server_free(struct tls_server *ts);
-/* Wraps an accepted, tuned socket as a TLS connection whose handshake
- * the owner advances with event (owns fd on success only). */
+/* Wraps an accepted, tuned (tcp_tune: non-blocking) socket as a TLS
+ * connection whose handshake the owner advances with event (owns fd on
+ * success only). */
 int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out);
 
 /* ---- the blocking half built on the non-blocking one (stream.c), for

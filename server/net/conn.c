@@ -52,15 +52,20 @@ static void drop_output(struct conn *c)
 	c->out_bytes = 0;
 }
 
+void conn_close_transport(struct conn *c)
+{
+	if (c->type->close)
+		c->type->close(c); /* RDMA: registrations before the QP */
+	c->t->ops->close(c->t);
+}
+
 void conn_put(struct conn *c)
 {
 	if (atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	drop_output(c);
 	free(c->payload);
-	if (c->type->close)
-		c->type->close(c); /* RDMA: registrations before the QP */
-	c->t->ops->close(c->t);
+	conn_close_transport(c);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -197,11 +202,10 @@ static void conn_log_failure(struct conn *c, int rc)
 			  strerror(-rc));
 }
 
-int conn_event(struct conn *c, uint32_t events)
+int conn_event(struct conn *c)
 {
 	int rc, rc2;
 
-	(void)events;
 	pthread_mutex_lock(&c->lock);
 	rc = c->t->ops->event(c->t);
 	if (rc < 0) {

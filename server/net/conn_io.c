@@ -24,13 +24,6 @@ ssize_t conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 	return c->t->ops->writev(c->t, iov, iovcnt);
 }
 
-/* Takes the first n descriptors of a failed first watch out again. */
-static void unwatch_first(struct conn *c, const struct pollfd *p, int n)
-{
-	for (int i = 0; i < n; i++)
-		epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_DEL, p[i].fd, NULL);
-}
-
 int conn_watch(struct conn *c, uint32_t want, bool add)
 {
 	struct pollfd p[UFO_CONN_MAX_FDS];
@@ -54,8 +47,10 @@ int conn_watch(struct conn *c, uint32_t want, bool add)
 			      p[i].fd, &ev)) {
 			int rc = -errno;
 
-			if (add)
-				unwatch_first(c, p, i);
+			if (add) { /* the ones added so far go out again */
+				c->nwfd = i;
+				conn_unwatch(c);
+			}
 			return rc;
 		}
 		c->wfd[i] = p[i].fd;

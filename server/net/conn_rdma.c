@@ -66,7 +66,6 @@ struct rdma_map {
 };
 
 struct rdma_conn {
-	struct ufo_conn *t; /* the transport's connection (c->t) */
 	/* The listener's list of connections the loop holds (added, not yet
 	 * reaped), to find one by its transport connection: loop thread only. */
 	struct rdma_conn *prev, *next;
@@ -171,20 +170,23 @@ static struct rdma_map *map_free_slot(struct rdma_conn *r)
 	return NULL;
 }
 
-/* Deregisters and unmaps m, whose slot becomes FREE.  maps_lock held (or
- * close, with no request left). */
-static void map_release(struct rdma_conn *r, struct rdma_map *m)
+/* Deregisters and unmaps m, c's, whose slot becomes FREE.  maps_lock
+ * held (or close, with no request left). */
+static void map_release(struct conn *c, struct rdma_map *m)
 {
-	r->t->ops->deregister_mem(r->t, m->mr);
+	struct rdma_conn *r = rdma_of(c);
+
+	c->t->ops->deregister_mem(c->t, m->mr);
 	munmap(m->map, m->map_len);
 	*m = (struct rdma_map){ .state = MAP_FREE };
 	r->nmaps--;
 }
 
-/* Maps and registers a new range of o for r's peer.  maps_lock held. */
-static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
+/* Maps and registers a new range of o for c's peer.  maps_lock held. */
+static int map_new(struct conn *c, struct store_obj *o, uint64_t off,
 		   uint32_t len, struct rdma_map **out)
 {
+	struct rdma_conn *r = rdma_of(c);
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t start = off & ~(uint64_t)(page - 1);
 	struct rdma_map *m = map_free_slot(r);
@@ -208,7 +210,7 @@ static int map_new(struct rdma_conn *r, struct store_obj *o, uint64_t off,
 		      o->fd, (off_t)start);
 	if (m->map == MAP_FAILED)
 		return -errno;
-	rc = r->t->ops->register_mem(r->t, m->map, m->map_len, &m->rkey,
+	rc = c->t->ops->register_mem(c->t, m->map, m->map_len, &m->rkey,
 				     &m->mr);
 	if (rc) {
 		memlock_hint(rc);
@@ -235,7 +237,7 @@ static int rdma_map(struct conn *c, struct store_obj *o, uint64_t off,
 
 	pthread_mutex_lock(&r->maps_lock);
 	if (!(m = map_find(r, o->id, off, len)))
-		rc = map_new(r, o, off, len, &m);
+		rc = map_new(c, o, off, len, &m);
 	if (!rc) { /* the page-aligned mapping starts before off */
 		out->addr = (uint64_t)(uintptr_t)m->map + in_page;
 		out->rkey = m->rkey;
@@ -288,7 +290,7 @@ static int rdma_commit(struct conn *c, struct store_obj *o, uint64_t off,
 			 off, len);
 	pthread_mutex_lock(&r->maps_lock);
 	if (!--m->users && m->state == MAP_DROPPING)
-		map_release(r, m);
+		map_release(c, m);
 	pthread_mutex_unlock(&r->maps_lock);
 	return rc;
 }
@@ -309,7 +311,7 @@ static int rdma_unmap(struct conn *c, uint64_t id, uint64_t off, uint32_t len,
 	if (m && m->users)
 		m->state = MAP_DROPPING; /* the last COMMIT frees it */
 	else if (m)
-		map_release(r, m);
+		map_release(c, m);
 	pthread_mutex_unlock(&r->maps_lock);
 	return m ? 0 : -ENOENT;
 }
@@ -341,7 +343,7 @@ static void maps_close(struct conn *c)
 
 	for (unsigned i = 0; i < RDMA_MAPS; i++)
 		if (r->maps[i].state != MAP_FREE)
-			map_release(r, &r->maps[i]);
+			map_release(c, &r->maps[i]);
 	pthread_mutex_destroy(&r->maps_lock);
 	free(r);
 }
@@ -371,7 +373,6 @@ static void conn_added(struct server *srv, struct ufo_conn *uc)
 		uc->ops->close(uc);
 		return;
 	}
-	r->t = uc;
 	pthread_mutex_init(&r->maps_lock, NULL);
 	/* The receive channel's number names the connection in logs.  Data
 	 * that came with the connection is not missed: its channel is
@@ -396,7 +397,7 @@ static void conn_closed(struct server *srv, struct ufo_conn *uc)
 {
 	struct rdma_conn *r = srv->rdma->live;
 
-	while (r && r->t != uc)
+	while (r && r->conn->t != uc)
 		r = r->next;
 	if (!r)
 		return;

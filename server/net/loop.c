@@ -177,9 +177,7 @@ struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
 				    .fd = fd, .tp = tp };
 
 		log_err("accept: out of memory for a connection");
-		if (type->close)
-			type->close(&tmp);
-		tc->ops->close(tc);
+		conn_close_transport(&tmp);
 		return NULL;
 	}
 	if ((rc = conn_watch(c, EPOLLIN, true))) {
@@ -237,16 +235,20 @@ void loop_refuse(struct conn *c)
 	c->refused = true;
 }
 
-/* Over the limit a TLS client still gets its reason, inside TLS: a
- * plaintext frame would read as a broken handshake (-EPROTO) to it. */
-static void add_tls(struct server *srv, int fd, enum loop_admit admit)
+/* An accepted, tuned socket joins the loop as TCP, or as TLS with
+ * --tls-cert.  Over the limit a TLS client still gets its reason, inside
+ * TLS (admit LOOP_REFUSE): a plaintext frame would read as a broken
+ * handshake (-EPROTO) to it. */
+static void add_stream(struct server *srv, int fd, enum loop_admit admit)
 {
 	struct ufo_conn *tc;
 	struct conn *c;
-	int rc = tls_accept(srv->tls, fd, &tc);
+	int rc = srv->tls ? tls_accept(srv->tls, fd, &tc)
+			  : tcp_conn_from_fd(fd, &tc);
 
 	if (rc) {
-		log_err("accept: TLS session: %s", strerror(-rc));
+		log_err("accept: %s connection: %s", srv->tls ? "TLS" : "TCP",
+			strerror(-rc));
 		close(fd);
 		return;
 	}
@@ -255,23 +257,11 @@ static void add_tls(struct server *srv, int fd, enum loop_admit admit)
 		loop_refuse(c);
 }
 
-static void add_tcp(struct server *srv, int fd)
-{
-	struct ufo_conn *tc;
-
-	if (tcp_conn_from_fd(fd, &tc)) {
-		log_err("accept: out of memory for a connection");
-		close(fd);
-		return;
-	}
-	loop_add_conn(srv, &conn_stream, tc, fd, NULL);
-}
-
 static void on_accept(struct server *srv)
 {
 	for (;;) {
 		enum loop_admit admit;
-		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int rc, fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
 			pause_accept(srv);
@@ -285,16 +275,20 @@ static void on_accept(struct server *srv)
 				return;
 			continue;
 		}
-		tcp_tune(fd);
+		/* Non-blocking above all: the loop must never wait in a
+		 * read, and TLS reads happen inside GnuTLS. */
+		if ((rc = tcp_tune(fd))) {
+			log_warn("accept: tuning a socket: %s", strerror(-rc));
+			close(fd);
+			continue;
+		}
 		admit = loop_admit(srv);
 		if (srv->tls && admit == LOOP_DROP)
 			close(fd);
-		else if (srv->tls)
-			add_tls(srv, fd, admit);
-		else if (admit != LOOP_ROOM)
+		else if (!srv->tls && admit != LOOP_ROOM)
 			refuse(fd, srv->cfg.max_connections);
 		else
-			add_tcp(srv, fd);
+			add_stream(srv, fd, admit);
 	}
 }
 
@@ -385,7 +379,7 @@ static void expire_lingering(struct server *srv)
 static void on_conn_event(struct conn *c, uint32_t events)
 {
 	if (c->t->ops->event) {
-		int rc = conn_event(c, events);
+		int rc = conn_event(c);
 
 		if (rc < 0)
 			return;
