@@ -72,6 +72,11 @@ static int set_workers(struct server_config *cfg, const char *v)
 	return parse_uint(v, 1, SERVER_MAX_WORKERS, &cfg->workers);
 }
 
+static int set_rdma_map(struct server_config *cfg, const char *v)
+{
+	return parse_uint(v, 1, RDMA_MAP_MIB_MAX, &cfg->rdma_map_mib);
+}
+
 static int set_auth_timeout(struct server_config *cfg, const char *v)
 {
 	return parse_uint(v, AUTH_TIMEOUT_MIN_MS, AUTH_TIMEOUT_MAX_MS,
@@ -121,6 +126,8 @@ static const struct option_def {
 	{ "secret-file", set_secret, "FILE  shared secret (required, mode 0600)" },
 	{ "max-connections", set_maxconn, "N  connection limit (default 1024)" },
 	{ "workers", set_workers, "N        worker threads (default: CPUs)" },
+	{ "rdma-map-mib", set_rdma_map, "N   RDMA: MiB of object data one "
+	  "connection may keep registered for one-sided access (default 1024)" },
 	{ "tls-cert", set_tls_cert, "FILE     TLS: certificate chain (PEM); "
 				    "clients then connect with tls://" },
 	{ "tls-key", set_tls_key, "FILE      TLS: the certificate's private key (PEM)" },
@@ -231,6 +238,7 @@ static void config_defaults(struct server_config *cfg)
 	cfg->max_connections = SERVER_DEFAULT_MAX_CONNECTIONS;
 	cfg->log_level = LOG_INFO;
 	cfg->auth_timeout_ms = AUTH_TIMEOUT_MS;
+	cfg->rdma_map_mib = RDMA_MAP_MIB_DEFAULT;
 }
 
 /* Splits argv[*i] into a flag name and its value (--name=value or

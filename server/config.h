@@ -19,6 +19,11 @@
 #define AUTH_TIMEOUT_MS 10000
 #define AUTH_TIMEOUT_MIN_MS 100
 #define AUTH_TIMEOUT_MAX_MS 600000
+/* --rdma-map-mib: object memory one RDMA connection may keep registered
+ * for MAP.  The default is the old bound (64 registrations of at most
+ * WIRE_MAX_IO), now that a connection holds up to WIRE_MAX_MAPS (256). */
+#define RDMA_MAP_MIB_DEFAULT 1024
+#define RDMA_MAP_MIB_MAX (1u << 20)
 
 struct server_config {
 	struct net_addr listen;
@@ -29,6 +34,7 @@ struct server_config {
 	int log_level;    /* enum log_level */
 	char monitor[SERVER_MONITOR_ADDR_MAX]; /* "" when off */
 	unsigned auth_timeout_ms; /* HELLO + AUTH must be done by then */
+	unsigned rdma_map_mib;    /* MAP: registered MiB per RDMA connection */
 	char tls_cert[PATH_MAX];  /* "" unless TLS (conn_tls.c) */
 	char tls_key[PATH_MAX];
 };

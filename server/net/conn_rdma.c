@@ -37,10 +37,10 @@
 #include "rdma.h"
 #include "server.h"
 
-/* Registrations (MAP) per connection: pinned object memory is bounded by
- * WIRE_MAX_MAPS x the largest MAP (WIRE_MAX_IO); past it MAP answers EBUSY.
- * A version 3 client UNMAPs one and asks again, an older one reads
- * two-sided. */
+/* Registrations (MAP) per connection: at most WIRE_MAX_MAPS of them, and
+ * at most --rdma-map-mib of object memory pinned by them (MAP_SHARED
+ * pages, counted page-aligned); past either MAP answers EBUSY.  A version
+ * 3 client UNMAPs one and asks again, an older one reads two-sided. */
 #define RDMA_MAPS WIRE_MAX_MAPS
 /* Memory each connection pins for its receive and send buffers. */
 #define RDMA_CONN_PINNED ((uint64_t)(RDMA_NRECV + RDMA_NSEND) * RDMA_MSG_BYTES)
@@ -75,6 +75,7 @@ struct rdma_conn {
 	pthread_mutex_t maps_lock;
 	struct rdma_map maps[RDMA_MAPS];
 	unsigned nmaps;
+	uint64_t pinned; /* maps_lock: bytes the slots not FREE hold mapped */
 };
 
 struct rdma_server {
@@ -178,6 +179,7 @@ static void map_release(struct conn *c, struct rdma_map *m)
 
 	c->t->ops->deregister_mem(c->t, m->mr);
 	munmap(m->map, m->map_len);
+	r->pinned -= m->map_len;
 	*m = (struct rdma_map){ .state = MAP_FREE };
 	r->nmaps--;
 }
@@ -202,6 +204,9 @@ static int map_new(struct conn *c, struct store_obj *o, uint64_t off,
 		return -errno;
 	if (off + len > (uint64_t)st.st_size)
 		return -ERANGE;
+	if (r->pinned + (off + len - start) >
+	    (uint64_t)c->srv->cfg.rdma_map_mib << 20)
+		return -EBUSY;
 	m->map_len = (size_t)(off + len - start);
 	/* Writable although only read: rxe (and other drivers) pin user
 	 * memory for writing whatever the access asked, which fails with
@@ -223,6 +228,7 @@ static int map_new(struct conn *c, struct store_obj *o, uint64_t off,
 	m->users = 0;
 	m->state = MAP_LIVE;
 	r->nmaps++;
+	r->pinned += m->map_len;
 	*out = m;
 	return 0;
 }

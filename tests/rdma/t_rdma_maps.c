@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * More chunks than MAP registrations (issue 13, item 4).  ufo-server holds
- * at most WIRE_MAX_MAPS registrations per RDMA connection; a client that
- * speaks protocol version 3 UNMAPs its least recently used one to map the
- * next range, so every chunk of an object far larger than that goes
- * one-sided.  Before UNMAP the 65th range got EBUSY and every chunk past
- * the first 64 was read and written two-sided.
+ * at most WIRE_MAX_MAPS registrations per RDMA connection, and at most
+ * --rdma-map-mib of memory in them; a client that speaks protocol version
+ * 3 UNMAPs its least recently used one to map the next range, so every
+ * chunk of an object far larger than that goes one-sided.  Before UNMAP
+ * the first range past the bound got EBUSY and every chunk after it was
+ * read and written two-sided.
  *
  * One connection (the bound is per connection), 4 KiB chunks (TCG is
  * slow), a budget of a few chunks so every pass fetches every chunk once.
@@ -14,11 +15,11 @@
 #include <pthread.h>
 
 #include "../remote/t_remote.h"
+#include "wire.h" /* WIRE_MAX_MAPS: the protocol's, not libufo's API */
 
 #define CHUNK (4 * T_KIB)
-/* WIRE_MAX_MAPS (transport/proto/wire.h, not in libufo's API) */
-#define SERVER_MAPS 64
-#define NCHUNKS 200 /* > 3 x SERVER_MAPS */
+#define SERVER_MAPS WIRE_MAX_MAPS
+#define NCHUNKS (SERVER_MAPS + SERVER_MAPS / 2)
 #define OBJ_SIZE ((uint64_t)NCHUNKS * CHUNK)
 #define WORDS (OBJ_SIZE / sizeof(uint64_t))
 
@@ -220,11 +221,65 @@ static void test_concurrent_eviction(void **state)
 	assert_int_equal(ufo_ctx_destroy(ctx), 0);
 }
 
+/* The memory bound: a server started with --rdma-map-mib=1 holds 1 MiB of
+ * registrations, 64 chunks of 16 KiB, far fewer than WIRE_MAX_MAPS.  MAP
+ * past it answers EBUSY although the client's cache has slots free; the
+ * client then UNMAPs its least recently used entry and asks again, so
+ * nearly every fetch still goes one-sided.  Without the bound no MAP
+ * answers EBUSY (errors would not move); without the client's retry only
+ * the first 64 chunks of a pass would go one-sided. */
+#define BIG_CHUNK (16 * T_KIB)
+#define BIG_CHUNKS 192 /* 3 x what 1 MiB holds */
+
+static void test_memory_bound(void **state)
+{
+	struct ufo_remote_opts o;
+	struct ufo_client_stats cs, before;
+	struct ufo_config cfg;
+	struct ufo_ctx *ctx;
+	struct ufo_obj *obj = NULL;
+	uint64_t words = (uint64_t)BIG_CHUNKS * BIG_CHUNK / sizeof(uint64_t);
+
+	(void)state;
+	t_remote_begin();
+	assert_true(WIFEXITED(t_server_stop(&t_srv)));
+	setenv("T_SERVER_FLAG", "--rdma-map-mib=1", 1);
+	assert_int_equal(t_server_restart(&t_srv), 0);
+	unsetenv("T_SERVER_FLAG");
+	t_config(&cfg, BIG_CHUNK, 8, 4);
+	ctx = t_ctx(&cfg);
+	t_opts(&o);
+	o.connections = 1;
+	o.chunk_size = BIG_CHUNK;
+	o.flags |= UFO_REMOTE_CREATE;
+	o.create_size = (uint64_t)BIG_CHUNKS * BIG_CHUNK;
+	assert_int_equal(ufo_remote_open(ctx, t_url("maps-bytes"), &o, &obj), 0);
+	for (uint64_t i = 0; i < words; i++)
+		((uint64_t *)ufo_body(obj))[i] = t_value(44, i);
+	assert_int_equal(ufo_sync(obj), 0);
+	assert_int_equal(ufo_reset(obj), 0);
+	before = client_stats(obj);
+	assert_int_equal(t_first_bad_word(ufo_body(obj), words, 44), -1);
+	cs = client_stats(obj);
+	fprintf(stderr, "memory bound: %llu one-sided reads of %d chunks, "
+		"%llu MAPs refused\n",
+		(unsigned long long)(cs.direct_reads - before.direct_reads),
+		BIG_CHUNKS, (unsigned long long)(cs.errors - before.errors));
+	assert_true(cs.errors > before.errors);
+	assert_true(cs.direct_reads - before.direct_reads > BIG_CHUNKS * 3 / 4);
+	assert_int_equal(ufo_free(obj), 0);
+	assert_int_equal(ufo_ctx_destroy(ctx), 0);
+	/* The other tests' server again. */
+	assert_true(WIFEXITED(t_server_stop(&t_srv)));
+	assert_int_equal(t_server_restart(&t_srv), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_more_chunks_than_maps),
 		cmocka_unit_test(test_concurrent_eviction),
+		cmocka_unit_test(test_memory_bound),
 	};
 	const char *addr = getenv("UFO_RDMA_ADDR");
 

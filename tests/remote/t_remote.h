@@ -251,6 +251,7 @@ static inline int t_server_init(struct t_server *s, const char *bin)
 static void t_server_exec(const struct t_server *s, const char *listen)
 {
 	const char *level = getenv("T_SERVER_LOG_LEVEL");
+	const char *extra = getenv("T_SERVER_FLAG");
 	const char *argv[16];
 	sigset_t none;
 	int fd, n = 0;
@@ -274,6 +275,8 @@ static void t_server_exec(const struct t_server *s, const char *listen)
 		argv[n++] = "--log-level";
 		argv[n++] = level;
 	}
+	if (extra && *extra) /* one more flag, as --name=value */
+		argv[n++] = extra;
 	if (t_tls()) {
 		argv[n++] = "--tls-cert";
 		argv[n++] = t_tls_certs.cert;

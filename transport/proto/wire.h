@@ -50,7 +50,7 @@
 #define WIRE_MAX_MEMBERS 64                        /* servers in a placement */
 #define WIRE_MAX_HINTS 4096u                       /* per HINTS reply */
 #define WIRE_NODE_ID 16                            /* bytes of a server id */
-#define WIRE_MAX_MAPS 64                           /* MAP registrations per
+#define WIRE_MAX_MAPS 256                          /* MAP registrations per
 						    * RDMA connection */
 
 enum wire_op {

@@ -241,9 +241,10 @@ static int map_range(struct ufo_client *cl, struct rconn *rc, uint64_t id,
 	if (err)
 		return err > 0 ? 0 : err;
 	err = map_call(cl, rc, id, off, len, &m);
-	/* EBUSY with a slot free here: the server holds a registration the
-	 * cache lost track of (an UNMAP that failed on a live connection).
-	 * Room for one more, once. */
+	/* EBUSY with a slot free here: the server's memory bound for
+	 * registrations (--rdma-map-mib) is met before its count, or it holds
+	 * a registration the cache lost track of (an UNMAP that failed on a
+	 * live connection).  Room for one more, once. */
 	if (err == -EBUSY && version >= 3 && !map_evict(cl, rc))
 		err = map_call(cl, rc, id, off, len, &m);
 	return map_done(cl, rc, s, err, &m, version, e);
