@@ -124,6 +124,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 static void print_stats(struct ufo_obj *obj)
 {
+	struct ufo_client_stats cs;
 	struct ufo_stats s;
 
 	ufo_obj_stats(obj, &s);
@@ -136,6 +137,16 @@ static void print_stats(struct ufo_obj *obj)
 	printf("fault latency p50 <= %llu us, p99 <= %llu us\n",
 	       (unsigned long long)ufo_stats_latency_percentile(&s, 50),
 	       (unsigned long long)ufo_stats_latency_percentile(&s, 99));
+	/* Over rdma:// a chunk goes one-sided unless the server would not
+	 * map it; MAP and UNMAP are requests too, so requests per chunk show
+	 * how often the client's MAP cache missed.  failed: answered with
+	 * an error (an OPEN before CREATE, a MAP over the server's limit). */
+	if (!ufo_remote_status(obj, &cs))
+		printf("remote %s: %llu requests (%llu failed), one-sided %llu reads, %llu writes\n",
+		       cs.transport, (unsigned long long)cs.requests,
+		       (unsigned long long)cs.errors,
+		       (unsigned long long)cs.direct_reads,
+		       (unsigned long long)cs.direct_writes);
 }
 
 static int open_object(const struct opts *o, struct ufo_ctx **ctx,
