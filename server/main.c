@@ -62,24 +62,29 @@ static void setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* TCP, or TLS when conn_tls_setup loaded a certificate: every client of
+ * --listen then speaks TLS. */
 static int start_listening(struct server *srv)
 {
+	const struct ufo_transport_ops *t = srv->tls ? &ufo_tls_transport
+						     : &ufo_tcp_transport;
+	struct ufo_listen_opts o = { .backlog = LISTEN_BACKLOG,
+				     .tls = srv->tls };
 	struct net_addr *a = &srv->cfg.listen;
-	int port, v6 = strchr(a->host, ':') != NULL;
+	int port, rc, v6 = strchr(a->host, ':') != NULL;
 
-	srv->listen_fd = tcp_listen(a, LISTEN_BACKLOG);
-	if (srv->listen_fd < 0) {
-		log_err("--listen %s:%u: %s", a->host, a->port,
-			strerror(-srv->listen_fd));
-		return srv->listen_fd;
+	if ((rc = t->listen(a, &o, &srv->listener))) {
+		log_err("--listen %s:%u: %s", a->host, a->port, strerror(-rc));
+		return rc;
 	}
-	port = tcp_local_port(srv->listen_fd);
+	port = t->listener_port(srv->listener);
+	srv->port = port > 0 ? port : a->port;
 	/* Tests and scripts read this line to learn an ephemeral port. */
 	printf("listening on %s%s%s:%d\n", v6 ? "[" : "", a->host,
-	       v6 ? "]" : "", port);
+	       v6 ? "]" : "", srv->port);
 	fflush(stdout);
 	log_info("listening on %s%s%s:%d", v6 ? "[" : "", a->host,
-		 v6 ? "]" : "", port);
+		 v6 ? "]" : "", srv->port);
 	return 0;
 }
 
@@ -87,7 +92,7 @@ static int server_init(struct server *srv)
 {
 	int rc;
 
-	srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->signal_fd = -1;
+	srv->epoll_fd = srv->wake_fd = srv->signal_fd = -1;
 	srv->handlers = &server_handlers;
 	pthread_mutex_init(&srv->reap_lock, NULL);
 	queue_init(&srv->work);

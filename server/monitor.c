@@ -180,7 +180,7 @@ static int render(void *user, enum mon_format format, struct mon_buf *out)
 static void note_listen(struct server *srv, struct server_monitor *m)
 {
 	const struct net_addr *a = &srv->cfg.listen;
-	int port = srv->listen_fd >= 0 ? tcp_local_port(srv->listen_fd) : -1;
+	int port = srv->port;
 
 	snprintf(m->listen, sizeof(m->listen),
 		 strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host,

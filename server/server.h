@@ -197,7 +197,11 @@ struct server {
 	uint8_t secret[WIRE_MAX_SECRET];
 	size_t secret_len;
 	struct store *store;
-	int listen_fd, epoll_fd, wake_fd, signal_fd;
+	/* --listen: TCP, or TLS with --tls-cert; NULL once stopping.  port
+	 * is the one it got (for --listen port 0). */
+	struct ufo_listener *listener;
+	int port;
+	int epoll_fd, wake_fd, signal_fd;
 	struct conn *conns; /* loop thread only */
 	atomic_uint nconns; /* changed by the loop only; atomic for the monitor */
 	bool stopping;

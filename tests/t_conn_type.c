@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One connection type for both sides (transport.h): a client connection
- * made by connect and a server one made from an accepted socket
- * (tcp_conn_from_fd, tls_accept) are the same type, and each side can use
+ * made by connect and a server one made by listen and accept (the ops
+ * the server's loop uses) are the same type, and each side can use
  * either half.  Here the accepted side runs the non-blocking half the way
  * ufo-server's loop does (read, writev, wait_fds, event), and the client
  * the blocking half, over TCP and TLS on loopback (t_conn_type tcp|tls:
@@ -42,36 +42,46 @@ struct pair {
 	struct tls_server *ts; /* TLS: outlives its sessions */
 };
 
-static int listen_any(uint16_t *port)
+/* Listens with t's ops on a free loopback port. */
+static struct ufo_listener *listen_any(const struct ufo_transport_ops *t,
+				       const struct tls_server *ts,
+				       uint16_t *port)
 {
 	struct net_addr a = { .host = "127.0.0.1", .port = 0 };
-	int fd = tcp_listen(&a, 8);
+	struct ufo_listen_opts o = { .backlog = 8, .tls = ts };
+	struct ufo_listener *l = NULL;
 
-	assert_true(fd >= 0);
-	*port = (uint16_t)tcp_local_port(fd);
-	return fd;
+	assert_int_equal(t->listen(&a, &o, &l), 0);
+	assert_ptr_equal(l->ops, t);
+	assert_true(t->listener_port(l) > 0);
+	*port = (uint16_t)t->listener_port(l);
+	return l;
 }
 
-static int accept_one(int lfd)
+/* The one connection l has pending, waited for: nothing before (accept
+ * says NONE without blocking), then one of l's type. */
+static struct ufo_conn *accept_one(struct ufo_listener *l)
 {
-	int fd;
+	struct ufo_conn *c = NULL;
 
-	assert_int_equal(net_wait_fd(lfd, POLLIN, WAIT_MS), 0);
-	fd = accept(lfd, NULL, NULL);
-	assert_true(fd >= 0);
-	assert_int_equal(tcp_tune(fd), 0);
-	return fd;
+	assert_int_equal(net_wait_fd(l->ops->listener_fd(l), POLLIN, WAIT_MS),
+			 0);
+	assert_int_equal(l->ops->accept(l, &c), UFO_ACCEPT_NEW);
+	assert_ptr_equal(c->ops, l->ops);
+	return c;
 }
 
 static void pair_tcp(struct pair *p)
 {
 	uint16_t port;
-	int lfd = listen_any(&port);
+	struct ufo_listener *l = listen_any(&ufo_tcp_transport, NULL, &port);
 	struct net_addr a = { .host = "127.0.0.1", .port = port };
+	struct ufo_conn *none = NULL;
 
+	assert_int_equal(l->ops->accept(l, &none), UFO_ACCEPT_NONE);
 	assert_int_equal(ufo_tcp_transport.connect(&a, WAIT_MS, &p->client), 0);
-	assert_int_equal(tcp_conn_from_fd(accept_one(lfd), &p->server), 0);
-	close(lfd);
+	p->server = accept_one(l);
+	l->ops->listener_close(l);
 }
 
 /* The client's connect runs the whole TLS handshake, blocking, while the
@@ -113,14 +123,16 @@ static int pair_tls(struct pair *p, const char *ca, int *client_rc)
 {
 	struct tls_connector t = { 0 };
 	char why[256];
+	struct ufo_listener *l;
 	pthread_t th;
-	int lfd = listen_any(&t.port), rc;
+	int rc;
 
 	setenv("UFO_TLS_CA_FILE", ca, 1);
 	assert_int_equal(tls_server_new(certs.cert, certs.key, &p->ts, why,
 					sizeof(why)), 0);
+	l = listen_any(&ufo_tls_transport, p->ts, &t.port);
 	assert_int_equal(pthread_create(&th, NULL, tls_connect_thread, &t), 0);
-	assert_int_equal(tls_accept(p->ts, accept_one(lfd), &p->server), 0);
+	p->server = accept_one(l);
 	/* Nothing moves beside the handshake while it runs. */
 	{
 		char b;
@@ -133,7 +145,7 @@ static int pair_tls(struct pair *p, const char *ca, int *client_rc)
 	}
 	rc = drive_handshake(p->server);
 	pthread_join(th, NULL);
-	close(lfd);
+	l->ops->listener_close(l);
 	p->client = t.c;
 	if (rc > 0) {
 		assert_int_equal(t.rc, 0);

@@ -118,6 +118,7 @@ struct urdma_conn {
 static void srv_conn_destroy(struct urdma_conn *c);
 
 struct urdma_listener {
+	struct ufo_listener base; /* first: the ops cast back */
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *id;
 	struct urdma_conn *pending; /* accepted, not yet established */
@@ -988,7 +989,17 @@ static int client_connect(const struct net_addr *a, int timeout_ms,
 
 /* ---- server side */
 
-int urdma_listen(const struct net_addr *addr, struct urdma_listener **out)
+static struct urdma_listener *ul_of(const struct ufo_listener *l)
+{
+	return (struct urdma_listener *)l;
+}
+
+static void listener_close(struct ufo_listener *base);
+
+/* The same host and port numbers as TCP, in rdmacm's own port space. */
+static int listener_open(const struct net_addr *addr,
+		       const struct ufo_listen_opts *o,
+		       struct ufo_listener **out)
 {
 	struct sockaddr_storage ss;
 	struct urdma_listener *l;
@@ -1007,19 +1018,26 @@ int urdma_listen(const struct net_addr *addr, struct urdma_listener **out)
 	if (!rc)
 		rc = err_neg1(rdma_bind_addr(l->id, (struct sockaddr *)&ss));
 	if (!rc)
-		rc = err_neg1(rdma_listen(l->id, 64));
+		rc = err_neg1(rdma_listen(l->id, o && o->backlog > 0 ?
+						  o->backlog : 64));
 	if (!rc)
 		fcntl(l->ec->fd, F_SETFL, fcntl(l->ec->fd, F_GETFL) | O_NONBLOCK);
+	l->base.ops = &ufo_rdma_transport;
 	if (rc) {
-		urdma_listener_close(l);
+		listener_close(&l->base);
 		return rc;
 	}
-	*out = l;
+	*out = &l->base;
 	return 0;
 }
 
-void urdma_listener_close(struct urdma_listener *l)
+/* Connections not yet established go with it; established ones are the
+ * owner's, and their ids belong to its event channel: the owner closes
+ * them first. */
+static void listener_close(struct ufo_listener *base)
 {
+	struct urdma_listener *l = ul_of(base);
+
 	if (!l)
 		return;
 	while (l->pending) {
@@ -1034,9 +1052,14 @@ void urdma_listener_close(struct urdma_listener *l)
 	free(l);
 }
 
-int urdma_listener_fd(const struct urdma_listener *l)
+static int listener_fd(const struct ufo_listener *l)
 {
-	return l->ec->fd;
+	return ul_of(l)->ec->fd;
+}
+
+static int listener_port(const struct ufo_listener *l)
+{
+	return ntohs(rdma_get_src_port(ul_of(l)->id));
 }
 
 static void pending_unlink(struct urdma_listener *l, struct urdma_conn *c)
@@ -1106,15 +1129,16 @@ static bool kills_pending(enum rdma_cm_event_type t)
 	       t == RDMA_CM_EVENT_DEVICE_REMOVAL;
 }
 
-int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			 struct ufo_conn **conn)
+/* One pending event: 1 when one was handled (*kind says if it hands
+ * something out), 0 when none was pending, -errno. */
+static int listener_event(struct urdma_listener *l, enum ufo_accepted *kind,
+			  struct ufo_conn **conn)
 {
 	struct rdma_cm_event *ev;
 	struct urdma_conn *c, *doomed = NULL;
 	enum rdma_cm_event_type t;
 	int rc = 0;
 
-	*kind = URDMA_EV_NONE;
 	if (rdma_get_cm_event(l->ec, &ev))
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 	c = ev->id == l->id ? NULL : ev->id->context;
@@ -1124,7 +1148,7 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
 	} else if (c && !c->established && t == RDMA_CM_EVENT_ESTABLISHED) {
 		pending_unlink(l, c);
 		c->established = true;
-		*kind = URDMA_EV_CONNECTED;
+		*kind = UFO_ACCEPT_NEW;
 		*conn = &c->base;
 	} else if (c && !c->established && kills_pending(t)) {
 		pending_unlink(l, c);
@@ -1133,13 +1157,32 @@ int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
 		   !c->reported_closed) {
 		c->reported_closed = true;
 		atomic_store(&c->ep.broken, true);
-		*kind = URDMA_EV_CLOSED; /* the owner closes it */
+		*kind = UFO_ACCEPT_GONE; /* the owner closes it */
 		*conn = &c->base;
 	}
 	rdma_ack_cm_event(ev);
 	if (doomed)
 		srv_conn_destroy(doomed);
 	return rc ? rc : 1;
+}
+
+/* Handles the connection-manager events pending, up to the first one
+ * that hands something out.  A request is accepted here (its connection
+ * joins the pending list) and handed out once ESTABLISHED; a connection
+ * that dies before that is destroyed here. */
+static int listener_accept(struct ufo_listener *base, struct ufo_conn **conn)
+{
+	int rc;
+
+	for (;;) {
+		enum ufo_accepted kind = UFO_ACCEPT_NONE;
+
+		rc = listener_event(ul_of(base), &kind, conn);
+		if (rc <= 0)
+			return rc;
+		if (kind != UFO_ACCEPT_NONE)
+			return (int)kind;
+	}
 }
 
 /* ---- the non-blocking half (the server's loop; rdma.h) */
@@ -1272,6 +1315,11 @@ static int rdma_event(struct ufo_conn *c)
 const struct ufo_transport_ops ufo_rdma_transport = {
 	.name = "rdma",
 	.connect = client_connect,
+	.listen = listener_open,
+	.listener_fd = listener_fd,
+	.listener_port = listener_port,
+	.accept = listener_accept,
+	.listener_close = listener_close,
 	.read = rdma_read,
 	.writev = rdma_writev,
 	.wait_fds = rdma_wait_fds,

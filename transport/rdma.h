@@ -76,30 +76,15 @@ extern const struct ufo_transport_ops ufo_rdma_transport;
 /* True when rdma-core is built in and at least one RDMA device exists. */
 bool urdma_available(void);
 
-/* ---- the server side: the listener (its connections are of this same
- * type, driven through the non-blocking half of the ops table: read,
- * writev, wait_fds, event, send_idle, register_mem; see transport.h).
- * Threads: read and event on the loop thread; writev and send_idle
- * serialised by the caller on any thread (the send side's shared state
- * has its own lock inside); register_mem on any thread. */
-
-struct urdma_listener;
-
-/* Listens on addr (same host and port numbers as TCP, in rdmacm's own port
- * space).  -ENODEV without a device, -EOPNOTSUPP without rdma-core. */
-int urdma_listen(const struct net_addr *addr, struct urdma_listener **out);
-void urdma_listener_close(struct urdma_listener *l);
-/* Descriptor that turns readable when the listener has events. */
-int urdma_listener_fd(const struct urdma_listener *l);
-
-enum urdma_event { URDMA_EV_NONE, URDMA_EV_CONNECTED, URDMA_EV_CLOSED };
-
-/* Handles one pending connection-manager event without blocking: 1 when
- * an event was handled, 0 when none was pending, -errno on failure.  A new
- * connection is set up and accepted here; once established it is reported
- * as URDMA_EV_CONNECTED with *conn, and URDMA_EV_CLOSED when it goes away
- * (the caller then closes it); other events give URDMA_EV_NONE. */
-int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			 struct ufo_conn **conn);
+/* The server side: listen, accept and the listener's other ops (on the
+ * same host and port numbers as TCP, in rdmacm's own port space; -ENODEV
+ * without a device, -EOPNOTSUPP without rdma-core).  accept also reports
+ * UFO_ACCEPT_GONE: a peer's DISCONNECTED comes to the listener's event
+ * channel, not to the connection.  Accepted connections are driven
+ * through the non-blocking half of the ops table (read, writev, wait_fds,
+ * event, send_idle, register_mem; see transport.h).  Threads: read and
+ * event on the loop thread; writev and send_idle serialised by the caller
+ * on any thread (the send side's shared state has its own lock inside);
+ * register_mem on any thread. */
 
 #endif /* UFO_RDMA_H */

@@ -30,9 +30,16 @@ static void stub_void(struct ufo_conn *c)
 {
 }
 
+static int stub_listen(const struct net_addr *a,
+		       const struct ufo_listen_opts *o, struct ufo_listener **out)
+{
+	return -EOPNOTSUPP;
+}
+
 const struct ufo_transport_ops ufo_rdma_transport = {
 	.name = "rdma",
 	.connect = stub_connect,
+	.listen = stub_listen,
 	.send = stub_send,
 	.recv = stub_recv,
 	.read_remote = NULL,
@@ -40,24 +47,3 @@ const struct ufo_transport_ops ufo_rdma_transport = {
 	.shutdown = stub_void,
 	.close = stub_void,
 };
-
-int urdma_listen(const struct net_addr *addr, struct urdma_listener **out)
-{
-	return -EOPNOTSUPP;
-}
-
-void urdma_listener_close(struct urdma_listener *l)
-{
-}
-
-int urdma_listener_fd(const struct urdma_listener *l)
-{
-	return -1;
-}
-
-int urdma_listener_event(struct urdma_listener *l, enum urdma_event *kind,
-			struct ufo_conn **conn)
-{
-	*kind = URDMA_EV_NONE;
-	return -EOPNOTSUPP;
-}

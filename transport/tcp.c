@@ -160,9 +160,21 @@ static void tcp_close(struct ufo_conn *c)
 	free(c);
 }
 
+static int tcp_listen(const struct net_addr *a,
+		      const struct ufo_listen_opts *o, struct ufo_listener **out);
+static int tcp_listener_fd(const struct ufo_listener *l);
+static int tcp_listener_port(const struct ufo_listener *l);
+static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out);
+static void tcp_listener_close(struct ufo_listener *l);
+
 const struct ufo_transport_ops ufo_tcp_transport = {
 	.name = "tcp",
 	.connect = tcp_connect,
+	.listen = tcp_listen,
+	.listener_fd = tcp_listener_fd,
+	.listener_port = tcp_listener_port,
+	.accept = tcp_accept,
+	.listener_close = tcp_listener_close,
 	.read = tcp_read,
 	.writev = tcp_writev,
 	.wait_fds = tcp_wait_fds,
@@ -185,8 +197,23 @@ int tcp_conn_from_fd(int fd, struct ufo_conn **out)
 	return 0;
 }
 
-int tcp_listen(const struct net_addr *a, int backlog)
+/* ---- listening */
+
+struct tcp_listener {
+	struct ufo_listener base; /* first: the ops cast back */
+	int fd;
+};
+
+static struct tcp_listener *tl_of(const struct ufo_listener *l)
 {
+	return (struct tcp_listener *)l;
+}
+
+/* A socket bound to addr (IPv4 or IPv6), non-blocking, SO_REUSEADDR. */
+static int tcp_listen(const struct net_addr *a,
+		      const struct ufo_listen_opts *o, struct ufo_listener **out)
+{
+	struct tcp_listener *l;
 	struct addrinfo *res;
 	int one = 1, fd, rc = resolve(a, 1, &res);
 
@@ -198,25 +225,83 @@ int tcp_listen(const struct net_addr *a, int backlog)
 	} else {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, res->ai_addr, res->ai_addrlen) ||
-		    listen(fd, backlog)) {
+		    listen(fd, o && o->backlog > 0 ? o->backlog : SOMAXCONN)) {
 			rc = -errno;
 			close(fd);
 		}
 	}
 	freeaddrinfo(res);
-	return rc ? rc : fd;
+	if (rc)
+		return rc;
+	if (!(l = calloc(1, sizeof(*l)))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	l->base.ops = &ufo_tcp_transport;
+	l->fd = fd;
+	*out = &l->base;
+	return 0;
 }
 
-int tcp_local_port(int fd)
+static int tcp_listener_fd(const struct ufo_listener *l)
+{
+	return tl_of(l)->fd;
+}
+
+static int tcp_listener_port(const struct ufo_listener *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+	if (getsockname(tl_of(l)->fd, (struct sockaddr *)&ss, &len))
 		return -errno;
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A connection that gave up while queued (ECONNABORTED), or a signal,
+ * costs nothing: the next one is taken.  Non-blocking above all (tune):
+ * the server's loop must never wait in a read, and TLS reads happen
+ * inside GnuTLS. */
+int tcp_accept_fd(struct ufo_listener *l)
+{
+	for (;;) {
+		int rc, fd = accept4(tl_of(l)->fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
+		if (fd < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if ((rc = tcp_tune(fd))) {
+			close(fd);
+			return rc;
+		}
+		return fd;
+	}
+}
+
+static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out)
+{
+	int rc, fd = tcp_accept_fd(l);
+
+	if (fd == -EAGAIN)
+		return UFO_ACCEPT_NONE;
+	if (fd < 0)
+		return fd;
+	if ((rc = tcp_conn_from_fd(fd, out))) {
+		close(fd);
+		return rc;
+	}
+	return UFO_ACCEPT_NEW;
+}
+
+static void tcp_listener_close(struct ufo_listener *l)
+{
+	if (!l)
+		return;
+	close(tl_of(l)->fd);
+	free(l);
 }
 
 const struct ufo_transport_ops *transport_find(const char *name)

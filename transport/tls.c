@@ -2,9 +2,9 @@
 /*
  * The TLS connection type (tls:// URLs, ufo-server --tls-cert): a TCP
  * socket inside a GnuTLS session, non-blocking, one type for both sides.
- * The client connects here; ufo-server accepts with tls_accept and drives
- * the handshake one step per readiness (event) from its event loop, with
- * no thread of its own.  The client's server certificate must chain to
+ * The client connects here; ufo-server listens (through a TCP listener),
+ * accepts and drives the handshake one step per readiness (event) from
+ * its event loop, with no thread of its own.  The client's server certificate must chain to
  * the CA file in $UFO_TLS_CA_FILE, or to the system's trust store when
  * that is unset, and must name the host of the URL (a DNS name or an IP
  * address).  The shared-secret handshake still runs inside, so a client
@@ -268,9 +268,21 @@ static int tls_connect(const struct net_addr *a, int timeout_ms,
 	return 0;
 }
 
+static int tls_listen(const struct net_addr *a,
+		      const struct ufo_listen_opts *o, struct ufo_listener **out);
+static int tls_listener_fd(const struct ufo_listener *l);
+static int tls_listener_port(const struct ufo_listener *l);
+static int tls_accept(struct ufo_listener *l, struct ufo_conn **out);
+static void tls_listener_close(struct ufo_listener *l);
+
 const struct ufo_transport_ops ufo_tls_transport = {
 	.name = "tls",
 	.connect = tls_connect,
+	.listen = tls_listen,
+	.listener_fd = tls_listener_fd,
+	.listener_port = tls_listener_port,
+	.accept = tls_accept,
+	.listener_close = tls_listener_close,
 	.read = tls_read,
 	.writev = tls_writev,
 	.wait_fds = tls_wait_fds,
@@ -320,7 +332,9 @@ int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 	return 0;
 }
 
-int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
+/* Wraps an accepted, tuned socket as a connection whose handshake the
+ * owner advances with event (owns fd on success only). */
+static int tls_wrap(const struct tls_server *ts, int fd, struct ufo_conn **out)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
 
@@ -343,4 +357,69 @@ int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
 	t->hs_events = POLLIN; /* the ClientHello */
 	*out = &t->base;
 	return 0;
+}
+
+/* TLS listens through TCP: the TCP listener's sockets, each wrapped. */
+struct tls_listener {
+	struct ufo_listener base; /* first: the ops cast back */
+	struct ufo_listener *tcp;
+	const struct tls_server *ts;
+};
+
+static struct tls_listener *tsl_of(const struct ufo_listener *l)
+{
+	return (struct tls_listener *)l;
+}
+
+static int tls_listen(const struct net_addr *a,
+		      const struct ufo_listen_opts *o, struct ufo_listener **out)
+{
+	struct tls_listener *l;
+	int rc;
+
+	if (!o || !o->tls)
+		return -EINVAL;
+	if (!(l = calloc(1, sizeof(*l))))
+		return -ENOMEM;
+	if ((rc = ufo_tcp_transport.listen(a, o, &l->tcp))) {
+		free(l);
+		return rc;
+	}
+	l->base.ops = &ufo_tls_transport;
+	l->ts = o->tls;
+	*out = &l->base;
+	return 0;
+}
+
+static int tls_listener_fd(const struct ufo_listener *l)
+{
+	return ufo_tcp_transport.listener_fd(tsl_of(l)->tcp);
+}
+
+static int tls_listener_port(const struct ufo_listener *l)
+{
+	return ufo_tcp_transport.listener_port(tsl_of(l)->tcp);
+}
+
+static int tls_accept(struct ufo_listener *l, struct ufo_conn **out)
+{
+	int rc, fd = tcp_accept_fd(tsl_of(l)->tcp);
+
+	if (fd == -EAGAIN)
+		return UFO_ACCEPT_NONE;
+	if (fd < 0)
+		return fd;
+	if ((rc = tls_wrap(tsl_of(l)->ts, fd, out))) {
+		close(fd);
+		return rc;
+	}
+	return UFO_ACCEPT_NEW;
+}
+
+static void tls_listener_close(struct ufo_listener *l)
+{
+	if (!l)
+		return;
+	ufo_tcp_transport.listener_close(tsl_of(l)->tcp);
+	free(l);
 }

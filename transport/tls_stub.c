@@ -12,9 +12,16 @@ static int stub_connect(const struct net_addr *a, int timeout_ms,
 	return -EOPNOTSUPP;
 }
 
+static int stub_listen(const struct net_addr *a,
+		       const struct ufo_listen_opts *o, struct ufo_listener **out)
+{
+	return -EOPNOTSUPP;
+}
+
 const struct ufo_transport_ops ufo_tls_transport = {
 	.name = "tls",
 	.connect = stub_connect,
+	.listen = stub_listen,
 };
 
 int tls_server_new(const char *cert, const char *key, struct tls_server **out,
@@ -27,9 +34,4 @@ int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 void tls_server_free(struct tls_server *ts)
 {
 	(void)ts;
-}
-
-int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out)
-{
-	return -EOPNOTSUPP;
 }

@@ -53,10 +53,36 @@ struct ufo_conn {
 	const struct ufo_transport_ops *ops;
 };
 
+/* A listening endpoint of some transport (its ops' listen). */
+struct ufo_listener {
+	const struct ufo_transport_ops *ops;
+};
+
+/* What accept hands the listener's owner (values >= 0). */
+enum ufo_accepted {
+	UFO_ACCEPT_NONE, /* nothing pending now: wait for listener_fd */
+	UFO_ACCEPT_NEW,  /* *out: a new connection (a handshake in
+			  * progress, if the type has one, is advanced by
+			  * event) */
+	/* *out: a connection this listener handed out earlier lost its
+	 * peer, and only the listener learns it (RDMA: the connection
+	 * manager's DISCONNECTED).  The owner closes it once done with it;
+	 * it may have closed it already, so *out is only to compare. */
+	UFO_ACCEPT_GONE,
+};
+
+struct tls_server;
+
+/* What listen needs besides the address. */
+struct ufo_listen_opts {
+	int backlog;                  /* pending connections (TCP, RDMA) */
+	const struct tls_server *tls; /* TLS: the certificate (required) */
+};
+
 /*
  * A connection type, one for both sides: the client connects and uses the
- * blocking half; ufo-server accepts (tcp_conn_from_fd, tls_accept, the
- * RDMA listener) and drives the non-blocking half from its event loop.
+ * blocking half; ufo-server listens and accepts (below) and drives the
+ * non-blocking half from its event loop.
  * TCP, TLS and RDMA implement it; nothing above it knows the transport.
  * Poll and epoll share the bits used here (POLLIN == EPOLLIN, POLLOUT ==
  * EPOLLOUT).
@@ -67,6 +93,26 @@ struct ufo_transport_ops {
 	 * (-ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EOPNOTSUPP...). */
 	int (*connect)(const struct net_addr *addr, int timeout_ms,
 		       struct ufo_conn **out);
+
+	/* ---- listening (ufo-server), on one thread at a time */
+	/* Listens on addr (port 0: any free one).  0 with *out, -ENODEV (no
+	 * device), -EOPNOTSUPP (not built in), -errno. */
+	int (*listen)(const struct net_addr *addr,
+		      const struct ufo_listen_opts *o,
+		      struct ufo_listener **out);
+	/* The descriptor that turns readable while accept has something to
+	 * hand out; it never changes. */
+	int (*listener_fd)(const struct ufo_listener *l);
+	/* The port listened on (the one port 0 got), or -errno. */
+	int (*listener_port)(const struct ufo_listener *l);
+	/* Without blocking: an enum ufo_accepted (NEW and GONE with *out),
+	 * -EMFILE or -ENFILE when out of descriptors (a connection is
+	 * pending: the owner stops waiting for listener_fd until one of
+	 * its connections closes, or it would spin), or another -errno (that
+	 * one failed; call again after the next wait). */
+	int (*accept)(struct ufo_listener *l, struct ufo_conn **out);
+	/* Connections it handed out stay the owner's to close. */
+	void (*listener_close)(struct ufo_listener *l);
 
 	/* ---- the non-blocking half (the server's loop; conn_stream_send
 	 * and conn_stream_recv for the client's TCP and TLS).  read runs on
@@ -151,15 +197,12 @@ extern const struct ufo_transport_ops ufo_tcp_transport;
 extern const struct ufo_transport_ops ufo_tls_transport;
 
 /* TLS, the server's side: the certificate and key, loaded once (tls.c;
- * tls_stub.c answers -EOPNOTSUPP).  On failure err says why. */
-struct tls_server;
+ * tls_stub.c answers -EOPNOTSUPP).  On failure err says why.  Listening
+ * with it (ufo_tls_transport.listen) gives connections whose handshake
+ * the owner advances with event. */
 int tls_server_new(const char *cert, const char *key, struct tls_server **out,
 		   char *err, size_t err_cap);
 void tls_server_free(struct tls_server *ts);
-/* Wraps an accepted, tuned (tcp_tune: non-blocking) socket as a TLS
- * connection whose handshake the owner advances with event (owns fd on
- * success only). */
-int tls_accept(const struct tls_server *ts, int fd, struct ufo_conn **out);
 
 /* ---- the blocking half built on the non-blocking one (stream.c), for
  * types whose reader and sender need nothing from each other (TCP, TLS) */
@@ -200,17 +243,16 @@ static inline void conn_close(struct ufo_conn *c)
 
 /* ---- TCP specifics the server needs (tcp.c) */
 
-/* Listening socket bound to addr (IPv4 or IPv6), non-blocking, SO_REUSEADDR.
- * Returns the fd or -errno. */
-int tcp_listen(const struct net_addr *addr, int backlog);
 /* A connected, tuned (non-blocking) socket to addr, or -errno. */
 int tcp_connect_fd(const struct net_addr *addr, int timeout_ms);
-/* The port a listening fd got (for port 0). */
-int tcp_local_port(int fd);
 /* TCP_NODELAY, large buffers, keepalive, non-blocking.  0 or -errno. */
 int tcp_tune(int fd);
-/* Wraps an accepted, tuned fd as a connection (owns the fd). */
+/* Wraps a connected, tuned fd as a connection (owns the fd). */
 int tcp_conn_from_fd(int fd, struct ufo_conn **out);
+/* The next pending connection of a TCP listener (ufo_tcp_transport's) as
+ * a tuned socket: the fd, -EAGAIN when none is pending, or accept's
+ * -errno.  For TLS, which listens through TCP. */
+int tcp_accept_fd(struct ufo_listener *l);
 
 /* ---- frames (frame.c) */
 

@@ -79,7 +79,7 @@ struct rdma_conn {
 };
 
 struct rdma_server {
-	struct urdma_listener *l;
+	struct ufo_listener *l;
 	struct rdma_conn *live; /* loop thread only */
 };
 
@@ -415,15 +415,15 @@ static void conn_closed(struct server *srv, struct ufo_conn *uc)
 
 void rdma_listener_events(struct server *srv)
 {
+	struct ufo_listener *l = srv->rdma->l;
 	struct ufo_conn *uc = NULL;
-	enum urdma_event kind;
 	int err;
 
-	/* Every pending event: 1 per event, 0 when none is left. */
-	while ((err = urdma_listener_event(srv->rdma->l, &kind, &uc)) > 0) {
-		if (kind == URDMA_EV_CONNECTED)
+	/* Everything pending, up to UFO_ACCEPT_NONE. */
+	while ((err = l->ops->accept(l, &uc)) > 0) {
+		if (err == UFO_ACCEPT_NEW)
 			conn_added(srv, uc);
-		else if (kind == URDMA_EV_CLOSED)
+		else if (err == UFO_ACCEPT_GONE)
 			conn_closed(srv, uc);
 	}
 	if (err < 0) {
@@ -436,12 +436,13 @@ int rdma_listener_start(struct server *srv, const struct net_addr *addr)
 {
 	struct rdma_server *rs = calloc(1, sizeof(*rs));
 	struct epoll_event ev = { .events = EPOLLIN };
-	int rc = rs ? urdma_listen(addr, &rs->l) : -ENOMEM;
+	struct ufo_listen_opts o = { .backlog = LISTEN_BACKLOG };
+	int rc = rs ? ufo_rdma_transport.listen(addr, &o, &rs->l) : -ENOMEM;
 
 	if (!rc) {
 		ev.data.ptr = rs;
 		if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD,
-			      urdma_listener_fd(rs->l), &ev))
+			      rs->l->ops->listener_fd(rs->l), &ev))
 			rc = -errno;
 	}
 	if (rc == -ENODEV || rc == -EOPNOTSUPP)
@@ -451,8 +452,8 @@ int rdma_listener_start(struct server *srv, const struct net_addr *addr)
 		log_warn("rdma: cannot listen on %s:%u: %s; serving TCP only",
 			 addr->host, addr->port, strerror(-rc));
 	if (rc) {
-		if (rs)
-			urdma_listener_close(rs->l);
+		if (rs && rs->l)
+			rs->l->ops->listener_close(rs->l);
 		free(rs);
 		return rc;
 	}
@@ -474,9 +475,10 @@ void rdma_listener_stop(struct server *srv)
 
 	if (!rs)
 		return;
-	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, urdma_listener_fd(rs->l), NULL);
+	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, rs->l->ops->listener_fd(rs->l),
+		  NULL);
 	if (!rs->live)
-		urdma_listener_close(rs->l);
+		rs->l->ops->listener_close(rs->l);
 	srv->rdma = NULL;
 	free(rs);
 }

@@ -148,21 +148,25 @@ static int epoll_add(struct server *srv, int fd, void *tag, uint32_t events)
 	return epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-/* Over the limit a TCP peer still gets a reason: one small frame, which an
- * empty socket buffer always takes, so it costs us nothing to hold. */
-static void refuse(int fd, unsigned limit)
+/* Over the limit a connection that can take a frame at once still gets a
+ * reason: one small frame, which an empty socket buffer always takes, so
+ * it costs us nothing to hold.  Closes tc. */
+static void refuse_now(struct ufo_conn *tc, unsigned limit)
 {
 	uint8_t f[sizeof(struct wire_hdr) + 64];
 	char *msg = (char *)f + sizeof(struct wire_hdr);
 	int n = snprintf(msg, 64, "over %u connections", limit);
 	struct iovec iov = { msg, n < 64 ? (size_t)n : 63 };
 	struct wire_hdr h;
+	ssize_t sent;
 
 	wire_frame_hdr(&h, 0, WIRE_HELLO | WIRE_RESPONSE, 0, WIRE_EBUSY, &iov, 1);
 	wire_put_hdr(f, sizeof(h), &h);
-	if (send(fd, f, sizeof(h) + iov.iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_debug("refusing fd %d: %s", fd, strerror(errno));
-	close(fd);
+	iov = (struct iovec){ f, sizeof(h) + iov.iov_len };
+	if ((sent = tc->ops->writev(tc, &iov, 1)) < 0)
+		log_debug("refusing a %s connection: %s", tc->ops->name,
+			  strerror((int)-sent));
+	tc->ops->close(tc);
 }
 
 /* Takes tc (and tp): tracked, or closed. */
@@ -205,7 +209,8 @@ static void pause_accept(struct server *srv)
 {
 	log_warn("accept: out of file descriptors; paused until a "
 		 "connection closes");
-	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL,
+		  srv->listener->ops->listener_fd(srv->listener), NULL);
 	srv->accept_paused = true;
 }
 
@@ -214,7 +219,8 @@ static void resume_accept(struct server *srv)
 	if (!srv->accept_paused || srv->stopping)
 		return;
 	srv->accept_paused = false;
-	if (epoll_add(srv, srv->listen_fd, &listen_tag, EPOLLIN))
+	if (epoll_add(srv, srv->listener->ops->listener_fd(srv->listener),
+		      &listen_tag, EPOLLIN))
 		log_err("resuming accept: %s", strerror(errno));
 }
 
@@ -235,60 +241,51 @@ void loop_refuse(struct conn *c)
 	c->refused = true;
 }
 
-/* An accepted, tuned socket joins the loop as TCP, or as TLS with
- * --tls-cert.  Over the limit a TLS client still gets its reason, inside
- * TLS (admit LOOP_REFUSE): a plaintext frame would read as a broken
- * handshake (-EPROTO) to it. */
-static void add_stream(struct server *srv, int fd, enum loop_admit admit)
+/* A connection --listen accepted (TCP, or TLS with --tls-cert) joins the
+ * loop.  Over the limit a type without a handshake, whose written bytes
+ * the kernel sends even after close (TCP: no event, no send_idle), is
+ * told at once; a TLS client gets its reason inside TLS (LOOP_REFUSE), as
+ * a plaintext frame would read as a broken handshake (-EPROTO) to it. */
+static void add_stream(struct server *srv, struct ufo_conn *tc)
 {
-	struct ufo_conn *tc;
+	enum loop_admit admit = loop_admit(srv);
+	bool at_once = !tc->ops->event && !tc->ops->send_idle;
+	struct pollfd p[UFO_CONN_MAX_FDS];
 	struct conn *c;
-	int rc = srv->tls ? tls_accept(srv->tls, fd, &tc)
-			  : tcp_conn_from_fd(fd, &tc);
 
-	if (rc) {
-		log_err("accept: %s connection: %s", srv->tls ? "TLS" : "TCP",
-			strerror(-rc));
-		close(fd);
+	if (at_once && admit != LOOP_ROOM) {
+		refuse_now(tc, srv->cfg.max_connections);
 		return;
 	}
-	c = loop_add_conn(srv, &conn_stream, tc, fd, NULL);
+	if (admit == LOOP_DROP) {
+		tc->ops->close(tc);
+		return;
+	}
+	/* Its one descriptor names it in logs. */
+	tc->ops->wait_fds(tc, EPOLLIN, p);
+	c = loop_add_conn(srv, &conn_stream, tc, p[0].fd, NULL);
 	if (c && admit == LOOP_REFUSE)
 		loop_refuse(c);
 }
 
 static void on_accept(struct server *srv)
 {
-	for (;;) {
-		enum loop_admit admit;
-		int rc, fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct ufo_listener *l = srv->listener;
 
-		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+	/* Stopping closed it, maybe earlier in this batch of events. */
+	for (; l;) {
+		struct ufo_conn *tc;
+		int rc = l->ops->accept(l, &tc);
+
+		if (rc == -EMFILE || rc == -ENFILE) {
 			pause_accept(srv);
 			return;
 		}
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
-				log_warn("accept: %s", strerror(errno));
-			if (errno != EINTR && errno != ECONNABORTED)
-				return;
-			continue;
-		}
-		/* Non-blocking above all: the loop must never wait in a
-		 * read, and TLS reads happen inside GnuTLS. */
-		if ((rc = tcp_tune(fd))) {
-			log_warn("accept: tuning a socket: %s", strerror(-rc));
-			close(fd);
-			continue;
-		}
-		admit = loop_admit(srv);
-		if (srv->tls && admit == LOOP_DROP)
-			close(fd);
-		else if (!srv->tls && admit != LOOP_ROOM)
-			refuse(fd, srv->cfg.max_connections);
-		else
-			add_stream(srv, fd, admit);
+		if (rc < 0) /* that one is gone; the rest on the next wake */
+			log_warn("accept: %s", strerror(-rc));
+		if (rc != UFO_ACCEPT_NEW)
+			return; /* NONE; GONE is only ever RDMA's */
+		add_stream(srv, tc);
 	}
 }
 
@@ -300,9 +297,11 @@ static void begin_stop(struct server *srv, int sig)
 	log_info("signal %d: stopping; %u connections to drain", sig,
 		 srv->nconns);
 	srv->stopping = true;
-	epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
-	close(srv->listen_fd);
-	srv->listen_fd = -1;
+	if (!srv->accept_paused)
+		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL,
+			  srv->listener->ops->listener_fd(srv->listener), NULL);
+	srv->listener->ops->listener_close(srv->listener);
+	srv->listener = NULL;
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		session_refuse_rest(c);
 		conn_close_soon(c);
@@ -431,7 +430,8 @@ static int loop_setup(struct server *srv)
 	srv->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (srv->epoll_fd < 0 || srv->wake_fd < 0 || srv->signal_fd < 0)
 		return -errno;
-	if ((rc = epoll_add(srv, srv->listen_fd, &listen_tag, EPOLLIN)) ||
+	if ((rc = epoll_add(srv, srv->listener->ops->listener_fd(srv->listener),
+			    &listen_tag, EPOLLIN)) ||
 	    (rc = epoll_add(srv, srv->wake_fd, &wake_tag, EPOLLIN)) ||
 	    (rc = epoll_add(srv, srv->signal_fd, &signal_tag, EPOLLIN)))
 		return rc;
@@ -450,7 +450,7 @@ int loop_run(struct server *srv)
 		return rc;
 	/* RDMA on the same address and port number (the actual one when the
 	 * TCP port was 0), once the loop's epoll set exists. */
-	rdma_addr.port = (uint16_t)tcp_local_port(srv->listen_fd);
+	rdma_addr.port = (uint16_t)srv->port;
 	rdma_listener_start(srv, &rdma_addr);
 	for (;;) {
 		int n;

@@ -326,7 +326,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.cfg.auth_timeout_ms = AUTH_TIMEOUT_MS;
 	srv.secret_len = strlen(SECRET);
 	memcpy(srv.secret, SECRET, srv.secret_len);
-	srv.listen_fd = srv.epoll_fd = srv.signal_fd = -1;
+	srv.epoll_fd = srv.signal_fd = -1;
 	srv.handlers = &server_handlers;
 	srv.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&srv.reap_lock, NULL);
