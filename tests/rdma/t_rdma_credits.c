@@ -22,6 +22,7 @@
 #include <inttypes.h>
 
 #include "../server/t_srv.h"
+#include "../t_helpers.h" /* t_rand only: libufo is not linked */
 
 #include "rdma.h"
 
@@ -57,14 +58,6 @@ static const char *t_addr(void)
 	return a && *a ? a : "10.0.2.15";
 }
 
-static uint64_t t_rand(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* The object's content: byte i of the object in round `round`. */
 static uint8_t t_byte(unsigned round, uint64_t i)
 {
@@ -74,7 +67,7 @@ static uint8_t t_byte(unsigned round, uint64_t i)
 	return (uint8_t)(x >> (8 * (i & 7)));
 }
 
-static void t_fill(uint8_t *p, unsigned round, uint64_t off, size_t len)
+static void round_fill(uint8_t *p, unsigned round, uint64_t off, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		p[i] = t_byte(round, off + i);
@@ -187,7 +180,7 @@ static int t_send_req(struct t_pipe *pp, unsigned i, uint8_t *data)
 				  pp->first_id + i, 0, NULL, 0, NULL, 0,
 				  T_TIMEOUT_MS);
 	if (q->op == WIRE_WRITE)
-		t_fill(data, t_round, q->off, q->len);
+		round_fill(data, t_round, q->off, q->len);
 	return frame_send(pp->c, WIRE_VERSION_MAX, q->op, pp->first_id + i, 0,
 			  &io, sizeof(io), q->op == WIRE_WRITE ? data : NULL,
 			  q->op == WIRE_WRITE ? q->len : 0, T_TIMEOUT_MS);
@@ -320,7 +313,7 @@ static void test_large_frames(void **state)
 	assert_int_equal(t_create(c, "large", T_OBJ_BYTES, 1u << 20, &info),
 			 WIRE_OK);
 	id = le64toh(info.id);
-	t_fill(out, 7, 0, T_OBJ_BYTES);
+	round_fill(out, 7, 0, T_OBJ_BYTES);
 	assert_int_equal(t_write(c, id, 0, out, T_OBJ_BYTES), WIRE_OK);
 	assert_int_equal(t_read(c, id, 0, in, T_OBJ_BYTES), WIRE_OK);
 	assert_memory_equal(in, out, T_OBJ_BYTES);
