@@ -160,30 +160,6 @@ static void tcp_close(struct ufo_conn *c)
 	free(c);
 }
 
-static int tcp_listen(const struct net_addr *a,
-		      const struct ufo_listen_opts *o, struct ufo_listener **out);
-static int tcp_listener_fd(const struct ufo_listener *l);
-static int tcp_listener_port(const struct ufo_listener *l);
-static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out);
-static void tcp_listener_close(struct ufo_listener *l);
-
-const struct ufo_transport_ops ufo_tcp_transport = {
-	.name = "tcp",
-	.connect = tcp_connect,
-	.listen = tcp_listen,
-	.listener_fd = tcp_listener_fd,
-	.listener_port = tcp_listener_port,
-	.accept = tcp_accept,
-	.listener_close = tcp_listener_close,
-	.read = tcp_read,
-	.writev = tcp_writev,
-	.wait_fds = tcp_wait_fds,
-	.send = conn_stream_send,
-	.recv = conn_stream_recv,
-	/* no one-sided operations over TCP */
-	.shutdown = tcp_shutdown,
-	.close = tcp_close,
-};
 
 int tcp_conn_from_fd(int fd, struct ufo_conn **out)
 {
@@ -264,7 +240,7 @@ static int tcp_listener_port(const struct ufo_listener *l)
  * costs nothing: the next one is taken.  Non-blocking above all (tune):
  * the server's loop must never wait in a read, and TLS reads happen
  * inside GnuTLS. */
-int tcp_accept_fd(struct ufo_listener *l)
+static int tcp_accept_fd(struct ufo_listener *l)
 {
 	for (;;) {
 		int rc, fd = accept4(tl_of(l)->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -281,7 +257,8 @@ int tcp_accept_fd(struct ufo_listener *l)
 	}
 }
 
-static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out)
+int tcp_accept_as(struct ufo_listener *l, tcp_wrap_fn *wrap,
+		  const void *arg, struct ufo_conn **out)
 {
 	int rc, fd = tcp_accept_fd(l);
 
@@ -289,11 +266,22 @@ static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out)
 		return UFO_ACCEPT_NONE;
 	if (fd < 0)
 		return fd;
-	if ((rc = tcp_conn_from_fd(fd, out))) {
+	if ((rc = wrap(fd, arg, out))) {
 		close(fd);
 		return rc;
 	}
 	return UFO_ACCEPT_NEW;
+}
+
+static int wrap_tcp(int fd, const void *unused, struct ufo_conn **out)
+{
+	(void)unused;
+	return tcp_conn_from_fd(fd, out);
+}
+
+static int tcp_accept(struct ufo_listener *l, struct ufo_conn **out)
+{
+	return tcp_accept_as(l, wrap_tcp, NULL, out);
 }
 
 static void tcp_listener_close(struct ufo_listener *l)
@@ -317,3 +305,21 @@ const struct ufo_transport_ops *transport_find(const char *name)
 			return all[i];
 	return NULL;
 }
+
+const struct ufo_transport_ops ufo_tcp_transport = {
+	.name = "tcp",
+	.connect = tcp_connect,
+	.listen = tcp_listen,
+	.listener_fd = tcp_listener_fd,
+	.listener_port = tcp_listener_port,
+	.accept = tcp_accept,
+	.listener_close = tcp_listener_close,
+	.read = tcp_read,
+	.writev = tcp_writev,
+	.wait_fds = tcp_wait_fds,
+	.send = conn_stream_send,
+	.recv = conn_stream_recv,
+	/* no one-sided operations over TCP */
+	.shutdown = tcp_shutdown,
+	.close = tcp_close,
+};

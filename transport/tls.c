@@ -268,33 +268,6 @@ static int tls_connect(const struct net_addr *a, int timeout_ms,
 	return 0;
 }
 
-static int tls_listen(const struct net_addr *a,
-		      const struct ufo_listen_opts *o, struct ufo_listener **out);
-static int tls_listener_fd(const struct ufo_listener *l);
-static int tls_listener_port(const struct ufo_listener *l);
-static int tls_accept(struct ufo_listener *l, struct ufo_conn **out);
-static void tls_listener_close(struct ufo_listener *l);
-
-const struct ufo_transport_ops ufo_tls_transport = {
-	.name = "tls",
-	.connect = tls_connect,
-	.listen = tls_listen,
-	.listener_fd = tls_listener_fd,
-	.listener_port = tls_listener_port,
-	.accept = tls_accept,
-	.listener_close = tls_listener_close,
-	.read = tls_read,
-	.writev = tls_writev,
-	.wait_fds = tls_wait_fds,
-	.event = tls_event,
-	.buffers = true, /* decrypted records poll cannot see */
-	.send = conn_stream_send,
-	.recv = conn_stream_recv,
-	.last_error = tls_last_error,
-	.bye = tls_bye,
-	.shutdown = tls_shutdown,
-	.close = tls_close,
-};
 
 /* ---- the server */
 
@@ -401,19 +374,14 @@ static int tls_listener_port(const struct ufo_listener *l)
 	return ufo_tcp_transport.listener_port(tsl_of(l)->tcp);
 }
 
+static int wrap_tls(int fd, const void *ts, struct ufo_conn **out)
+{
+	return tls_wrap(ts, fd, out);
+}
+
 static int tls_accept(struct ufo_listener *l, struct ufo_conn **out)
 {
-	int rc, fd = tcp_accept_fd(tsl_of(l)->tcp);
-
-	if (fd == -EAGAIN)
-		return UFO_ACCEPT_NONE;
-	if (fd < 0)
-		return fd;
-	if ((rc = tls_wrap(tsl_of(l)->ts, fd, out))) {
-		close(fd);
-		return rc;
-	}
-	return UFO_ACCEPT_NEW;
+	return tcp_accept_as(tsl_of(l)->tcp, wrap_tls, tsl_of(l)->ts, out);
 }
 
 static void tls_listener_close(struct ufo_listener *l)
@@ -423,3 +391,24 @@ static void tls_listener_close(struct ufo_listener *l)
 	ufo_tcp_transport.listener_close(tsl_of(l)->tcp);
 	free(l);
 }
+
+const struct ufo_transport_ops ufo_tls_transport = {
+	.name = "tls",
+	.connect = tls_connect,
+	.listen = tls_listen,
+	.listener_fd = tls_listener_fd,
+	.listener_port = tls_listener_port,
+	.accept = tls_accept,
+	.listener_close = tls_listener_close,
+	.read = tls_read,
+	.writev = tls_writev,
+	.wait_fds = tls_wait_fds,
+	.event = tls_event,
+	.buffers = true, /* decrypted records poll cannot see */
+	.send = conn_stream_send,
+	.recv = conn_stream_recv,
+	.last_error = tls_last_error,
+	.bye = tls_bye,
+	.shutdown = tls_shutdown,
+	.close = tls_close,
+};

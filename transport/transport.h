@@ -249,10 +249,13 @@ int tcp_connect_fd(const struct net_addr *addr, int timeout_ms);
 int tcp_tune(int fd);
 /* Wraps a connected, tuned fd as a connection (owns the fd). */
 int tcp_conn_from_fd(int fd, struct ufo_conn **out);
-/* The next pending connection of a TCP listener (ufo_tcp_transport's) as
- * a tuned socket: the fd, -EAGAIN when none is pending, or accept's
- * -errno.  For TLS, which listens through TCP. */
-int tcp_accept_fd(struct ufo_listener *l);
+/* Makes a connection of a connected, tuned socket fd (owning fd on success
+ * only); arg is the accept_as caller's.  0 or -errno. */
+typedef int tcp_wrap_fn(int fd, const void *arg, struct ufo_conn **out);
+/* accept of a TCP listener (ufo_tcp_transport's) whose sockets wrap makes
+ * connections of: for TLS, which listens through TCP. */
+int tcp_accept_as(struct ufo_listener *l, tcp_wrap_fn *wrap,
+		  const void *arg, struct ufo_conn **out);
 
 /* ---- frames (frame.c) */
 
