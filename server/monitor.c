@@ -180,11 +180,9 @@ static int render(void *user, enum mon_format format, struct mon_buf *out)
 static void note_listen(struct server *srv, struct server_monitor *m)
 {
 	const struct net_addr *a = &srv->cfg.listen;
-	int port = srv->port;
 
 	snprintf(m->listen, sizeof(m->listen),
-		 strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host,
-		 port > 0 ? port : (int)a->port);
+		 strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, srv->port);
 }
 
 int server_monitor_start(struct server *srv)

@@ -125,8 +125,9 @@ struct conn {
 	struct request *barrier; /* a SYNC waiting for earlier WRITEs */
 	bool closing; /* read no more; close once answers are out */
 	bool dead;    /* the socket failed: drop answers */
-	/* Over --max-connections (loop_refuse): the first frame, a HELLO, is
-	 * answered EBUSY and the connection closes.  Loop thread only. */
+	/* Over --max-connections (loop_join, LOOP_REFUSE): the first frame,
+	 * a HELLO, is answered EBUSY and the connection closes.  Loop thread
+	 * only. */
 	bool refused;
 	bool reaping; /* handed to the loop to close */
 	bool registered; /* in the epoll set */
@@ -231,24 +232,24 @@ void rdma_listener_stop(struct server *srv);
  * srv->tls (0, or -errno after logging why); cleanup frees them. */
 int conn_tls_setup(struct server *srv);
 void conn_tls_cleanup(struct server *srv);
-/* loop.c: a new connection (the transport's tc, named fd in logs, with
- * the server type's state tp) joins the loop (loop thread): the conn, or
- * NULL when it could not (tp freed by type->close, tc closed). */
-struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
-			   struct ufo_conn *tc, int fd, void *tp);
-/* --max-connections for a new connection (loop thread): LOOP_ROOM,
- * LOOP_REFUSE (over the limit: answer EBUSY in the connection's own
- * protocol, loop_refuse), or LOOP_DROP (so far over that even a refusal
- * would cost too much: close without a word). */
+/* loop.c, --max-connections for a new connection (loop thread):
+ * LOOP_ROOM, LOOP_REFUSE (over the limit: answer EBUSY in the
+ * connection's own protocol), or LOOP_DROP (so far over that even a
+ * refusal would cost too much: close without a word). */
 enum loop_admit { LOOP_ROOM, LOOP_REFUSE, LOOP_DROP };
 enum loop_admit loop_admit(const struct server *srv);
-/* Over the limit but TLS or RDMA: the peer can read a refusal only after
- * that transport's own setup, so c joined the loop, and its HELLO is
- * answered EBUSY (session.c), then c closes.  Answering the HELLO rather
- * than sending at once matters: closing with the HELLO unread would reset
- * the connection, and the client could see the reset before the answer.
- * A peer that stalls is closed at the auth deadline like any other. */
-void loop_refuse(struct conn *c);
+/* A connection a listener handed out (the transport's tc, with the server
+ * type's state tp) joins the loop as admit says (loop thread): the conn,
+ * or NULL when it was dropped (LOOP_DROP, or stopping) or could not join;
+ * tp is then freed by type->close and tc closed.  LOOP_REFUSE: the peer
+ * (TLS, RDMA) can read a refusal only after that transport's own setup,
+ * so c joins the loop, and its HELLO is answered EBUSY (session.c), then
+ * c closes.  Answering the HELLO rather than sending at once matters:
+ * closing with the HELLO unread would reset the connection, and the
+ * client could see the reset before the answer.  A peer that stalls is
+ * closed at the auth deadline like any other. */
+struct conn *loop_join(struct server *srv, const struct conn_type *type,
+		       struct ufo_conn *tc, void *tp, enum loop_admit admit);
 /* Refused connections the loop keeps open at once, past the limit. */
 #define LOOP_REFUSING_MAX 64
 

@@ -160,7 +160,6 @@ static void tcp_close(struct ufo_conn *c)
 	free(c);
 }
 
-
 int tcp_conn_from_fd(int fd, struct ufo_conn **out)
 {
 	struct tcp_conn *t = calloc(1, sizeof(*t));

@@ -4,11 +4,11 @@
  * socket inside a GnuTLS session, non-blocking, one type for both sides.
  * The client connects here; ufo-server listens (through a TCP listener),
  * accepts and drives the handshake one step per readiness (event) from
- * its event loop, with no thread of its own.  The client's server certificate must chain to
- * the CA file in $UFO_TLS_CA_FILE, or to the system's trust store when
- * that is unset, and must name the host of the URL (a DNS name or an IP
- * address).  The shared-secret handshake still runs inside, so a client
- * needs both the CA and the secret.
+ * its event loop, with no thread of its own.  The client's server
+ * certificate must chain to the CA file in $UFO_TLS_CA_FILE, or to the
+ * system's trust store when that is unset, and must name the host of the
+ * URL (a DNS name or an IP address).  The shared-secret handshake still
+ * runs inside, so a client needs both the CA and the secret.
  *
  * Threads.  GnuTLS allows a session to be shared by two threads, one
  * receiving and one sending, once the handshake is over (GnuTLS manual,
@@ -267,7 +267,6 @@ static int tls_connect(const struct net_addr *a, int timeout_ms,
 	*out = &t->base;
 	return 0;
 }
-
 
 /* ---- the server */
 

@@ -75,7 +75,7 @@ struct tls_server;
 
 /* What listen needs besides the address. */
 struct ufo_listen_opts {
-	int backlog;                  /* pending connections (TCP, RDMA) */
+	int backlog;                  /* pending connections; 0: default */
 	const struct tls_server *tls; /* TLS: the certificate (required) */
 };
 

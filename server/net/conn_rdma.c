@@ -367,24 +367,16 @@ const struct conn_type conn_rdma = {
 static void conn_added(struct server *srv, struct ufo_conn *uc)
 {
 	struct rdma_server *rs = srv->rdma;
-	enum loop_admit admit = loop_admit(srv);
-	struct pollfd p[UFO_CONN_MAX_FDS];
-	struct rdma_conn *r;
+	struct rdma_conn *r = calloc(1, sizeof(*r));
 	struct conn *c;
 
-	if (srv->stopping || admit == LOOP_DROP ||
-	    !(r = calloc(1, sizeof(*r)))) {
-		if (!srv->stopping && admit != LOOP_DROP)
-			log_err("rdma: out of memory for a connection");
+	if (!r) {
+		log_err("rdma: out of memory for a connection");
 		uc->ops->close(uc);
 		return;
 	}
 	pthread_mutex_init(&r->maps_lock, NULL);
-	/* The receive channel's number names the connection in logs.  Data
-	 * that came with the connection is not missed: its channel is
-	 * readable already, and epoll reports it once added. */
-	uc->ops->wait_fds(uc, EPOLLIN, p);
-	c = loop_add_conn(srv, &conn_rdma, uc, p[0].fd, r);
+	c = loop_join(srv, &conn_rdma, uc, r, loop_admit(srv));
 	if (!c)
 		return; /* r freed (maps_close), uc closed */
 	r->conn = c;
@@ -392,8 +384,6 @@ static void conn_added(struct server *srv, struct ufo_conn *uc)
 	if (rs->live)
 		rs->live->prev = r;
 	rs->live = r;
-	if (admit == LOOP_REFUSE)
-		loop_refuse(c);
 }
 
 /* The peer left or the device went: a connection still held by the loop
@@ -437,7 +427,8 @@ int rdma_listener_start(struct server *srv, const struct net_addr *addr)
 	struct rdma_server *rs = calloc(1, sizeof(*rs));
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct ufo_listen_opts o = { .backlog = LISTEN_BACKLOG };
-	int rc = rs ? ufo_rdma_transport.listen(addr, &o, &rs->l) : -ENOMEM;
+	int port, rc = rs ? ufo_rdma_transport.listen(addr, &o, &rs->l)
+			  : -ENOMEM;
 
 	if (!rc) {
 		ev.data.ptr = rs;
@@ -459,10 +450,11 @@ int rdma_listener_start(struct server *srv, const struct net_addr *addr)
 	}
 	srv->rdma = rs;
 	memlock_check();
+	port = rs->l->ops->listener_port(rs->l);
 	/* Tests wait for this line before they force rdma://. */
-	printf("rdma listening on %s:%u\n", addr->host, addr->port);
+	printf("rdma listening on %s:%d\n", addr->host, port);
 	fflush(stdout);
-	log_info("rdma: listening on %s:%u", addr->host, addr->port);
+	log_info("rdma: listening on %s:%d", addr->host, port);
 	return 0;
 }
 

@@ -3,8 +3,8 @@
  * TLS for the listening port (--tls-cert, --tls-key): the certificate and
  * key are loaded once, and --listen listens with TLS's ops (main.c): each
  * connection it accepts is a TLS connection (transport/tls.c), served by
- * the loop as a byte stream (conn_stream) with no thread of its own.  Its handshake is
- * advanced by the loop one step per readiness (conn_event).
+ * the loop as a byte stream (conn_stream) with no thread of its own.  Its
+ * handshake is advanced by the loop one step per readiness (conn_event).
  *
  * The handshake is bounded like the shared-secret one that follows inside
  * it: hs.state is not DONE until AUTH, so the loop's auth deadline

@@ -169,18 +169,22 @@ static void refuse_now(struct ufo_conn *tc, unsigned limit)
 	tc->ops->close(tc);
 }
 
-/* Takes tc (and tp): tracked, or closed. */
-struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
-			   struct ufo_conn *tc, int fd, void *tp)
+struct conn *loop_join(struct server *srv, const struct conn_type *type,
+		       struct ufo_conn *tc, void *tp, enum loop_admit admit)
 {
-	struct conn *c = conn_new(srv, type, tc, fd, tp);
+	struct conn tmp = { .srv = srv, .type = type, .t = tc, .tp = tp };
+	struct pollfd p[UFO_CONN_MAX_FDS];
+	struct conn *c = NULL;
 	int rc;
 
-	if (!c) {
-		struct conn tmp = { .srv = srv, .type = type, .t = tc,
-				    .fd = fd, .tp = tp };
-
+	/* Its first descriptor names it in logs (RDMA: the receive channel;
+	 * data that came with the connection is not missed, its channel is
+	 * readable already and epoll reports it once added). */
+	tc->ops->wait_fds(tc, EPOLLIN, p);
+	if (admit != LOOP_DROP && !srv->stopping &&
+	    !(c = conn_new(srv, type, tc, p[0].fd, tp)))
 		log_err("accept: out of memory for a connection");
+	if (!c) {
 		conn_close_transport(&tmp);
 		return NULL;
 	}
@@ -191,13 +195,14 @@ struct conn *loop_add_conn(struct server *srv, const struct conn_type *type,
 	}
 	c->events = EPOLLIN;
 	c->registered = true;
+	c->refused = admit == LOOP_REFUSE;
 	session_start(c);
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	log_debug("fd %d: %s connection (%u open)", fd, tc->ops->name,
+	log_debug("fd %d: %s connection (%u open)", c->fd, tc->ops->name,
 		  srv->nconns);
 	return c;
 }
@@ -236,11 +241,6 @@ enum loop_admit loop_admit(const struct server *srv)
 	return n - max < LOOP_REFUSING_MAX ? LOOP_REFUSE : LOOP_DROP;
 }
 
-void loop_refuse(struct conn *c)
-{
-	c->refused = true;
-}
-
 /* A connection --listen accepted (TCP, or TLS with --tls-cert) joins the
  * loop.  Over the limit a type without a handshake, whose written bytes
  * the kernel sends even after close (TCP: no event, no send_idle), is
@@ -250,30 +250,20 @@ static void add_stream(struct server *srv, struct ufo_conn *tc)
 {
 	enum loop_admit admit = loop_admit(srv);
 	bool at_once = !tc->ops->event && !tc->ops->send_idle;
-	struct pollfd p[UFO_CONN_MAX_FDS];
-	struct conn *c;
 
-	if (at_once && admit != LOOP_ROOM) {
+	if (at_once && admit != LOOP_ROOM)
 		refuse_now(tc, srv->cfg.max_connections);
-		return;
-	}
-	if (admit == LOOP_DROP) {
-		tc->ops->close(tc);
-		return;
-	}
-	/* Its one descriptor names it in logs. */
-	tc->ops->wait_fds(tc, EPOLLIN, p);
-	c = loop_add_conn(srv, &conn_stream, tc, p[0].fd, NULL);
-	if (c && admit == LOOP_REFUSE)
-		loop_refuse(c);
+	else
+		loop_join(srv, &conn_stream, tc, NULL, admit);
 }
 
 static void on_accept(struct server *srv)
 {
 	struct ufo_listener *l = srv->listener;
 
-	/* Stopping closed it, maybe earlier in this batch of events. */
-	for (; l;) {
+	if (!l) /* stopping closed it, maybe earlier in this batch */
+		return;
+	for (;;) {
 		struct ufo_conn *tc;
 		int rc = l->ops->accept(l, &tc);
 
