@@ -51,15 +51,17 @@ static struct ufo_listener *listen_any(const struct ufo_transport_ops *t,
 	struct ufo_listen_opts o = { .backlog = 8, .tls = ts };
 	struct ufo_listener *l = NULL;
 
+	int got;
+
 	assert_int_equal(t->listen(&a, &o, &l), 0);
 	assert_ptr_equal(l->ops, t);
-	assert_true(t->listener_port(l) > 0);
-	*port = (uint16_t)t->listener_port(l);
+	got = t->listener_port(l);
+	assert_true(got > 0 && got <= 65535);
+	*port = (uint16_t)got;
 	return l;
 }
 
-/* The one connection l has pending, waited for: nothing before (accept
- * says NONE without blocking), then one of l's type. */
+/* The connection l has pending, waited for: one of l's type. */
 static struct ufo_conn *accept_one(struct ufo_listener *l)
 {
 	struct ufo_conn *c = NULL;

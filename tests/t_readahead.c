@@ -72,7 +72,9 @@ static int teardown(void **state)
 
 /* Waits, up to 2 s, until the readahead queue is empty and no load is in
  * flight, seen twice 100 us apart: a handler that took the queue's last
- * chunk may not have started its load at the first look. */
+ * chunk may not have started its load at the first look.  A fault queues
+ * its readahead before its own load wakes the reader (fault.c), so the
+ * queue is never looked at before the read's window is in it. */
 static void quiesce(const struct fix *f)
 {
 	struct ufo_ctx *ctx = f->ctx;

@@ -24,14 +24,14 @@
 #define WORDS (OBJ_SIZE / sizeof(uint64_t))
 
 static struct ufo_obj *open_obj(struct ufo_ctx *ctx, const char *name,
-				uint64_t create_size)
+				size_t chunk, uint64_t create_size)
 {
 	struct ufo_remote_opts o;
 	struct ufo_obj *obj = NULL;
 
 	t_opts(&o);
 	o.connections = 1;
-	o.chunk_size = CHUNK;
+	o.chunk_size = chunk;
 	if (create_size) {
 		o.flags |= UFO_REMOTE_CREATE;
 		o.create_size = create_size;
@@ -92,7 +92,7 @@ static void test_more_chunks_than_maps(void **state)
 	t_remote_begin();
 	t_config(&cfg, CHUNK, 8, 4);
 	ctx = t_ctx(&cfg);
-	obj = open_obj(ctx, "maps", OBJ_SIZE);
+	obj = open_obj(ctx, "maps", CHUNK, OBJ_SIZE);
 	write_pass(obj, 41);
 	for (int pass = 0; pass < 2; pass++) {
 		before = client_stats(obj);
@@ -184,7 +184,7 @@ static void test_concurrent_eviction(void **state)
 	t_remote_begin();
 	t_config(&cfg, CHUNK, 8, 4);
 	ctx = t_ctx(&cfg);
-	obj = open_obj(ctx, "maps-mt", OBJ_SIZE);
+	obj = open_obj(ctx, "maps-mt", CHUNK, OBJ_SIZE);
 	/* The whole file exists after this: every MAP from here on is
 	 * answered (before, MAP of the unwritten tail answers ERANGE). */
 	write_pass(obj, 43);
@@ -233,27 +233,22 @@ static void test_concurrent_eviction(void **state)
 
 static void test_memory_bound(void **state)
 {
-	struct ufo_remote_opts o;
 	struct ufo_client_stats cs, before;
 	struct ufo_config cfg;
 	struct ufo_ctx *ctx;
-	struct ufo_obj *obj = NULL;
+	struct ufo_obj *obj;
 	uint64_t words = (uint64_t)BIG_CHUNKS * BIG_CHUNK / sizeof(uint64_t);
 
 	(void)state;
 	t_remote_begin();
 	assert_true(WIFEXITED(t_server_stop(&t_srv)));
-	setenv("T_SERVER_FLAG", "--rdma-map-mib=1", 1);
+	t_srv.flag = "--rdma-map-mib=1";
 	assert_int_equal(t_server_restart(&t_srv), 0);
-	unsetenv("T_SERVER_FLAG");
+	t_srv.flag = NULL; /* for the next restart */
 	t_config(&cfg, BIG_CHUNK, 8, 4);
 	ctx = t_ctx(&cfg);
-	t_opts(&o);
-	o.connections = 1;
-	o.chunk_size = BIG_CHUNK;
-	o.flags |= UFO_REMOTE_CREATE;
-	o.create_size = (uint64_t)BIG_CHUNKS * BIG_CHUNK;
-	assert_int_equal(ufo_remote_open(ctx, t_url("maps-bytes"), &o, &obj), 0);
+	obj = open_obj(ctx, "maps-bytes", BIG_CHUNK,
+		       (uint64_t)BIG_CHUNKS * BIG_CHUNK);
 	for (uint64_t i = 0; i < words; i++)
 		((uint64_t *)ufo_body(obj))[i] = t_value(44, i);
 	assert_int_equal(ufo_sync(obj), 0);

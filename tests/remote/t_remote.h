@@ -67,6 +67,7 @@ struct t_server {
 	const char *bin;
 	pid_t pid;             /* 0 while not running */
 	uint16_t port;         /* of the last successful start */
+	const char *flag;      /* one more flag, "--name=value", or NULL */
 };
 
 static struct t_server t_srv;
@@ -251,7 +252,6 @@ static inline int t_server_init(struct t_server *s, const char *bin)
 static void t_server_exec(const struct t_server *s, const char *listen)
 {
 	const char *level = getenv("T_SERVER_LOG_LEVEL");
-	const char *extra = getenv("T_SERVER_FLAG");
 	const char *argv[16];
 	sigset_t none;
 	int fd, n = 0;
@@ -275,8 +275,8 @@ static void t_server_exec(const struct t_server *s, const char *listen)
 		argv[n++] = "--log-level";
 		argv[n++] = level;
 	}
-	if (extra && *extra) /* one more flag, as --name=value */
-		argv[n++] = extra;
+	if (s->flag)
+		argv[n++] = s->flag;
 	if (t_tls()) {
 		argv[n++] = "--tls-cert";
 		argv[n++] = t_tls_certs.cert;
