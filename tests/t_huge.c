@@ -111,8 +111,8 @@ static void backing_init(struct backing *bk, uint64_t seed)
 }
 
 /* Scans, writes, syncs, and reads back through a budget of 4 huge pages:
- * every chunk is one populate and one fault, the body is hugetlb memory,
- * written words reach the backing and come back after eviction. */
+ * every chunk is one populate and a fault or two, the body is hugetlb
+ * memory, written words reach the backing and come back after eviction. */
 static void test_scan_write_evict(void **state)
 {
 	struct ufo_config cfg;
@@ -143,7 +143,11 @@ static void test_scan_write_evict(void **state)
 		(unsigned long long)st.faults, atomic_load(&bk.populates),
 		(unsigned long long)st.resident_bytes);
 	assert_int_equal(atomic_load(&bk.populates), CHUNKS + 1);
-	assert_true(st.faults <= CHUNKS + 1); /* one per 2 MiB at most */
+	/* Per huge page, not per 4 KiB page (512 each): a chunk faults
+	 * once, or twice when the scan reaches it while readahead installs
+	 * it (the fault that finds it loaded counts too), which depends on
+	 * timing: 14 faults of 13 chunks were seen once. */
+	assert_true(st.faults <= 2 * (CHUNKS + 1));
 	assert_true(hugetlb_kib(w + WORDS - 1) >= 2048);
 	assert_true(st.resident_bytes <= 4 * HUGE);
 
